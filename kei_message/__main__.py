@@ -1,0 +1,3 @@
+from kei_message.cli import main
+
+main()

@@ -1,0 +1,315 @@
+"""The library face of kei-message: send, read, consume, wait, who.
+
+Reading rules (SPEC §4): a reader R's unread are the records after R's
+cursor whose ``to`` is R or ``all`` and whose ``from`` is not R. A consumer
+holds R's reader lock from reading to committing, delivers first (prints,
+injects, types into a pane) and only then moves the cursor, past exactly
+what it delivered. A reader with no cursor yet gets its personal messages of
+any age and broadcasts up to ``KEI_MAILBOX_BROADCAST_REPLAY`` old.
+
+Example::
+
+    mb = Mailbox()
+    mb.send("ship it", to="frontend", sender="backend")
+    for rec in mb.read("frontend"):
+        print(rec["body"])
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+from . import names, records
+from .cursors import Cursor, Pos, merge
+from .errors import BodyError, NothingToReturn, UnknownMessage
+from .records import Record
+from .stores import Store, open_store
+
+log = logging.getLogger("kei_message")
+
+DEFAULT_REPLAY = 24 * 3600.0
+
+
+class Message(NamedTuple):
+    """An unread message: where it is in the store, and the record."""
+
+    key: Pos
+    end: Pos
+    record: Record
+
+
+class Batch:
+    """R's unread at one moment, under R's reader lock. Mark what you delivered."""
+
+    def __init__(self, messages: list[Message], until: Pos) -> None:
+        self.messages = messages
+        self.until = until  # the store's end when these were read
+        self.delivered: list[Message] = []
+
+    @property
+    def records(self) -> list[Record]:
+        return [m.record for m in self.messages]
+
+    def deliver(self, messages: list[Message] | None = None) -> None:
+        """Mark ``messages`` (default: all of them) delivered; the cursor moves on exit."""
+        self.delivered.extend(self.messages if messages is None else messages)
+
+
+def max_body() -> int:
+    raw = os.environ.get("KEI_MAILBOX_MAX_BODY", "")
+    return int(raw) if raw.isdigit() else records.DEFAULT_MAX_BODY
+
+
+def replay_window() -> float:
+    raw = os.environ.get("KEI_MAILBOX_BROADCAST_REPLAY")
+    if not raw:
+        return DEFAULT_REPLAY
+    try:
+        return records.parse_duration(raw)
+    except ValueError:
+        return DEFAULT_REPLAY
+
+
+def is_for(rec: Record, reader: str) -> bool:
+    return rec["to"] in (reader, names.BROADCAST) and rec["from"] != reader
+
+
+class Mailbox:
+    def __init__(self, store: Store | None = None, *, url: str | None = None) -> None:
+        self.store: Store = store if store is not None else open_store(url)
+
+    # ------------------------------------------------------------------ sending
+    def send(
+        self,
+        body: str,
+        *,
+        to: str = names.BROADCAST,
+        sender: str,
+        kind: str | None = None,
+        reply_to: int | None = None,
+    ) -> Record:
+        """Append one record and return it as stored."""
+        to = names.validate(to, allow_all=True)
+        sender = names.validate(sender)
+        if not isinstance(body, str) or not body.strip():
+            raise BodyError("empty message body: nothing to send")
+        limit = max_body()
+        size = len(body.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise BodyError(
+                f"message body is {size} bytes, over the {limit}-byte limit "
+                "(KEI_MAILBOX_MAX_BODY); nothing was sent"
+            )
+        try:
+            body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BodyError("message body is not valid Unicode text") from None
+        fields: Record = {"from": sender, "to": to, "body": body}
+        kind = records.check_kind(kind) if kind else records.kind_from_body(body)
+        if kind:
+            fields["kind"] = kind
+        if reply_to is not None:
+            fields["reply_to"] = int(reply_to)
+        return self.store.append(fields)
+
+    def reply(self, msg_id: int, body: str, *, sender: str, kind: str | None = None) -> Record:
+        original = self.get(msg_id)
+        return self.send(body, to=original["from"], sender=sender, kind=kind, reply_to=msg_id)
+
+    # ------------------------------------------------------------------ reading
+    def _collect(
+        self, reader: str, cursor: Cursor | None, until: Pos
+    ) -> tuple[list[Message], list[Pos]]:
+        """R's unread up to ``until``, and keys of old broadcasts a new reader skips."""
+        order = self.store.order
+        fresh = cursor is None or cursor.pos is None
+        oldest = time.time() - replay_window() if fresh else 0.0
+        hint = (f'"{reader}"'.encode(), b'"all"')
+        out: list[Message] = []
+        skipped: list[Pos] = []
+        corrupt = 0
+        for entry in self.store.scan(cursor.pos if cursor else None, until, hint=hint):
+            rec = entry.record
+            if rec is None:
+                corrupt += 1
+                log.warning("skipped a corrupt line at position %s: %s", entry.pos, entry.error)
+                continue
+            if not is_for(rec, reader):
+                continue
+            if cursor is not None and cursor.consumed(entry.pos, order):
+                continue
+            if fresh and rec["to"] == names.BROADCAST and records.record_epoch(rec) < oldest:
+                skipped.append(entry.pos)
+                continue
+            out.append(Message(entry.pos, entry.end, rec))
+        return out, skipped
+
+    def unread(self, reader: str) -> list[Record]:
+        """R's unread, oldest first, without marking them read."""
+        reader = names.validate(reader)
+        cursor = self.store.load_cursor(reader)
+        msgs, _ = self._collect(reader, cursor, self.store.end())
+        return [m.record for m in msgs]
+
+    def count(self, reader: str) -> int:
+        return len(self.unread(reader))
+
+    @contextmanager
+    def consuming(self, reader: str) -> Iterator[Batch]:
+        """Hold R's reader lock; yield R's unread; on exit advance past what was delivered."""
+        reader = names.validate(reader)
+        store = self.store
+        with store.reader_lock(reader):
+            cursor = store.load_cursor(reader)
+            until = store.end()
+            msgs, skipped = self._collect(reader, cursor, until)
+            batch = Batch(msgs, until)
+            yield batch
+            delivered = {m.key for m in batch.delivered}
+            order = store.order
+            pending = [m for m in msgs if m.key not in delivered]
+            pos = pending[0].key if pending else until
+            limit = order(pos)
+            done = frozenset(
+                k for k in (*delivered, *skipped) if order(k) >= limit
+            )
+            new = merge(cursor, Cursor(pos, done), order)
+            if new != cursor:
+                store.save_cursor(reader, new)
+
+    def read(
+        self, reader: str, *, deliver: Callable[[list[Record]], None] | None = None
+    ) -> list[Record]:
+        """Consume all of R's unread: ``deliver`` them, then mark them read."""
+        with self.consuming(reader) as batch:
+            if deliver is not None and batch.messages:
+                deliver(batch.records)
+            batch.deliver()
+        return batch.records
+
+    def pop(
+        self, reader: str, *, deliver: Callable[[Record], None] | None = None
+    ) -> Record:
+        """Consume R's oldest unread only. Raises NothingToReturn when there is none."""
+        with self.consuming(reader) as batch:
+            if not batch.messages:
+                raise NothingToReturn(f"no unread messages for {reader!r}")
+            first = batch.messages[0]
+            if deliver is not None:
+                deliver(first.record)
+            batch.deliver([first])
+        return first.record
+
+    def clear(self, reader: str) -> int:
+        """Mark all of R's unread read; return how many."""
+        with self.consuming(reader) as batch:
+            batch.deliver()
+        return len(batch.messages)
+
+    def wait(
+        self,
+        reader: str,
+        *,
+        timeout: float | None = None,
+        sender: str | None = None,
+        kind: str | None = None,
+        deliver: Callable[[Record], None] | None = None,
+    ) -> Record:
+        """Block until R has an unread message (matching ``sender``/``kind``); consume it.
+
+        Raises NothingToReturn when ``timeout`` seconds pass first.
+        """
+        reader = names.validate(reader)
+        if sender is not None:
+            sender = names.validate(sender)
+        if kind is not None:
+            kind = records.check_kind(kind)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self.consuming(reader) as batch:
+                seen = batch.until
+                for m in batch.messages:
+                    rec = m.record
+                    if sender is not None and rec["from"] != sender:
+                        continue
+                    if kind is not None and rec.get("kind") != kind:
+                        continue
+                    if deliver is not None:
+                        deliver(rec)
+                    batch.deliver([m])
+                    return rec
+            left = 3600.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise NothingToReturn(f"no message for {reader!r} within {timeout:g}s")
+            self.store.wait_for_change(seen, min(left, 3600.0))
+
+    # ------------------------------------------------------------------ the bus
+    def get(self, msg_id: int) -> Record:
+        for entry in self.store.scan_reverse():
+            if entry.record is not None and entry.record["id"] == msg_id:
+                return entry.record
+        raise UnknownMessage(msg_id)
+
+    def recent(
+        self,
+        limit: int = 40,
+        *,
+        sender: str | None = None,
+        to: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+    ) -> list[Record]:
+        """The newest ``limit`` records matching the filters, oldest first; read from the end."""
+        out: list[Record] = []
+        if limit <= 0:
+            return out
+        for entry in self.store.scan_reverse():
+            rec = entry.record
+            if rec is None:
+                continue
+            if since is not None and records.record_epoch(rec) < since:
+                if rec["id"] > 10**15:  # our ids increase: nothing older can follow
+                    break
+                continue
+            if sender is not None and rec["from"] != sender:
+                continue
+            if to is not None and rec["to"] != to:
+                continue
+            if kind is not None and rec.get("kind") != kind:
+                continue
+            out.append(rec)
+            if len(out) >= limit:
+                break
+        out.reverse()
+        return out
+
+    def known_names(self) -> dict[str, dict[str, Any]]:
+        return self.store.names()
+
+    def who(self) -> list[dict[str, Any]]:
+        """Every known name: from the bus index and from registered sessions."""
+        found: dict[str, dict[str, Any]] = {}
+        for name, info in self.store.names().items():
+            found[name] = {"name": name, "last_message": info.get("last_ts"), "last_seen": None}
+        for sess in self.store.sessions():
+            name = sess.get("name")
+            if not isinstance(name, str) or not names.is_valid(name):
+                continue
+            row = found.setdefault(
+                name, {"name": name, "last_message": None, "last_seen": None}
+            )
+            seen = sess.get("last_seen")
+            if seen and (row["last_seen"] is None or seen > row["last_seen"]):
+                row["last_seen"] = seen
+            row.setdefault("sessions", []).append(sess)
+        for name, row in found.items():
+            if names.is_valid(name) and name != names.BROADCAST:
+                row["unread"] = self.count(name)
+            else:
+                row["unread"] = 0
+        return [found[n] for n in sorted(found)]

@@ -1,0 +1,85 @@
+"""Identities (SPEC §5): validate, normalise, resolve.
+
+A name is 1 to 64 characters of ``A-Z a-z 0-9 . _ -``, not starting with
+``.`` or ``-``. ``all`` is reserved for broadcast. Names double as file
+names under the mailbox dir, so this rule is also what keeps every path
+inside it.
+"""
+
+from __future__ import annotations
+
+import os
+
+BROADCAST = "all"
+MAX_LEN = 64
+_ALLOWED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+RULE = "use 1 to 64 of A-Z a-z 0-9 . _ -, not starting with . or -"
+
+
+def _problem(name: str) -> str | None:
+    if not name:
+        return "empty; " + RULE
+    if len(name) > MAX_LEN:
+        return f"{len(name)} characters; " + RULE
+    if name[0] in ".-":
+        return "starts with . or -; " + RULE
+    if not _ALLOWED.issuperset(name):
+        return "has characters outside A-Z a-z 0-9 . _ -; " + RULE
+    return None
+
+
+def is_valid(name: str) -> bool:
+    return _problem(name) is None
+
+
+def validate(name: str, *, allow_all: bool = False) -> str:
+    """Return ``name`` without a leading ``@``, or raise InvalidName."""
+    if name.startswith("@"):
+        name = name[1:]
+    problem = _problem(name)
+    if problem is not None:
+        from .errors import InvalidName
+
+        raise InvalidName(name, problem)
+    if name == BROADCAST and not allow_all:
+        from .errors import InvalidName
+
+        raise InvalidName(name, "'all' is reserved for broadcast")
+    return name
+
+
+def normalise(text: str) -> str:
+    """Turn a directory basename into a name: runs of other characters become ``-``."""
+    out: list[str] = []
+    for ch in text:
+        if ch in _ALLOWED:
+            out.append(ch)
+        elif not out or out[-1] != "-":
+            out.append("-")
+    name = "".join(out).strip("-.")[:MAX_LEN]
+    if not name:
+        return "root"
+    if name == BROADCAST:
+        # A directory called "all" must not make its session read as everyone.
+        return "all_"
+    return name
+
+
+def from_dir(path: str) -> str:
+    return normalise(os.path.basename(os.path.normpath(path)) if path else "")
+
+
+def resolve(explicit: str | None = None, *, cwd: str | None = None) -> str:
+    """Flag, then ``KEI_MAILBOX_ME``, then ``cwd`` (hooks), then the current dir."""
+    if explicit:
+        return validate(explicit)
+    env = os.environ.get("KEI_MAILBOX_ME")
+    if env:
+        return validate(env)
+    if cwd:
+        return from_dir(cwd)
+    try:
+        here = os.getcwd()
+    except OSError:
+        here = ""
+    return from_dir(here)

@@ -1,0 +1,118 @@
+"""One record: one line of the bus (SPEC §2).
+
+    {"id":1795248002625564,"ts":"2026-11-21T08:00:02Z","from":"backend","to":"frontend","body":"ship it"}
+
+``id`` is microseconds since the epoch, unique and strictly increasing in
+file order for records we write. Lines written by the original
+``kei-message.sh`` (second-resolution ``ts``, ids that go backwards) parse
+too. Unknown fields are kept as they are.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+KINDS = ("TASK", "DONE", "BLOCKED", "QUESTION")
+DEFAULT_MAX_BODY = 1024 * 1024
+
+Record = dict[str, Any]
+
+
+class CorruptLine(ValueError):
+    """A line of the bus that is not a record; readers skip it."""
+
+
+def parse(line: bytes) -> Record:
+    """Parse one line (without its newline) into a record, or raise CorruptLine."""
+    try:
+        rec = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise CorruptLine(f"not JSON: {exc}") from None
+    if not isinstance(rec, dict):
+        raise CorruptLine("not a JSON object")
+    rid = rec.get("id")
+    if isinstance(rid, str) and rid.isdigit():
+        # kei-message.sh wrote ids as strings now and then
+        rec["id"] = rid = int(rid)
+    if not isinstance(rid, int) or isinstance(rid, bool):
+        raise CorruptLine("id is missing or not an integer")
+    for field in ("from", "to", "body"):
+        if not isinstance(rec.get(field), str):
+            raise CorruptLine(f"{field!r} is missing or not a string")
+    if not isinstance(rec.get("ts", ""), str):
+        raise CorruptLine("'ts' is not a string")
+    return rec
+
+
+def dumps(rec: Record) -> bytes:
+    """The line for ``rec``, with its newline. Newlines in strings are escaped by JSON."""
+    return orjson.dumps(rec) + b"\n"
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def ts_from_id(rid: int) -> str:
+    """RFC 3339 UTC time of an id, to the second, ending in ``Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rid / 1_000_000))
+
+
+def ts_epoch(ts: str) -> float | None:
+    """Seconds since the epoch for an RFC 3339 time (``Z`` or offset), or None."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    except (ValueError, TypeError):
+        return None
+
+
+def record_epoch(rec: Record) -> float:
+    """When a record was written: its ``ts``, else its id read as microseconds."""
+    t = ts_epoch(rec.get("ts", ""))
+    if t is not None:
+        return t
+    rid = rec["id"]
+    # ids from kei-message.sh may be seconds, ms, µs or ns since the epoch
+    while rid > 10**17:
+        rid //= 1000
+    return rid / 1_000_000 if rid > 10**14 else float(rid)
+
+
+def kind_from_body(body: str) -> str | None:
+    head = body.lstrip()[:9]
+    for kind in KINDS:
+        if head.startswith(kind + ":"):
+            return kind
+    return None
+
+
+def check_kind(kind: str) -> str:
+    from .errors import UsageError
+
+    up = kind.strip().upper().rstrip(":")
+    if up not in KINDS:
+        raise UsageError(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
+    return up
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``30s``, ``15m``, ``24h``, ``7d``, ``2w`` → seconds. ``0`` is zero."""
+    from .errors import UsageError
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    raw = text.strip().lower()
+    try:
+        if raw and raw[-1] in units:
+            value = float(raw[:-1]) * units[raw[-1]]
+        else:
+            value = float(raw)
+    except ValueError:
+        raise UsageError(f"bad duration {text!r}: use e.g. 30s, 15m, 24h, 7d") from None
+    if value < 0 or value != value:
+        raise UsageError(f"bad duration {text!r}: must not be negative")
+    return value

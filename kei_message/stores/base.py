@@ -1,0 +1,79 @@
+"""The seam between the mailbox and where its records live."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any, NamedTuple, Protocol
+
+from ..cursors import Cursor, Pos
+from ..records import Record
+
+
+class Entry(NamedTuple):
+    """One line (or stream entry) of the bus.
+
+    ``pos`` is where it starts and is the entry's unique key; ``end`` is the
+    position right after it, which a cursor stores once it is consumed.
+    ``record`` is None for a corrupt line, and ``error`` says why.
+    """
+
+    pos: Pos
+    end: Pos
+    record: Record | None
+    error: str | None = None
+
+
+class Store(Protocol):
+    """What the mailbox needs from a store. Positions are opaque but ordered by ``order``."""
+
+    name: str  # shown by `kei message path`
+    location: str
+
+    def order(self, pos: Pos) -> Any: ...
+
+    def append(self, fields: Record) -> Record:
+        """Assign ``id`` and ``ts`` under the append lock, write the whole record, return it."""
+        ...
+
+    def scan(self, after: Pos | None, *, hint: bytes | None = None) -> Iterator[Entry]:
+        """Entries from position ``after`` (None: the start) to the current end, oldest first.
+
+        ``hint``: the store may skip (not parse) lines not containing it; used to
+        find one reader's messages quickly. Skipped lines are not yielded.
+        """
+        ...
+
+    def scan_reverse(self) -> Iterator[Entry]:
+        """Entries from the newest back to the oldest."""
+        ...
+
+    def end(self) -> Pos:
+        """The position after the last complete entry."""
+        ...
+
+    def wait_for_change(self, since: Pos, timeout: float) -> bool:
+        """Block (without spinning) until the end moves past ``since`` or ``timeout`` runs out."""
+        ...
+
+    def reader_lock(self, reader: str) -> AbstractContextManager[None]: ...
+
+    def load_cursor(self, reader: str) -> Cursor | None: ...
+
+    def save_cursor(self, reader: str, cursor: Cursor) -> None:
+        """Write ``cursor`` atomically. Callers hold ``reader_lock(reader)``."""
+        ...
+
+    def readers(self) -> list[str]:
+        """Every reader with a cursor."""
+        ...
+
+    def names(self) -> dict[str, dict[str, Any]]:
+        """Every name seen on the bus, with ``last_ts``/``last_id``; from an index, not a scan."""
+        ...
+
+    def put_session(self, session_id: str, info: dict[str, Any]) -> None: ...
+
+    def sessions(self) -> list[dict[str, Any]]: ...
+
+    def remove_session(self, session_id: str) -> None: ...

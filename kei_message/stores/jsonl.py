@@ -1,0 +1,468 @@
+"""The JSONL bus: one file, appended under a lock, read from byte offsets.
+
+On disk, in the mailbox dir (see ``paths``):
+
+``messages.jsonl``
+    One record per line, UTF-8, each ending in ``\\n``. Lines are only ever
+    appended, each with a single ``write`` loop while ``messages.lock`` is held
+    exclusively, so concurrent senders never interleave. A line without its
+    ``\\n`` at the end of the file is a record still being written or a writer
+    that died mid-write: readers stop before it. The next writer, under the
+    lock, first ends it with ``\\n`` so it can never merge with a new record;
+    from then on it is a corrupt line that readers skip and report. When a
+    write fails (disk full, file-size limit) the file is truncated back to
+    its size before the write: no partial record is left behind.
+
+``messages.lock``
+    The append lock. Its content is the largest id handed out, written before
+    the record itself, so ids strictly increase in file order even on a bus
+    started by ``kei-message.sh`` (whose ids do not always increase).
+
+``messages.base``
+    Positions are *logical* offsets: the byte offset in the file plus the
+    bytes ``gc`` has moved out of it so far. Cursors therefore stay valid when
+    gc rewrites the file. Each line of this file is ``INODE BASE``, the
+    current file first; no file means base 0.
+
+``cursors/NAME``
+    One reader's cursor (``cursors`` module), replaced atomically (write a
+    temp file, rename) while ``cursors/NAME.lock`` is held. A consumer holds
+    that lock from reading its unread to committing the new cursor, after
+    the messages were delivered: concurrent readers of one identity never
+    both deliver a message, and a crash in between redelivers, never loses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .. import paths
+from ..cursors import Cursor, Pos
+from ..errors import MailboxUnavailable
+from ..locks import acquire, locked, release
+from ..records import CorruptLine, Record
+from .base import Entry
+
+CHUNK = 1 << 20
+TAIL = 1 << 16
+_ID_WIDTH = 20
+
+
+class JsonlStore:
+    name = "jsonl"
+
+    def __init__(self, root: str | None = None) -> None:
+        self.root = root or paths.mailbox_dir()
+        self.location = paths.bus_path(self.root)
+        self.lock_path = os.path.join(self.root, "messages.lock")
+        self.base_path = os.path.join(self.root, "messages.base")
+        self._ready: set[str] = set()
+        self._lock_fd: int | None = None
+        self._bus_fd: int | None = None
+        # (inode, size, id) right after our own last append: lets the next append
+        # skip re-reading the tail when nobody else wrote in between.
+        self._last_append: tuple[int, int, int] | None = None
+
+    # ------------------------------------------------------------------ dirs
+    def prepare(self, sub: str | None = None) -> str:
+        """Create and check the mailbox dir (and ``sub`` inside it) on first use."""
+        if "" not in self._ready:
+            paths.ensure_dir(self.root)
+            self._ready.add("")
+        if sub is None:
+            return self.root
+        path = os.path.join(self.root, sub)
+        if sub not in self._ready:
+            try:
+                os.mkdir(path, paths.DIR_MODE)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise MailboxUnavailable(f"cannot create {path}: {exc.strerror}") from exc
+            import stat
+
+            st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+                from ..errors import UnsafeMailbox
+
+                raise UnsafeMailbox(f"{path} is not a directory of yours; refusing to use it")
+            self._ready.add(sub)
+        return path
+
+    def close(self) -> None:
+        for fd in (self._lock_fd, self._bus_fd):
+            if fd is not None:
+                os.close(fd)
+        self._lock_fd = self._bus_fd = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: nothing useful to do
+            pass
+
+    def order(self, pos: Pos) -> Any:
+        return pos
+
+    # ------------------------------------------------------------------ base
+    def _base(self, ino: int) -> int | None:
+        """Logical offset of byte 0 of the file with inode ``ino``; None if unknown."""
+        try:
+            with open(self.base_path, "rb") as fh:
+                data = fh.read(4096)
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise MailboxUnavailable(f"cannot read {self.base_path}: {exc.strerror}") from exc
+        for line in data.split(b"\n"):
+            parts = line.split()
+            if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+                if int(parts[0]) == ino:
+                    return int(parts[1])
+        return None
+
+    def _open_read(self) -> tuple[int, int, int] | None:
+        """(fd, base, size) of the bus, or None when there is no bus yet."""
+        self.prepare()
+        for _ in range(50):
+            try:
+                fd = paths.open_file(self.location, os.O_RDONLY)
+            except FileNotFoundError:
+                return None
+            st = os.fstat(fd)
+            base = self._base(st.st_ino)
+            if base is not None:
+                return fd, base, st.st_size
+            # gc is swapping the file in right now; the base file is already
+            # written for the new one, so the next open finds a match.
+            os.close(fd)
+            import time
+
+            time.sleep(0.002)
+        raise MailboxUnavailable(f"{self.base_path} does not match {self.location}; run doctor")
+
+    # ------------------------------------------------------------------ read
+    def end(self) -> int:
+        """Logical position after the last complete line."""
+        opened = self._open_read()
+        if opened is None:
+            return 0
+        fd, base, size = opened
+        try:
+            return base + _complete_size(fd, size)
+        finally:
+            os.close(fd)
+
+    def scan(
+        self, after: Pos | None, until: Pos | None = None, *, hint: tuple[bytes, ...] | None = None
+    ) -> Iterator[Entry]:
+        opened = self._open_read()
+        if opened is None:
+            return
+        fd, base, size = opened
+        try:
+            start = base if after is None else max(int(after), base)
+            stop = size if until is None else min(size, int(until) - base)
+            offset = start - base
+            if offset >= stop:
+                return
+            yield from _lines(fd, offset, stop, base, hint)
+        finally:
+            os.close(fd)
+
+    def scan_reverse(self) -> Iterator[Entry]:
+        opened = self._open_read()
+        if opened is None:
+            return
+        fd, base, size = opened
+        try:
+            # buf[:hi] is the part of file[offset:] not yielded yet; it ends in "\n"
+            offset = _complete_size(fd, size)
+            buf = b""
+            hi = 0
+            while hi or offset:
+                nl = buf.rfind(b"\n", 0, hi - 1) if hi > 1 else -1
+                if nl < 0 and offset:
+                    n = min(CHUNK, offset)
+                    offset -= n
+                    buf = os.pread(fd, n, offset) + buf[:hi]
+                    hi = len(buf)
+                    continue
+                start = nl + 1
+                yield _entry(buf[start : hi - 1], base + offset + start, base + offset + hi)
+                hi = start
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------------ append
+    def append(self, fields: Record) -> Record:
+        from .. import records
+
+        self.prepare()
+        if self._lock_fd is None:
+            self._lock_fd = paths.open_file(self.lock_path, os.O_RDWR | os.O_CREAT)
+        lock_fd = self._lock_fd
+        acquire(lock_fd, self.lock_path)
+        try:
+            fd = self._append_fd()
+            st = os.fstat(fd)
+            size = st.st_size
+            last = _read_max_id(lock_fd)
+            if last is None:
+                last = self._scan_max_id(fd)
+            if self._last_append is not None and self._last_append[:2] == (st.st_ino, size):
+                prefix = b""
+                last = max(last, self._last_append[2])
+            else:
+                tail_id, ends_line = _tail_info(fd, size)
+                prefix = b"" if ends_line else b"\n"
+                last = max(last, tail_id)
+            rid = max(records.now_us(), last + 1)
+            rec: Record = {"id": rid, "ts": records.ts_from_id(rid)}
+            rec.update(fields)
+            data = prefix + records.dumps(rec)
+            try:
+                os.pwrite(lock_fd, str(rid).zfill(_ID_WIDTH).encode(), 0)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if paths.env_flag("KEI_MAILBOX_FSYNC"):
+                    os.fsync(fd)
+            except OSError as exc:
+                self._last_append = None
+                try:
+                    os.ftruncate(fd, size)
+                except OSError:
+                    pass
+                raise MailboxUnavailable(
+                    f"cannot append to {self.location}: {exc.strerror or exc}; nothing was written"
+                ) from exc
+            self._last_append = (st.st_ino, size + len(data), rid)
+            return rec
+        finally:
+            release(lock_fd)
+
+    def _append_fd(self) -> int:
+        """The bus opened for appending, reopened when gc replaced the file."""
+        fd = self._bus_fd
+        if fd is not None:
+            try:
+                if os.stat(self.location).st_ino == os.fstat(fd).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+            self._bus_fd = None
+        _ignore_sigxfsz()
+        fd = paths.open_file(self.location, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+        self._bus_fd = fd
+        return fd
+
+    def _scan_max_id(self, fd: int) -> int:
+        """Largest id anywhere in the bus: once, for a bus we have not written before."""
+        best = 0
+        size = os.fstat(fd).st_size
+        for entry in _lines(fd, 0, size, 0, None):
+            if entry.record is not None:
+                best = max(best, entry.record["id"])
+        return best
+
+    # ------------------------------------------------------------------ waiting
+    def wait_for_change(self, since: Pos, timeout: float) -> bool:
+        from ..waiting import wait_for_growth
+
+        return wait_for_growth(self, int(since), timeout)
+
+    # ------------------------------------------------------------------ cursors
+    def _cursor_path(self, reader: str) -> str:
+        return os.path.join(self.prepare("cursors"), reader)
+
+    @contextmanager
+    def reader_lock(self, reader: str) -> Iterator[None]:
+        with locked(self._cursor_path(reader) + ".lock"):
+            yield
+
+    def load_cursor(self, reader: str) -> Cursor | None:
+        from .. import cursors
+
+        path = self._cursor_path(reader)
+        try:
+            fd = paths.open_file(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            data = os.read(fd, 1 << 20)
+        finally:
+            os.close(fd)
+        try:
+            return cursors.decode(data, int)
+        except ValueError:
+            raise MailboxUnavailable(
+                f"cursor file {path} is corrupt; `kei message doctor --repair` resets it"
+            ) from None
+
+    def save_cursor(self, reader: str, cursor: Cursor) -> None:
+        from .. import cursors
+
+        paths.write_atomic(
+            self._cursor_path(reader),
+            cursors.encode(cursor),
+            fsync=paths.env_flag("KEI_MAILBOX_FSYNC"),
+        )
+
+    def readers(self) -> list[str]:
+        from ..names import is_valid
+
+        try:
+            found = os.listdir(os.path.join(self.root, "cursors"))
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in found if is_valid(n) and "." not in n[-4:])
+
+    # ------------------------------------------------------------------ names index
+    def names(self) -> dict[str, dict[str, Any]]:
+        from ..index import names_index
+
+        return names_index(self)
+
+    # ------------------------------------------------------------------ sessions
+    def put_session(self, session_id: str, info: dict[str, Any]) -> None:
+        import orjson
+
+        path = os.path.join(self.prepare("sessions"), _session_file(session_id))
+        paths.write_atomic(path, orjson.dumps(info))
+
+    def sessions(self) -> list[dict[str, Any]]:
+        import orjson
+
+        folder = os.path.join(self.root, "sessions")
+        try:
+            files = sorted(os.listdir(folder))
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in files:
+            if not name.endswith(".json"):
+                continue
+            try:
+                fd = paths.open_file(os.path.join(folder, name), os.O_RDONLY)
+            except (FileNotFoundError, MailboxUnavailable):
+                continue
+            try:
+                info = orjson.loads(os.read(fd, 1 << 20))
+            except orjson.JSONDecodeError:
+                continue
+            finally:
+                os.close(fd)
+            if isinstance(info, dict):
+                out.append(info)
+        return out
+
+    def remove_session(self, session_id: str) -> None:
+        try:
+            os.unlink(os.path.join(self.root, "sessions", _session_file(session_id)))
+        except FileNotFoundError:
+            pass
+
+
+def _session_file(session_id: str) -> str:
+    import hashlib
+
+    # session ids come from Claude Code; never let one pick a path
+    safe = "".join(c for c in session_id if c.isalnum() or c in "-_")[:80]
+    if safe != session_id or not safe:
+        safe = hashlib.sha256(session_id.encode()).hexdigest()[:32]
+    return safe + ".json"
+
+
+def _entry(line: bytes, start: int, end: int) -> Entry:
+    from ..records import parse
+
+    try:
+        return Entry(start, end, parse(line))
+    except CorruptLine as exc:
+        return Entry(start, end, None, str(exc))
+
+
+def _lines(
+    fd: int, offset: int, stop: int, base: int, hint: tuple[bytes, ...] | None
+) -> Iterator[Entry]:
+    """Complete lines of the file between ``offset`` and ``stop`` as entries."""
+    carry = b""
+    carry_at = offset
+    while offset < stop:
+        chunk = os.pread(fd, min(CHUNK, stop - offset), offset)
+        if not chunk:
+            break
+        offset += len(chunk)
+        buf = carry + chunk if carry else chunk
+        i = 0
+        while True:
+            nl = buf.find(b"\n", i)
+            if nl < 0:
+                break
+            line = buf[i:nl]
+            if hint is None or any(h in line for h in hint):
+                yield _entry(line, base + carry_at + i, base + carry_at + nl + 1)
+            i = nl + 1
+        carry = buf[i:]
+        carry_at += i
+
+
+def _complete_size(fd: int, size: int) -> int:
+    """Bytes of ``fd`` up to and including its last newline."""
+    pos = size
+    while pos > 0:
+        n = min(TAIL, pos)
+        buf = os.pread(fd, n, pos - n)
+        nl = buf.rfind(b"\n")
+        if nl >= 0:
+            return pos - n + nl + 1
+        pos -= n
+    return 0
+
+
+def _tail_info(fd: int, size: int) -> tuple[int, bool]:
+    """(id of the last complete line if cheaply found, whether the file ends with a newline)."""
+    if size == 0:
+        return 0, True
+    n = min(TAIL, size)
+    buf = os.pread(fd, n, size - n)
+    ends_line = buf.endswith(b"\n")
+    body = buf[:-1] if ends_line else buf[: buf.rfind(b"\n")] if b"\n" in buf else b""
+    start = body.rfind(b"\n") + 1
+    if start == 0 and n < size:
+        return 0, ends_line  # last line longer than the tail we read; the lock file knows
+    line = body[start:]
+    key = line.find(b'"id":')
+    if key < 0:
+        return 0, ends_line
+    digits = line[key + 5 : key + 40].lstrip(b' "')
+    end = 0
+    while end < len(digits) and digits[end : end + 1].isdigit():
+        end += 1
+    return (int(digits[:end]) if end else 0), ends_line
+
+
+def _read_max_id(fd: int) -> int | None:
+    raw = os.pread(fd, 64, 0).strip()
+    return int(raw) if raw.isdigit() else None
+
+
+_sigxfsz_ignored = False
+
+
+def _ignore_sigxfsz() -> None:
+    """Hitting RLIMIT_FSIZE must fail the write (EFBIG) so we can undo it, not kill us."""
+    global _sigxfsz_ignored
+    if _sigxfsz_ignored:
+        return
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        _sigxfsz_ignored = True
