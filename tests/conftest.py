@@ -43,3 +43,88 @@ def bin_dir() -> Path:
 
 def pytest_report_header() -> list[str]:
     return [f"KEI_TEST_CLAUDE={os.environ.get('KEI_TEST_CLAUDE', '(unset)')}"]
+
+
+@pytest.fixture
+def mailbox(mailbox_dir: Path):  # type: ignore[no-untyped-def]
+    """A Mailbox on the store under test (the JSONL bus in ``mailbox_dir``)."""
+    from kei_message.mailbox import Mailbox
+
+    return Mailbox()
+
+
+# ----------------------------------------------------------------------------- Claude Code
+CLAUDE_VERSION = "2.1.197"
+
+
+def claude_bin_path() -> str | None:
+    """The pinned Claude Code CLI that scripts/test.sh installs, if present."""
+    import shutil
+
+    env = os.environ.get("KEI_TEST_CLAUDE")
+    if env and os.access(env, os.X_OK):
+        return env
+    cache = os.environ.get("KEI_TEST_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kei-message-test"
+    )
+    path = os.path.join(cache, f"claude-code-{CLAUDE_VERSION}", "node_modules", ".bin", "claude")
+    if os.access(path, os.X_OK):
+        return path
+    return shutil.which("claude") if env is None else None
+
+
+@pytest.fixture
+def claude_bin() -> str:
+    """The real Claude Code CLI; skips only where node/npm are missing."""
+    import shutil
+
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node/npm are not installed: cannot run the real Claude Code CLI")
+    path = claude_bin_path()
+    if path is None:
+        pytest.fail(
+            f"@anthropic-ai/claude-code@{CLAUDE_VERSION} is not installed: run scripts/test.sh"
+        )
+    return path
+
+
+@pytest.fixture
+def fake_api():  # type: ignore[no-untyped-def]
+    from fakeapi import FakeAPI
+
+    with FakeAPI() as api:
+        yield api
+
+
+def claude_env(home: Path, api_url: str, project: Path) -> dict[str, str]:
+    """The safe environment for the real client: temp HOME, fake API, no outside traffic.
+
+    Also writes ``home/.claude.json`` so the interactive TUI skips onboarding
+    and trusts ``project``.
+    """
+    import json
+    import sys
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / ".claude.json").write_text(
+        json.dumps(
+            {
+                "hasCompletedOnboarding": True,
+                "customApiKeyResponses": {"approved": ["sk-ant-dummy"], "rejected": []},
+                "projects": {str(project): {"hasTrustDialogAccepted": True}},
+            }
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "CLAUDE", "ANTHROPIC"))}
+    env.update(
+        HOME=str(home),
+        PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
+        ANTHROPIC_BASE_URL=api_url,
+        ANTHROPIC_API_KEY="sk-ant-dummy",
+        DISABLE_AUTOUPDATER="1",
+        DISABLE_TELEMETRY="1",
+        CLAUDE_CODE_MAX_RETRIES="1",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL="1",
+    )
+    return env

@@ -36,11 +36,15 @@ class Store(Protocol):
         """Assign ``id`` and ``ts`` under the append lock, write the whole record, return it."""
         ...
 
-    def scan(self, after: Pos | None, *, hint: bytes | None = None) -> Iterator[Entry]:
-        """Entries from position ``after`` (None: the start) to the current end, oldest first.
+    def scan(
+        self, after: Pos | None, until: Pos | None = None, *, hint: tuple[bytes, ...] | None = None
+    ) -> Iterator[Entry]:
+        """Entries from position ``after`` (None: the start) up to ``until`` (None: the
+        current end), oldest first.
 
-        ``hint``: the store may skip (not parse) lines not containing it; used to
-        find one reader's messages quickly. Skipped lines are not yielded.
+        ``hint``: the store may skip (not parse) entries containing none of these
+        byte strings; used to find one reader's messages quickly. Skipped entries
+        are not yielded.
         """
         ...
 
@@ -70,6 +74,11 @@ class Store(Protocol):
 
     def names(self) -> dict[str, dict[str, Any]]:
         """Every name seen on the bus, with ``last_ts``/``last_id``; from an index, not a scan."""
+        ...
+
+    def compact(self, before: Pos) -> int:
+        """``gc``: move every entry positioned before ``before`` out of the bus into an
+        archive, keeping positions (and so cursors) valid. Returns how many moved."""
         ...
 
     def put_session(self, session_id: str, info: dict[str, Any]) -> None: ...
