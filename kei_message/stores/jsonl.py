@@ -320,7 +320,10 @@ class JsonlStore:
             found = os.listdir(os.path.join(self.root, "cursors"))
         except FileNotFoundError:
             return []
-        return sorted(n for n in found if is_valid(n) and "." not in n[-4:])
+        # NAME and NAME.lock live side by side; temp files are NAME.tmp.PID
+        return sorted(
+            n for n in found if is_valid(n) and not n.endswith(".lock") and ".tmp." not in n
+        )
 
     # ------------------------------------------------------------------ names index
     def names(self) -> dict[str, dict[str, Any]]:
