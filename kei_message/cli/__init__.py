@@ -1,0 +1,72 @@
+"""Console entry points: ``kei-message``, ``kei message|msg|m`` and ``python -m kei_message``.
+
+Each module named in ``COMMAND_MODULES`` registers its commands on
+``app.app`` when imported; ``get_app`` imports them all. To add commands,
+create ``kei_message/cli/<yours>.py`` and add its name here.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import typer
+
+COMMAND_MODULES: tuple[str, ...] = ("messages",)
+
+# What `kei` accepts before the command set; SPEC §6.
+KEI_ALIASES = ("message", "msg", "m")
+
+KEI_USAGE = """\
+Usage: kei message|msg|m COMMAND [ARGS]...
+
+  kei-message: a mailbox for Claude Code sessions.
+  `kei message -h` lists the commands; `kei msg` and `kei m` are short for it.
+"""
+
+
+def get_app() -> typer.Typer:
+    """The typer app with every command module registered."""
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}")
+    from .app import app
+
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``kei-message ARGS`` and ``python -m kei_message ARGS``; exits with the code."""
+    _reconfigure_streams()
+    app = get_app()
+    from typer.main import get_command
+
+    get_command(app).main(
+        args=list(sys.argv[1:] if argv is None else argv), prog_name="kei message"
+    )
+
+
+def kei_main(argv: Sequence[str] | None = None) -> None:
+    """``kei message|msg|m ARGS``: the same program under the ``kei`` umbrella."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        sys.stdout.write(KEI_USAGE)
+        sys.exit(0)
+    if args[0] not in KEI_ALIASES:
+        sys.stderr.write(
+            f"kei: error: unknown command {args[0]!r}: use `kei message` (or `kei msg`, `kei m`)\n"
+        )
+        sys.exit(2)
+    main(args[1:])
+
+
+def _reconfigure_streams() -> None:
+    import contextlib
+
+    # A body the terminal's encoding cannot show must not crash output.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]

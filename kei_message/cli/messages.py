@@ -1,0 +1,1 @@
+"""Messaging commands: send, reply, show, inbox, wait, list, tail, channels, path."""
