@@ -51,11 +51,16 @@ def validate(name: str, *, allow_all: bool = False) -> str:
 def normalise(text: str) -> str:
     """Turn a directory basename into a name: runs of other characters become ``-``."""
     out: list[str] = []
+    in_run = False
     for ch in text:
         if ch in _ALLOWED:
             out.append(ch)
-        elif not out or out[-1] != "-":
+            in_run = False
+        elif not in_run:
+            # one "-" per run of other characters (SPEC §5); a literal "-" beside
+            # the run stays, so "a-ü-b" is "a---b", as the spec's rule reads
             out.append("-")
+            in_run = True
     name = "".join(out).strip("-.")[:MAX_LEN]
     if not name:
         return "root"

@@ -80,7 +80,10 @@ def record_epoch(rec: Record) -> float:
     # ids from kei-message.sh may be seconds, ms, µs or ns since the epoch
     while rid > 10**17:
         rid //= 1000
-    return rid / 1_000_000 if rid > 10**14 else float(rid)
+    if rid > 10**14:
+        return rid / 1_000_000
+    # milliseconds were read as seconds (year ~58000) before this branch
+    return rid / 1000 if rid > 10**11 else float(rid)
 
 
 def kind_from_body(body: str) -> str | None:
