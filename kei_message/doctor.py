@@ -1,0 +1,736 @@
+"""``kei message doctor``: check a mailbox, and repair what is safe to repair.
+
+What it checks (SPEC §1, §3, §4, §7):
+
+- permissions: the dir (and every dir in it) 0700, every file 0600, all ours,
+  no symlinks (kei refuses to open a symlinked bus or cursor);
+- the bus: corrupt lines and a partial last line, by line number and offset;
+- cursors: garbage files, positions past the end or inside a line, and
+  ``done`` keys that are not the start of a line;
+- leftovers: the append lock held by a live process (named), temp files of
+  writers that died, pid files (``*.pid``) whose process is gone;
+- Claude Code hooks: ``kei-message-hook`` registered twice, or pointing at a
+  command that does not exist (user and project ``settings.json``).
+
+What ``--repair`` does, and why it is safe:
+
+- mode bits: ``chmod`` to 0700/0600 (never follows a symlink);
+- a cursor inside a line snaps back to the start of that line, one past the
+  end snaps back to the end: the cursor only ever moves *back*, so a message
+  may be offered again but none is skipped. ``done`` keys that are not the
+  start of a complete line are dropped (same reasoning: redeliver, never skip;
+  a key at or past the end would silently swallow a future message);
+- a garbage cursor file is copied to ``quarantine/`` and removed: the reader
+  starts over as a new reader (SPEC §4: its personal messages of any age, and
+  broadcasts within ``KEI_MAILBOX_BROADCAST_REPLAY``);
+- corrupt lines are *copied* to ``quarantine/bus-STAMP.jsonl`` (one JSON
+  object per line: line number, logical offset, length, reason, the exact
+  bytes in base64), fsynced, and only then blanked *in place*: every byte but
+  the newline becomes a space. Nothing moves, so every cursor and every
+  position stays valid; it happens under the append lock with the inode
+  checked, so no concurrent append is lost and gc cannot swap the file under
+  us; a blank line is what ``jq`` and every reader already skip. A partial
+  last line (its writer died holding the lock) is first ended with ``\\n``,
+  exactly what the next writer would do, then quarantined the same way.
+  Nothing that parses as a record is ever touched;
+- stale temp files and stale pid files are removed.
+
+Hook registrations are reported with the fix, never edited: settings.json is
+the user's file (``kei message install``/``uninstall`` own that edit).
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import os
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import paths
+from .errors import MailboxUnavailable
+
+HOOK_COMMAND = "kei-message-hook"
+BLANK = b" \t\r"
+
+
+@dataclass
+class Finding:
+    """One problem: what, where, how to fix it; and what ``--repair`` did about it."""
+
+    area: str  # permissions, bus, cursor, lock, leftover, hooks
+    where: str
+    problem: str
+    fix: str
+    repairable: bool = False
+    repaired: str | None = None  # what repair did, when it did it
+    failed: str | None = None  # why repair could not do it
+
+
+@dataclass
+class Report:
+    root: str
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    unavailable: str | None = None  # a repair hit a lock timeout or an I/O error
+
+    @property
+    def remaining(self) -> list[Finding]:
+        return [f for f in self.findings if f.repaired is None]
+
+    @property
+    def exit_code(self) -> int:
+        """0 healthy or all repaired; 1 problems remain; 3 the mailbox was unavailable."""
+        if self.unavailable:
+            return 3
+        return 1 if self.remaining else 0
+
+    def add(self, *args: Any, **kwargs: Any) -> Finding:
+        f = Finding(*args, **kwargs)
+        self.findings.append(f)
+        return f
+
+
+def check(
+    root: str | None = None,
+    *,
+    repair: bool = False,
+    settings: list[str] | None = None,
+) -> Report:
+    """Check the mailbox in ``root`` (default: the mailbox dir); repair when asked."""
+    root = root or paths.mailbox_dir()
+    report = Report(root)
+    try:
+        if _check_dir(report, root, repair):
+            _check_bus_and_cursors(report, root, repair)
+            _check_leftovers(report, root, repair)
+    except MailboxUnavailable as exc:
+        report.unavailable = str(exc)
+    _check_hooks(report, settings if settings is not None else default_settings())
+    return report
+
+
+def default_settings() -> list[str]:
+    home = os.path.expanduser("~")
+    try:
+        here = os.getcwd()
+    except OSError:
+        here = home
+    found = [os.path.join(home, ".claude", "settings.json")]
+    for name in ("settings.json", "settings.local.json"):
+        path = os.path.join(here, ".claude", name)
+        if path not in found:
+            found.append(path)
+    return found
+
+
+# ----------------------------------------------------------------------------- permissions
+def _check_dir(report: Report, root: str, repair: bool) -> bool:
+    """Permissions of the dir and everything in it; False when there is nothing to check."""
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        report.notes.append(f"no mailbox yet at {root} (created on first use)")
+        return False
+    if not stat.S_ISDIR(st.st_mode):
+        report.add("permissions", root, "is not a directory", f"move it away: mv {root} {root}.old")
+        return False
+    _check_mode(report, root, st, paths.DIR_MODE, repair)
+    for dirpath, dirs, files in os.walk(root):
+        for name in list(dirs):
+            path = os.path.join(dirpath, name)
+            lst = os.lstat(path)
+            if stat.S_ISLNK(lst.st_mode):
+                dirs.remove(name)
+                _symlink(report, path)
+            else:
+                _check_mode(report, path, lst, paths.DIR_MODE, repair)
+        for name in files:
+            path = os.path.join(dirpath, name)
+            try:
+                lst = os.lstat(path)
+            except FileNotFoundError:
+                continue  # a temp file renamed away while we looked
+            if stat.S_ISLNK(lst.st_mode):
+                _symlink(report, path)
+            elif stat.S_ISREG(lst.st_mode):
+                _check_mode(report, path, lst, paths.FILE_MODE, repair)
+            else:
+                report.add("permissions", path, "is not a regular file", f"remove it: rm {path}")
+    return True
+
+
+def _symlink(report: Report, path: str) -> None:
+    report.add(
+        "permissions",
+        path,
+        "is a symlink; kei refuses to open the bus or a cursor through one",
+        f"replace the link with the real file (readlink {path}), or remove it",
+    )
+
+
+def _check_mode(report: Report, path: str, st: os.stat_result, want: int, repair: bool) -> None:
+    if st.st_uid != os.geteuid():
+        report.add(
+            "permissions",
+            path,
+            f"is owned by uid {st.st_uid}, not you (uid {os.geteuid()})",
+            f"as its owner or root: chown {os.geteuid()} {path}",
+        )
+        return
+    mode = stat.S_IMODE(st.st_mode)
+    if mode == want:
+        return
+    f = report.add(
+        "permissions",
+        path,
+        f"has mode {mode:o}, not {want:o}",
+        f"chmod {want:o} {path}",
+        repairable=True,
+    )
+    if repair:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+            try:
+                os.fchmod(fd, want)
+            finally:
+                os.close(fd)
+            f.repaired = f"chmod {want:o}"
+        except OSError as exc:
+            f.failed = exc.strerror or str(exc)
+
+
+# ----------------------------------------------------------------------------- bus and cursors
+@dataclass
+class _Line:
+    number: int
+    pos: int  # logical offset of its first byte
+    end: int  # logical offset after its newline
+    reason: str
+
+
+@dataclass
+class _CursorState:
+    name: str
+    path: str
+    raw: bytes
+    cursor: Any  # cursors.Cursor, or None for a garbage file
+    snap: dict[int, int] = field(default_factory=dict)  # bad position -> where it goes
+
+
+def _check_bus_and_cursors(report: Report, root: str, repair: bool) -> None:
+    from .stores.jsonl import JsonlStore, _complete_size, _lines
+
+    store = JsonlStore(root)
+    # Cursors first, the bus size second: a cursor is never saved past the end of
+    # the bus at that moment, so none can look "past the end" because of a race.
+    states = _load_cursors(report, root)
+    try:
+        fd = os.open(store.location, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        report.notes.append("no bus yet (messages.jsonl is created by the first send)")
+        for st in states:
+            _check_positions(report, st, set(), 0, 0, {})
+        _repair_cursors(report, store, states, repair)
+        return
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return  # reported as a symlink above
+        raise MailboxUnavailable(f"cannot open {store.location}: {exc.strerror}") from exc
+    try:
+        info = os.fstat(fd)
+        base = store._base(info.st_ino)
+        if base is None:
+            report.add(
+                "bus",
+                store.base_path,
+                "does not name the current bus file (gc was interrupted?)",
+                "run `kei message gc` again; positions cannot be checked until then",
+            )
+            return
+        size = info.st_size
+        complete = _complete_size(fd, size)
+        end = base + complete
+        wanted = sorted({p for s in states if s.cursor for p in _positions(s.cursor)})
+        inside: dict[int, int] = {}
+        starts: set[int] = set()
+        corrupt: list[_Line] = []
+        count = blank = 0
+        i = 0
+        for number, entry in enumerate(_lines(fd, 0, complete, base, None), start=1):
+            while i < len(wanted) and wanted[i] < entry.end:
+                p = wanted[i]
+                if p == entry.pos:
+                    starts.add(p)
+                elif p > entry.pos:
+                    inside[p] = entry.pos
+                i += 1
+            if entry.record is not None:
+                count += 1
+                continue
+            raw = os.pread(fd, entry.end - entry.pos - 1, entry.pos - base)
+            if not raw.strip(BLANK):
+                blank += 1  # quarantined before, or an empty line: readers skip it
+                continue
+            corrupt.append(_Line(number, entry.pos, entry.end, entry.error or "corrupt"))
+        partial = size - complete
+        report.notes.append(
+            f"bus: {count} records, {size} bytes"
+            + (f", {blank} blank (quarantined) lines" if blank else "")
+        )
+    finally:
+        os.close(fd)
+    for line in corrupt:
+        report.add(
+            "bus",
+            f"{store.location} line {line.number} (offset {line.pos})",
+            f"corrupt line, {line.end - line.pos} bytes: {line.reason}",
+            "readers skip it; `kei message doctor --repair` copies it to quarantine/ "
+            "and blanks it in place",
+            repairable=True,
+        )
+    partial_line = _Line(len(corrupt) + count + blank + 1, end, base + size, "partial last line")
+    if partial:
+        report.add(
+            "bus",
+            f"{store.location} line {partial_line.number} (offset {end})",
+            f"partial last line, {partial} bytes without a newline (a writer died mid-write)",
+            "readers stop before it and the next send ends it; `kei message doctor --repair` "
+            "quarantines it",
+            repairable=True,
+        )
+    for st in states:
+        _check_positions(report, st, starts | {end}, end, base, inside)
+    if repair and (corrupt or partial):
+        _quarantine(
+            report, store, info.st_ino, base, size, corrupt, partial_line if partial else None
+        )
+    _repair_cursors(report, store, states, repair)
+
+
+def _positions(cursor: Any) -> Iterator[int]:
+    if cursor.pos is not None:
+        yield int(cursor.pos)
+    yield from (int(k) for k in cursor.done)
+
+
+def _load_cursors(report: Report, root: str) -> list[_CursorState]:
+    from . import cursors
+    from .names import is_valid
+
+    folder = os.path.join(root, "cursors")
+    try:
+        found = sorted(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    out = []
+    for name in found:
+        if not is_valid(name) or name.endswith(".lock") or ".tmp." in name:
+            continue
+        path = os.path.join(folder, name)
+        try:
+            fd = paths.open_file(path, os.O_RDONLY)
+        except (FileNotFoundError, MailboxUnavailable):
+            continue  # gone, or a symlink (reported by the permissions check)
+        try:
+            raw = os.read(fd, 1 << 20)
+        finally:
+            os.close(fd)
+        try:
+            cur = cursors.decode(raw, int)
+        except ValueError:
+            cur = None
+        out.append(_CursorState(name, path, raw, cur))
+    return out
+
+
+def _check_positions(
+    report: Report,
+    st: _CursorState,
+    starts: set[int],
+    end: int,
+    base: int,
+    inside: dict[int, int],
+) -> None:
+    if st.cursor is None:
+        report.add(
+            "cursor",
+            st.path,
+            f"garbage cursor file ({len(st.raw)} bytes); reading as {st.name!r} fails",
+            "`kei message doctor --repair` moves it to quarantine/; the reader starts over "
+            "as a new reader",
+            repairable=True,
+        )
+        return
+    for p in _positions(st.cursor):
+        if p < base or p in starts:
+            continue
+        if p in inside:
+            st.snap[p] = inside[p]
+            why = f"position {p} is inside the line starting at {inside[p]}"
+        elif p > end:
+            st.snap[p] = end
+            why = f"position {p} is past the end of the bus ({end})"
+        else:
+            st.snap[p] = -1  # not a line start: a done key that means nothing
+            why = f"position {p} is not the start of a line"
+        is_pos = st.cursor.pos is not None and p == int(st.cursor.pos)
+        report.add(
+            "cursor",
+            st.path,
+            ("cursor " if is_pos else "consumed key ") + why,
+            "`kei message doctor --repair` moves it back to the line boundary before it "
+            "(a message may be offered again; none is skipped)",
+            repairable=True,
+        )
+
+
+def _repair_cursors(report: Report, store: Any, states: list[_CursorState], repair: bool) -> None:
+    if not repair:
+        return
+    from .cursors import Cursor
+
+    for st in states:
+        mine = [f for f in report.findings if f.area == "cursor" and f.where == st.path]
+        if not mine:
+            continue
+        with store.reader_lock(st.name):
+            try:
+                fd = paths.open_file(st.path, os.O_RDONLY)
+                try:
+                    now = os.read(fd, 1 << 20)
+                finally:
+                    os.close(fd)
+            except FileNotFoundError:
+                now = b""
+            if now != st.raw:
+                for f in mine:
+                    f.failed = "the cursor moved while doctor ran; run doctor again"
+                continue
+            if st.cursor is None:
+                dest = _quarantine_copy(store.root, f"cursor-{st.name}", st.raw)
+                os.unlink(st.path)
+                did = f"moved to {dest}; {st.name!r} starts over as a new reader"
+            else:
+                pos = st.cursor.pos
+                if pos is not None and int(pos) in st.snap:
+                    pos = st.snap[int(pos)]
+                limit = -1 if pos is None else int(pos)
+                done = frozenset(
+                    k for k in st.cursor.done if int(k) not in st.snap and int(k) >= limit
+                )
+                store.save_cursor(st.name, Cursor(pos, done))
+                did = f"cursor now at {pos}, {len(done)} consumed keys kept"
+        for f in mine:
+            f.repaired = did
+
+
+# ----------------------------------------------------------------------------- quarantine
+def _quarantine(
+    report: Report,
+    store: Any,
+    ino: int,
+    base: int,
+    size: int,
+    corrupt: list[_Line],
+    partial: _Line | None,
+) -> None:
+    """Copy corrupt lines out, then blank them in place, all under the append lock."""
+    import orjson
+
+    from .locks import acquire
+    from .records import CorruptLine, parse
+
+    todo = [f for f in report.findings if f.area == "bus" and f.repairable]
+    lock_fd = paths.open_file(store.lock_path, os.O_RDWR | os.O_CREAT)
+    try:
+        acquire(lock_fd, store.lock_path)
+        try:
+            fd = paths.open_file(store.location, os.O_RDWR)
+        except FileNotFoundError:
+            fd = -1
+        try:
+            if fd < 0 or os.fstat(fd).st_ino != ino or store._base(ino) != base:
+                for f in todo:
+                    f.failed = "the bus was replaced (gc) while doctor ran; run doctor again"
+                return
+            lines = list(corrupt)
+            if partial is not None:
+                if os.fstat(fd).st_size == size:
+                    # We hold the lock, so the writer of this tail is dead: end it the
+                    # way the next writer would; it becomes a corrupt line like the rest.
+                    _write_all(fd, b"\n", size)
+                # else a send has ended it with "\n" since we looked: same line either way
+                if os.pread(fd, 1, size) == b"\n":
+                    partial.end = base + size + 1
+                    lines.append(partial)
+            keep: list[tuple[_Line, bytes]] = []
+            for ln in lines:
+                raw = os.pread(fd, ln.end - ln.pos - 1, ln.pos - base)
+                try:
+                    parse(raw)
+                    continue  # never blank a record, whatever the first scan said
+                except CorruptLine:
+                    pass
+                if raw.strip(BLANK):
+                    keep.append((ln, raw))
+            if keep:
+                out = b"".join(
+                    orjson.dumps(
+                        {
+                            "line": ln.number,
+                            "offset": ln.pos,
+                            "length": len(raw) + 1,
+                            "reason": ln.reason,
+                            "raw_b64": base64.b64encode(raw).decode(),
+                        }
+                    )
+                    + b"\n"
+                    for ln, raw in keep
+                )
+                dest = _quarantine_copy(store.root, "bus", out, suffix=".jsonl")
+                for ln, raw in keep:
+                    _write_all(fd, b" " * len(raw), ln.pos - base)
+                os.fsync(fd)
+            else:
+                dest = "(nothing left to copy)"
+            for f in todo:
+                f.repaired = f"copied to {dest} and blanked in place"
+        finally:
+            if fd >= 0:
+                os.close(fd)
+    except OSError as exc:
+        if isinstance(exc, MailboxUnavailable):
+            raise
+        raise MailboxUnavailable(f"cannot repair {store.location}: {exc.strerror}") from exc
+    finally:
+        os.close(lock_fd)  # releases the lock
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n
+
+
+def _quarantine_copy(root: str, what: str, data: bytes, suffix: str = "") -> str:
+    """Write ``data`` to a new file in ``root/quarantine`` (fsynced); return its path."""
+    folder = os.path.join(root, "quarantine")
+    try:
+        os.mkdir(folder, paths.DIR_MODE)
+        os.chmod(folder, paths.DIR_MODE)
+    except FileExistsError:
+        pass
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for n in range(1000):
+        path = os.path.join(folder, f"{what}-{stamp}{f'-{n}' if n else ''}{suffix}")
+        try:
+            fd = paths.open_file(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except MailboxUnavailable as exc:
+            if isinstance(exc.__cause__, FileExistsError):
+                continue
+            raise
+        try:
+            _write_all(fd, data, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return path
+    raise MailboxUnavailable(f"cannot find a free file name in {folder}")
+
+
+# ----------------------------------------------------------------------------- leftovers
+def _check_leftovers(report: Report, root: str, repair: bool) -> None:
+    _check_lock(report, os.path.join(root, "messages.lock"))
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != "quarantine"]
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if ".tmp." in name:
+                pid = name.rsplit(".tmp.", 1)[1]
+                if pid.isdigit() and not _alive(int(pid)):
+                    _stale(report, path, f"temp file of a writer (pid {pid}) that died", repair)
+            elif name.endswith(".pid"):
+                pid_text = _read_small(path)
+                found = _pid_in(pid_text)
+                if found is None:
+                    _stale(report, path, "pid file without a pid in it", repair)
+                elif not _alive(found):
+                    _stale(report, path, f"pid file of process {found}, which is gone", repair)
+
+
+def _stale(report: Report, path: str, why: str, repair: bool) -> None:
+    f = report.add("leftover", path, why, f"remove it: rm {path}", repairable=True)
+    if repair:
+        try:
+            os.unlink(path)
+            f.repaired = "removed"
+        except FileNotFoundError:
+            f.repaired = "already gone"
+        except OSError as exc:
+            f.failed = exc.strerror or str(exc)
+
+
+def _check_lock(report: Report, path: str) -> None:
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holders = _lock_holders(os.fstat(fd).st_ino)
+            who = ", ".join(f"pid {p} ({_cmdline(p)})" for p in holders) or "another process"
+            report.add(
+                "lock",
+                path,
+                f"the append lock is held right now by {who}",
+                "a send holds it for milliseconds; if it stays held, that process is stuck: "
+                + (f"kill {' '.join(map(str, holders))}" if holders else "find it with lsof"),
+            )
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _lock_holders(ino: int) -> list[int]:
+    """Pids holding a flock on inode ``ino``, from /proc/locks (Linux)."""
+    try:
+        with open("/proc/locks") as fh:
+            text = fh.read()
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        if (
+            len(parts) > 5
+            and parts[1] == "FLOCK"
+            and parts[5].rsplit(":", 1)[-1] == str(ino)
+            and parts[4].isdigit()
+            and int(parts[4]) not in out
+        ):
+            out.append(int(parts[4]))
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    from .render import neutralise
+
+    raw = _read_small(f"/proc/{pid}/cmdline").replace("\0", " ").strip()
+    return neutralise(raw[:80], multiline=False) or "?"
+
+
+def _read_small(path: str) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return ""
+    try:
+        return os.read(fd, 4096).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+
+
+def _pid_in(text: str) -> int | None:
+    text = text.strip()
+    if text.startswith("{"):
+        import json
+
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        pid = data.get("pid") if isinstance(data, dict) else None
+        return pid if isinstance(pid, int) and pid > 0 else None
+    first = text.split()[0] if text.split() else ""
+    return int(first) if first.isdigit() and int(first) > 0 else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------- hooks
+def _check_hooks(report: Report, settings: list[str]) -> None:
+    import json
+    import shlex
+    import shutil
+
+    seen: dict[tuple[str, str], list[str]] = {}
+    for path in settings:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as exc:
+            report.add(
+                "hooks", path, f"cannot read it: {exc}", "fix the JSON (Claude Code ignores it too)"
+            )
+            continue
+        hooks = data.get("hooks") if isinstance(data, dict) else None
+        if not isinstance(hooks, dict):
+            continue
+        for event, groups in hooks.items():
+            for command in _commands(groups):
+                if HOOK_COMMAND not in command:
+                    continue
+                key = (str(event), " ".join(command.split()))
+                seen.setdefault(key, []).append(path)
+                try:
+                    words = shlex.split(command)
+                except ValueError:
+                    words = command.split()
+                while words and "=" in words[0] and not words[0].startswith("/"):
+                    words.pop(0)  # VAR=value prefixes
+                exe = words[0] if words else ""
+                if "$" in exe:
+                    continue  # ${CLAUDE_PLUGIN_ROOT} and friends: resolved by Claude Code
+                ok = os.access(exe, os.X_OK) if "/" in exe else shutil.which(exe) is not None
+                if not ok:
+                    report.add(
+                        "hooks",
+                        path,
+                        f"{event} hook runs {exe!r}, which is not found or not executable",
+                        "reinstall: `kei message install` (or put the venv's bin on PATH)",
+                    )
+    for (event, command), where in seen.items():
+        if len(where) > 1:
+            report.add(
+                "hooks",
+                ", ".join(sorted(set(where))),
+                f"{event} hook {command!r} is registered {len(where)} times "
+                "(it runs that many times per event)",
+                "keep one: `kei message uninstall --project` (or --user), or edit the file",
+            )
+
+
+def _commands(groups: Any) -> Iterator[str]:
+    if not isinstance(groups, list):
+        return
+    for group in groups:
+        if not isinstance(group, dict):
+            continue
+        for hook in group.get("hooks") or []:
+            if isinstance(hook, dict) and isinstance(hook.get("command"), str):
+                yield hook["command"]
