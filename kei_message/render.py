@@ -12,9 +12,7 @@ import re
 _UNSAFE = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
 )
-_UNSAFE_LINE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
-)
+_UNSAFE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def _escape(m: re.Match[str]) -> str:
@@ -25,3 +23,132 @@ def _escape(m: re.Match[str]) -> str:
 def neutralise(text: str, *, multiline: bool = True) -> str:
     """``text`` with every control character escaped; newlines kept when ``multiline``."""
     return (_UNSAFE if multiline else _UNSAFE_LINE).sub(_escape, text)
+
+
+# ----------------------------------------------------------------------------- for people
+# Plain ANSI, no library: `kei message` must start fast (issue 6).
+_KIND_COLOR = {"TASK": "33", "DONE": "32", "BLOCKED": "31", "QUESTION": "35"}
+
+
+def paint(text: str, code: str, color: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if color and text else text
+
+
+def local_time(rec_or_ts: dict[str, object] | str | None, *, seconds: bool = True) -> str:
+    """A record's (or an RFC 3339 ``ts``'s) time in local time; ``-`` when unknown."""
+    import time
+
+    from .records import record_epoch, ts_epoch
+
+    if rec_or_ts is None or rec_or_ts == "":
+        return "-"
+    if isinstance(rec_or_ts, str):
+        epoch = ts_epoch(rec_or_ts)
+        if epoch is None:
+            return neutralise(rec_or_ts, multiline=False)
+    else:
+        try:
+            epoch = record_epoch(rec_or_ts)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            return "-"
+    try:
+        return time.strftime(
+            "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", time.localtime(epoch)
+        )
+    except (OverflowError, OSError, ValueError):
+        return "-"
+
+
+def name(value: object) -> str:
+    """A name from a record, safe for one line (foreign records may hold anything)."""
+    return neutralise(str(value), multiline=False)
+
+
+def kind_label(rec: dict[str, object], color: bool) -> str:
+    kind = rec.get("kind")
+    if not isinstance(kind, str) or not kind:
+        return ""
+    label = name(kind)
+    return paint(label, _KIND_COLOR.get(label, "1"), color)
+
+
+def record_lines(recs: list[dict[str, object]], *, color: bool = False) -> list[str]:
+    """Records as aligned lines: local time, id, sender -> recipient, kind and body.
+
+    Later lines of a multi-line body are indented under the first, so every
+    record stands out however many lines its body has.
+    """
+    if not recs:
+        return []
+    senders = [name(r.get("from", "?")) for r in recs]
+    targets = [name(r.get("to", "?")) for r in recs]
+    wf = max(len(s) for s in senders)
+    wt = max(len(t) for t in targets)
+    out: list[str] = []
+    for rec, sender, target in zip(recs, senders, targets, strict=True):
+        head = "  ".join(
+            (
+                paint(local_time(rec), "2", color),
+                paint(f"#{rec.get('id')}", "2", color),
+                paint(sender.ljust(wf), "1", color) + " -> " + paint(target.ljust(wt), "1", color),
+            )
+        )
+        body = neutralise(str(rec.get("body", "")))
+        kind = rec.get("kind")
+        if isinstance(kind, str) and kind:
+            # Mark the kind: colour a leading "TASK:" typed in the body, or add "[TASK]".
+            label = name(kind)
+            stripped = body.lstrip()
+            if stripped.startswith(label + ":"):
+                lead = body[: len(body) - len(stripped)]
+                body = (
+                    lead
+                    + paint(label + ":", _KIND_COLOR.get(label, "1"), color)
+                    + stripped[len(label) + 1 :]
+                )
+            else:
+                body = paint(f"[{label}]", _KIND_COLOR.get(label, "1"), color) + " " + body
+        reply = rec.get("reply_to")
+        if reply is not None:
+            body = paint(f"(re #{name(reply)})", "2", color) + " " + body
+        first, *rest = body.split("\n")
+        out.append(f"{head}  {first}".rstrip())
+        indent = " " * _visible_len(head)
+        out.extend(f"{indent}  {line}".rstrip() for line in rest)
+    return out
+
+
+def record_block(rec: dict[str, object], *, color: bool = False) -> str:
+    """One record in full, for ``show``."""
+    rows = [
+        ("id", str(rec.get("id"))),
+        ("time", f"{local_time(rec)} (ts {name(rec.get('ts', '-'))})"),
+        ("from", name(rec.get("from", "?"))),
+        ("to", name(rec.get("to", "?"))),
+    ]
+    if rec.get("kind"):
+        rows.append(("kind", kind_label(rec, color)))
+    if rec.get("reply_to") is not None:
+        rows.append(("reply to", f"#{name(rec.get('reply_to'))}"))
+    known = {"id", "ts", "from", "to", "body", "kind", "reply_to"}
+    rows.extend((name(k), name(v)) for k, v in rec.items() if k not in known)
+    width = max(len(k) for k, _ in rows) + 1
+    lines = [paint(f"{k + ':':<{width}}", "2", color) + f" {v}" for k, v in rows]
+    lines.append("")
+    lines.append(neutralise(str(rec.get("body", ""))))
+    return "\n".join(lines)
+
+
+def table(header: list[str], rows: list[list[str]], *, color: bool = False) -> list[str]:
+    """Left-aligned columns; the header dimmed when in colour."""
+    cells = [[neutralise(c, multiline=False) for c in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(header)]
+    fmt = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    head = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()
+    return [paint(head, "2", color), *fmt]
+
+
+def _visible_len(text: str) -> int:
+    return len(re.sub("\x1b\\[[0-9;]*m", "", text))

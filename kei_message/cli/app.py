@@ -197,7 +197,7 @@ def get_mailbox() -> Mailbox:
         from ..mailbox import Mailbox
 
         mb = _state["mailbox"] = Mailbox(url=_state.get("url"))
-    return mb  # type: ignore[no-any-return]
+    return mb
 
 
 def resolve_me(explicit: str | None) -> str:

@@ -1,1 +1,576 @@
-"""Messaging commands: send, reply, show, inbox, wait, list, tail, channels, path."""
+"""Messaging commands: send, reply, show, inbox, wait, list, tail, channels, path.
+
+Each command parses, calls one library function, renders. Heavy or rarely
+needed modules are imported inside the commands (start-up time, issue 6).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .app import app, get_mailbox, out, out_json, resolve_me, use_color, warn
+
+if TYPE_CHECKING:
+    from ..mailbox import Mailbox
+    from ..records import Record
+
+# ----------------------------------------------------------------------------- options
+Me = Annotated[
+    str | None,
+    typer.Option(
+        "--me",
+        metavar="NAME",
+        help="Read as NAME (default: KEI_MAILBOX_ME, else the current dir's name).",
+    ),
+]
+From = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        metavar="NAME",
+        help="Send as NAME (default: KEI_MAILBOX_ME, else the current dir's name).",
+    ),
+]
+Kind = Annotated[
+    str | None,
+    typer.Option(
+        "--kind",
+        metavar="KIND",
+        help="TASK, DONE, BLOCKED or QUESTION (default: from a leading 'TASK:' etc. in the text).",
+    ),
+]
+Json = Annotated[
+    bool, typer.Option("--json", help="Print records as stored, one JSON object per line.")
+]
+Text = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="[TEXT]...",
+        help="The message; words are joined by single spaces. None, or '-', reads stdin.",
+        show_default=False,
+    ),
+]
+
+
+# ----------------------------------------------------------------------------- helpers
+def _body(words: list[str]) -> str:
+    """TEXT words joined by spaces; no words (or ``-``) and stdin not a terminal: stdin."""
+    from ..errors import BodyError
+
+    if words and words != ["-"]:
+        return " ".join(words)
+    stdin = sys.stdin
+    if stdin is None or _isatty(stdin):
+        raise BodyError("empty message body: give TEXT, or pipe the body on stdin")
+    raw = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read().encode("utf-8")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BodyError("message body on stdin is not UTF-8 text; nothing was sent") from None
+    # `echo hi | kei message send` should send "hi", as $(...) would.
+    return text.rstrip("\r\n")
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _split_address(words: list[str]) -> tuple[str | None, list[str]]:
+    """A leading ``@NAME`` or ``all`` argument is the recipient; nothing later is."""
+    if words:
+        first = words[0]
+        if first == "all" or first.startswith("@"):
+            from ..names import validate
+
+            return validate(first, allow_all=True), words[1:]
+    return None, words
+
+
+def _msg_id(text: str) -> int:
+    from ..errors import UsageError
+
+    raw = text.strip().lstrip("#")
+    if not raw.isdigit():
+        raise UsageError(f"bad message id {text!r}: use the number shown as #ID")
+    return int(raw)
+
+
+def _unknown_note(mb: Mailbox, to: str, known: dict[str, Any]) -> None:
+    """Typo help: sending to a name never seen before still works, with a note."""
+    if to == "all" or to in known:
+        return
+    pool = set(known)
+    for sess in mb.store.sessions():
+        if sess.get("name") == to:
+            return
+        if isinstance(sess.get("name"), str):
+            pool.add(sess["name"])
+    pool.discard("all")
+    import difflib
+
+    close = difflib.get_close_matches(to, sorted(pool), n=3, cutoff=0.6)
+    if close:
+        hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    elif pool:
+        shown = sorted(pool)[:8]
+        hint = "known names: " + ", ".join(shown) + (", ..." if len(pool) > 8 else "")
+    else:
+        hint = "no names are known yet"
+    warn(f"note: no one called {to!r} has been seen yet; sent anyway ({hint})")
+
+
+def _sent_line(rec: Record, as_json: bool) -> None:
+    if as_json:
+        out_json(rec)
+    else:
+        out(f"-> sent to {rec['to']!r} (from {rec['from']!r}) #{rec['id']}")
+
+
+def _print_records(recs: list[Record], as_json: bool) -> None:
+    if as_json:
+        for rec in recs:
+            out_json(rec)
+        return
+    from .. import render
+
+    lines = render.record_lines(recs, color=use_color())
+    if lines:
+        out("\n".join(lines))
+
+
+def _live(mb: Mailbox, to: str) -> None:
+    """After the record is in the bus: type NAME's unread into its tmux pane (SPEC §8)."""
+    from ..errors import NoLiveSession, Queued, Rejected
+
+    try:
+        from ..live import deliver_live
+    except ImportError as exc:
+        raise NoLiveSession(
+            f"live delivery is not available here ({exc}); the message waits in {to}'s mailbox"
+        ) from exc
+    try:
+        typed = deliver_live(mb, to)
+    except (NoLiveSession, Rejected, Queued) as exc:
+        why = {
+            NoLiveSession: "no live session",
+            Rejected: "rejected",
+            Queued: "queued",
+        }[next(c for c in (NoLiveSession, Rejected, Queued) if isinstance(exc, c))]
+        warn(f"note: {why}: {exc} (the message is in the mailbox; {to} reads it on its next turn)")
+        raise typer.Exit(exc.exit_code) from None
+    out(f"-> typed {typed} message{'s' if typed != 1 else ''} into {to}'s pane")
+
+
+# ----------------------------------------------------------------------------- send
+@app.command()
+def send(
+    text: Text = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            metavar="NAME",
+            help="Recipient (default: a leading @NAME or 'all' argument, else all).",
+        ),
+    ] = None,
+    sender: From = None,
+    kind: Kind = None,
+    reply_to: Annotated[
+        str | None, typer.Option("--reply-to", metavar="ID", help="The id this message answers.")
+    ] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="Also type it into the recipient's idle tmux pane now.")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """Send a message to NAME, or to all.
+
+    The recipient is --to NAME, else a leading @NAME or 'all' argument (only
+    the first argument), else all. '--' ends options.
+
+    Example: kei message send @frontend TASK: ship the login page
+    """
+    words = list(text or [])
+    address, words = (None, words) if to is not None else _split_address(words)
+    from ..names import validate
+
+    target = validate(to, allow_all=True) if to is not None else (address or "all")
+    if live and target == "all":
+        from ..errors import UsageError
+
+        raise UsageError("--live needs one recipient: use --to NAME or @NAME")
+    me = resolve_me(sender)
+    body = _body(words)
+    mb = get_mailbox()
+    known = mb.known_names() if target != "all" else {}
+    rec = mb.send(
+        body,
+        to=target,
+        sender=me,
+        kind=kind,
+        reply_to=_msg_id(reply_to) if reply_to is not None else None,
+    )
+    _sent_line(rec, as_json)
+    _unknown_note(mb, target, known)
+    if live:
+        _live(mb, target)
+
+
+@app.command()
+def reply(
+    msg_id: Annotated[str, typer.Argument(metavar="ID", help="The id of the message to answer.")],
+    text: Text = None,
+    sender: From = None,
+    kind: Kind = None,
+    as_json: Json = False,
+) -> None:
+    """Answer message ID: send to its sender, with reply_to set.
+
+    Example: kei message reply 1795248002625564 DONE: shipped
+    """
+    me = resolve_me(sender)
+    rid = _msg_id(msg_id)
+    mb = get_mailbox()
+    original = mb.get(rid)  # unknown id: exit 2 before reading stdin
+    body = _body(list(text or []))
+    rec = mb.send(body, to=original["from"], sender=me, kind=kind, reply_to=rid)
+    _sent_line(rec, as_json)
+
+
+@app.command()
+def show(
+    msg_id: Annotated[str, typer.Argument(metavar="ID", help="The id of the message.")],
+    as_json: Json = False,
+) -> None:
+    """Print one message in full.
+
+    Example: kei message show 1795248002625564
+    """
+    rec = get_mailbox().get(_msg_id(msg_id))
+    if as_json:
+        out_json(rec)
+        return
+    from .. import render
+
+    out(render.record_block(rec, color=use_color()))
+
+
+# ----------------------------------------------------------------------------- reading
+@app.command()
+def inbox(
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[pop] [NAME]",
+            help="'pop': only the oldest unread (exit 1 when none). NAME: same as --me NAME.",
+            show_default=False,
+        ),
+    ] = None,
+    me: Me = None,
+    peek: Annotated[bool, typer.Option("--peek", help="Do not mark anything read.")] = False,
+    count: Annotated[
+        bool, typer.Option("--count", help="Print the number of unread only.")
+    ] = False,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Mark all unread read; print how many.")
+    ] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Read messages too: the newest --limit; marks nothing.")
+    ] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=0, metavar="N", help="How many with --all.")
+    ] = 20,
+    as_json: Json = False,
+) -> None:
+    """Print your unread messages, oldest first, and mark them read.
+
+    Example: kei message inbox --me frontend
+    """
+    from ..errors import UsageError
+
+    words = list(args or [])
+    pop = bool(words) and words[0] == "pop"
+    if pop:
+        words = words[1:]
+    if len(words) > 1:
+        raise UsageError(f"too many arguments: {' '.join(words)!r}; use: inbox [pop] [NAME]")
+    if words:
+        if me is not None and words[0] != me:
+            raise UsageError(f"NAME {words[0]!r} and --me {me!r} disagree")
+        me = words[0]
+    modes = [
+        f
+        for f, on in (("pop", pop), ("--count", count), ("--clear", clear), ("--all", show_all))
+        if on
+    ]
+    if len(modes) > 1:
+        raise UsageError(f"{' and '.join(modes)} cannot be used together")
+    if peek and clear:
+        raise UsageError("--peek and --clear cannot be used together")
+    reader = resolve_me(me)
+    mb = get_mailbox()
+    if count:
+        out(str(mb.count(reader)))
+    elif clear:
+        out(str(mb.clear(reader)))
+    elif show_all:
+        _print_records(_recent_for(mb, reader, limit), as_json)
+    elif pop:
+        if peek:
+            recs = mb.unread(reader)
+            if not recs:
+                from ..errors import NothingToReturn
+
+                raise NothingToReturn(f"no unread messages for {reader!r}")
+            _print_records(recs[:1], as_json)
+        else:
+            mb.pop(reader, deliver=lambda rec: _print_records([rec], as_json))
+    else:
+        if peek:
+            recs = mb.unread(reader)
+        else:
+            recs = mb.read(reader, deliver=lambda rs: _print_records(rs, as_json))
+        if peek:
+            _print_records(recs, as_json)
+        if not recs and not as_json:
+            out(f"no unread messages for {reader!r}")
+
+
+def _recent_for(mb: Mailbox, reader: str, limit: int) -> list[Record]:
+    """The newest ``limit`` records addressed to ``reader`` (read or not), oldest first."""
+    from ..mailbox import is_for
+
+    found: list[Record] = []
+    if limit <= 0:
+        return found
+    for entry in mb.store.scan_reverse():
+        if entry.record is not None and is_for(entry.record, reader):
+            found.append(entry.record)
+            if len(found) >= limit:
+                break
+    found.reverse()
+    return found
+
+
+@app.command()
+def wait(
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--timeout", metavar="SECONDS", help="Give up after this long (e.g. 30, 5m): exit 1."
+        ),
+    ] = None,
+    sender: Annotated[
+        str | None, typer.Option("--from", metavar="NAME", help="Only a message from NAME.")
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", metavar="KIND", help="Only a message of this kind.")
+    ] = None,
+    me: Me = None,
+    as_json: Json = False,
+) -> None:
+    """Block until an unread message arrives; print it and mark it read.
+
+    Example: kei message wait --from backend --timeout 10m
+    """
+    from ..records import parse_duration
+
+    seconds = parse_duration(timeout) if timeout is not None else None
+    reader = resolve_me(me)
+    get_mailbox().wait(
+        reader,
+        timeout=seconds,
+        sender=sender,
+        kind=kind,
+        deliver=lambda rec: _print_records([rec], as_json),
+    )
+
+
+# ----------------------------------------------------------------------------- the bus
+def _since(text: str) -> float:
+    """A duration back from now (``2h``, ``7d``) or a date/time (local unless it says)."""
+    import time
+
+    from ..errors import UsageError
+    from ..records import parse_duration
+
+    try:
+        return time.time() - parse_duration(text)
+    except UsageError:
+        pass
+    from datetime import datetime
+
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"bad --since {text!r}: use a duration (30m, 24h, 7d) or a date (2026-11-21, "
+            "2026-11-21T08:00)"
+        ) from None
+    return when.timestamp()  # naive means local time
+
+
+@app.command("list")
+def list_(
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=0, metavar="N", help="How many of the newest.")
+    ] = 40,
+    sender: Annotated[
+        str | None, typer.Option("--from", metavar="NAME", help="Only from NAME.")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="NAME", help="Only to NAME (or all).")
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", metavar="KIND", help="Only of this kind.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", metavar="WHEN", help="Only newer: a duration (2h, 7d) or a date."),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Print the bus, newest last: the last N messages, optionally filtered.
+
+    Example: kei message list --from backend --since 2h
+    """
+    from ..names import validate
+    from ..records import check_kind
+
+    recs = get_mailbox().recent(
+        limit,
+        sender=validate(sender, allow_all=True) if sender is not None else None,
+        to=validate(to, allow_all=True) if to is not None else None,
+        kind=check_kind(kind) if kind is not None else None,
+        since=_since(since) if since is not None else None,
+    )
+    _print_records(recs, as_json)
+
+
+@app.command()
+def tail(
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new messages as they come.")
+    ] = False,
+    lines: Annotated[
+        int, typer.Option("-n", "--lines", min=0, metavar="N", help="How many of the newest first.")
+    ] = 10,
+    as_json: Json = False,
+) -> None:
+    """Print the last N messages; with -f, follow new ones (Ctrl-C stops).
+
+    Example: kei message tail -f
+    """
+    mb = get_mailbox()
+    store = mb.store
+    end = store.end()
+    recs = mb.recent(lines)
+    _print_records(recs, as_json)
+    if not follow:
+        return
+    # Records appended between end() and recent() show up twice otherwise.
+    shown = {r["id"] for r in recs}
+    try:
+        while True:
+            store.wait_for_change(end, 3600.0)
+            fresh: list[Record] = []
+            for entry in store.scan(end):
+                end = entry.end
+                if entry.record is not None and entry.record["id"] not in shown:
+                    fresh.append(entry.record)
+            shown.clear()
+            _print_records(fresh, as_json)
+    except KeyboardInterrupt:
+        return
+
+
+# ----------------------------------------------------------------------------- who
+def _channels(as_json: bool) -> None:
+    rows = get_mailbox().who()
+    if as_json:
+        import orjson
+
+        for row in rows:
+            sys.stdout.write(orjson.dumps(row, default=str).decode() + "\n")
+        sys.stdout.flush()
+        return
+    if not rows:
+        out("no names known yet: nobody has sent a message or registered a session")
+        return
+    from .. import render
+
+    extra = [k for k in ("state", "waiter") if any(k in r for r in rows)]
+    header = [
+        "NAME",
+        "LAST MESSAGE",
+        "LAST SEEN",
+        "UNREAD",
+        *(k.upper() for k in extra),
+        "SESSIONS",
+    ]
+    table: list[list[str]] = []
+    for r in rows:
+        cells = [
+            str(r.get("name", "?")),
+            render.local_time(r.get("last_message")),
+            render.local_time(r.get("last_seen")),
+            str(r.get("unread", 0)),
+        ]
+        for k in extra:
+            v = r.get(k)
+            cells.append(
+                "-" if v is None else ("yes" if v is True else "no" if v is False else str(v))
+            )
+        cells.append(str(len(r.get("sessions") or [])))
+        table.append(cells)
+    out("\n".join(render.table(header, table, color=use_color())))
+
+
+ChannelsJson = Annotated[bool, typer.Option("--json", help="One JSON object per name.")]
+
+
+@app.command()
+def channels(as_json: ChannelsJson = False) -> None:
+    """List every known name: last message, last seen, unread, live state.
+
+    Example: kei message channels
+    """
+    _channels(as_json)
+
+
+@app.command()
+def who(as_json: ChannelsJson = False) -> None:
+    """Same as channels.
+
+    Example: kei message who --json
+    """
+    _channels(as_json)
+
+
+@app.command()
+def names(as_json: ChannelsJson = False) -> None:
+    """Same as channels.
+
+    Example: kei message names
+    """
+    _channels(as_json)
+
+
+@app.command()
+def path() -> None:
+    """Print the mailbox dir and where the bus is.
+
+    Example: kei message path
+    """
+    from .. import paths
+
+    store = get_mailbox().store
+    out(f"mailbox: {paths.mailbox_dir()}")
+    out(f"bus:     {store.location}")
+    out(f"store:   {store.name}")
