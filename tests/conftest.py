@@ -45,9 +45,40 @@ def pytest_report_header() -> list[str]:
     return [f"KEI_TEST_CLAUDE={os.environ.get('KEI_TEST_CLAUDE', '(unset)')}"]
 
 
+@pytest.fixture(scope="session")
+def redis_server():  # type: ignore[no-untyped-def]
+    """One real redis-server for the whole run (free loopback port, temp dir)."""
+    from redis_server import RedisServer, redis_server_bin
+
+    if redis_server_bin() is None:
+        pytest.skip("redis-server is not installed: run scripts/test.sh")
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["jsonl", pytest.param("redis", marks=pytest.mark.redis)])
+def store_url(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> str | None:
+    """The store under test: None (the JSONL bus in ``mailbox_dir``) or a clean Redis.
+
+    The Redis case sets KEI_MAILBOX_URL, so CLI and hook subprocesses use it too.
+    """
+    if request.param == "jsonl":
+        return None
+    server = request.getfixturevalue("redis_server")
+    client = server.client()
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    monkeypatch.setenv("KEI_MAILBOX_URL", server.url)
+    return str(server.url)
+
+
 @pytest.fixture
-def mailbox(mailbox_dir: Path):  # type: ignore[no-untyped-def]
-    """A Mailbox on the store under test (the JSONL bus in ``mailbox_dir``)."""
+def mailbox(mailbox_dir: Path, store_url: str | None):  # type: ignore[no-untyped-def]
+    """A Mailbox on the store under test: the JSONL bus in ``mailbox_dir``, or Redis."""
     from kei_message.mailbox import Mailbox
 
     return Mailbox()

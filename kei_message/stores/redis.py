@@ -1,0 +1,601 @@
+"""The Redis Streams store (SPEC §9): the same mailbox, shared by several machines.
+
+Chosen by ``KEI_MAILBOX_URL=redis://[USER:PASSWORD@]HOST:PORT/DB`` (or
+``rediss://`` for TLS, ``unix:///path.sock?db=N``; ``?prefix=NAME`` picks
+another key prefix than ``kei``). Keys, all under the prefix ``P``:
+
+``P:bus``
+    A stream: one entry per record, its one field ``r`` the record's JSON line
+    without the newline (the same bytes as a line of ``messages.jsonl``).
+    Positions are stream ids ``MS-SEQ``; an entry's ``end`` is the next
+    possible id ``MS-(SEQ+1)``, so "consumed iff key < cursor pos" holds as on
+    the JSONL bus. New records get the stream id ``(id // 1000)-(id % 1000)``
+    when it is free (so the id can be read off the position), else a
+    server-assigned one.
+``P:meta``
+    A hash: ``maxid`` (largest record id handed out) and ``last`` (the last
+    stream id written; ``end()`` is the id after it, and gc never lowers it).
+``P:names``
+    A hash ``NAME -> "SENT RECEIVED LAST_ID LAST_TS"``: the names index.
+``P:cursor:NAME``, ``P:readers``
+    One reader's cursor, in the text form of ``cursors.encode``, and the set
+    of readers that have one. A cursor is only ever replaced by its merge with
+    the stored one (in a Lua script), so it never moves backwards.
+``P:lock:NAME``
+    The reader lock: ``SET NX PX`` with a random token, released only by its
+    holder, renewed by a background thread while held (so a slow delivery
+    keeps it) and expiring ``LOCK_TTL`` seconds after its holder died.
+``P:sessions``
+    A hash ``SESSION_ID -> JSON`` of registered Claude Code sessions.
+``P:archive``
+    A stream that ``gc`` moves old entries into (same ids and fields).
+``P:nonce:UUID``
+    Short-lived: lets a retried send (the reply was lost to a dropped
+    connection) return the record it already wrote instead of writing it twice.
+
+Appending is one Lua script: read the server clock (``TIME``) and ``maxid``,
+take ``id = max(now_us, maxid + 1)``, build the line, ``XADD`` it and update
+``meta`` and ``names``, all atomically. Durability is Redis': with
+``appendonly yes`` and ``appendfsync always`` a send that exited 0 survives
+a crash of redis-server or of the machine; with ``everysec`` (Redis' default)
+it survives a crash of redis-server, and the last second or so may be lost
+if the machine itself goes down.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from .. import paths
+from ..cursors import Cursor, Pos
+from ..errors import MailboxLocked, MailboxUnavailable
+from ..records import CorruptLine, Record, parse
+from .base import Entry
+
+log = logging.getLogger("kei_message")
+
+PAGE = 200
+LOCK_TTL = 10.0  # seconds; renewed every third of it while held
+NONCE_TTL = 600  # seconds a send can be retried without writing twice
+BLOCK = 5.0  # longest single XREAD BLOCK; below the socket timeout
+MAX_US_ID = 10**16  # ids above this are not µs (old kei-message.sh): never used as maxid
+
+T = TypeVar("T")
+
+# A Lua helper shared by the scripts: format an integer-valued double exactly.
+_LUA_INT = "local function int(n) return string.format('%.0f', n) end\n"
+
+_LUA_NAMES = """
+local function bump(key, name, sent, rid, ts)
+  if name == '' or name == 'all' then return end
+  local v = redis.call('HGET', key, name)
+  local s, r = 0, 0
+  if v then
+    local a, b = string.match(v, '^(%d+) (%d+)')
+    s, r = tonumber(a), tonumber(b)
+  end
+  if sent then s = s + 1 else r = r + 1 end
+  redis.call('HSET', key, name, int(s) .. ' ' .. int(r) .. ' ' .. rid .. ' ' .. ts)
+end
+local function xadd(key, cand, field, value)
+  -- the id derived from the record id when it is still free, else the server's
+  local sid = redis.pcall('XADD', key, cand, field, value)
+  if type(sid) == 'table' and sid.err then
+    sid = redis.call('XADD', key, '*', field, value)
+  end
+  return sid
+end
+"""
+
+# KEYS: bus, meta, names, nonce.  ARGV: fields JSON ({"from":..}), from, to, nonce ttl
+_APPEND = (
+    _LUA_INT
+    + _LUA_NAMES
+    + """
+local again = redis.call('GET', KEYS[4])
+if again then
+  local rid, ts, sid = string.match(again, '^(%S+) (%S+) (%S+)$')
+  return {rid, ts, sid}
+end
+local t = redis.call('TIME')
+local rid = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local last = tonumber(redis.call('HGET', KEYS[2], 'maxid') or '0')
+if rid <= last then rid = last + 1 end
+local rids = int(rid)
+-- RFC 3339 UTC to the second (Howard Hinnant's civil_from_days)
+local secs = math.floor(rid / 1000000)
+local days = math.floor(secs / 86400)
+local sod = secs - days * 86400
+local z = days + 719468
+local era = math.floor(z / 146097)
+local doe = z - era * 146097
+local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+  - math.floor(doe / 146096)) / 365)
+local y = yoe + era * 400
+local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+local mp = math.floor((5 * doy + 2) / 153)
+local d = doy - math.floor((153 * mp + 2) / 5) + 1
+local m = mp + 3
+if mp >= 10 then m = mp - 9 end
+if m <= 2 then y = y + 1 end
+local ts = string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', y, m, d,
+  math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
+local rec = '{"id":' .. rids .. ',"ts":"' .. ts .. '",' .. string.sub(ARGV[1], 2)
+local ms = math.floor(rid / 1000)
+local sid = xadd(KEYS[1], int(ms) .. '-' .. int(rid - ms * 1000), 'r', rec)
+redis.call('HSET', KEYS[2], 'maxid', rids, 'last', sid)
+bump(KEYS[3], ARGV[2], true, rids, ts)
+bump(KEYS[3], ARGV[3], false, rids, ts)
+redis.call('SET', KEYS[4], rids .. ' ' .. ts .. ' ' .. sid, 'EX', tonumber(ARGV[4]))
+return {rids, ts, sid}
+"""
+)
+
+# KEYS: bus, meta, names.  ARGV: raw line, from, to, id ('' when unknown), ts
+# Copies one existing record (migrate) keeping its bytes.
+_IMPORT = (
+    _LUA_INT
+    + _LUA_NAMES
+    + """
+local cand = '*'
+local rid = tonumber(ARGV[4])
+if rid and rid > 0 then
+  local ms = math.floor(rid / 1000)
+  cand = int(ms) .. '-' .. int(rid - ms * 1000)
+end
+local sid
+if cand == '*' then sid = redis.call('XADD', KEYS[1], '*', 'r', ARGV[1])
+else sid = xadd(KEYS[1], cand, 'r', ARGV[1]) end
+local upd = {'last', sid}
+if rid and rid < tonumber(ARGV[6]) then
+  local last = tonumber(redis.call('HGET', KEYS[2], 'maxid') or '0')
+  if rid > last then upd = {'last', sid, 'maxid', ARGV[4]} end
+end
+redis.call('HSET', KEYS[2], unpack(upd))
+if rid then
+  bump(KEYS[3], ARGV[2], true, ARGV[4], ARGV[5])
+  bump(KEYS[3], ARGV[3], false, ARGV[4], ARGV[5])
+end
+return sid
+"""
+)
+
+# KEYS: cursor, readers.  ARGV: pos ('' = none), done keys (space-separated), reader
+_SAVE_CURSOR = """
+local function parse(id)
+  local a, b = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(a) or 0, tonumber(b) or 0
+end
+local function less(x, y)
+  local a1, b1 = parse(x)
+  local a2, b2 = parse(y)
+  if a1 ~= a2 then return a1 < a2 end
+  return b1 < b2
+end
+local pos = ARGV[1]
+local done = {}
+for k in string.gmatch(ARGV[2], '%S+') do done[k] = true end
+local old = redis.call('GET', KEYS[1])
+if old then
+  local nl = string.find(old, '\\n', 1, true)
+  if nl then
+    local opos = string.sub(old, 1, nl - 1)
+    if opos ~= '' and (pos == '' or less(pos, opos)) then pos = opos end
+    for k in string.gmatch(string.sub(old, nl + 1), '%S+') do done[k] = true end
+  end
+end
+local keep = {}
+for k, _ in pairs(done) do
+  if pos == '' or not less(k, pos) then table.insert(keep, k) end
+end
+table.sort(keep)
+local value = pos .. '\\n' .. table.concat(keep, ' ') .. '\\n'
+redis.call('SET', KEYS[1], value)
+redis.call('SADD', KEYS[2], ARGV[3])
+return value
+"""
+
+# KEYS: lock.  ARGV: token, ttl ms.  Extend only our own lock.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: bus, archive.  ARGV: before (exclusive), count.  Moves one page, atomically.
+_COMPACT = (
+    _LUA_INT
+    + _LUA_NAMES
+    + """
+local items = redis.call('XRANGE', KEYS[1], '-', '(' .. ARGV[1], 'COUNT', tonumber(ARGV[2]))
+if #items == 0 then return 0 end
+for _, item in ipairs(items) do
+  local f = item[2]
+  local sid = redis.pcall('XADD', KEYS[2], item[1], unpack(f))
+  if type(sid) == 'table' and sid.err then redis.call('XADD', KEYS[2], '*', unpack(f)) end
+end
+local ms, seq = string.match(items[#items][1], '^(%d+)-(%d+)$')
+redis.call('XTRIM', KEYS[1], 'MINID', ms .. '-' .. int(tonumber(seq) + 1))
+return #items
+"""
+)
+
+
+def next_id(sid: str) -> str:
+    ms, _, seq = sid.partition("-")
+    return f"{ms}-{int(seq) + 1}"
+
+
+def prev_id(sid: str) -> str:
+    ms, _, seq = sid.partition("-")
+    if int(seq) > 0:
+        return f"{ms}-{int(seq) - 1}"
+    if int(ms) > 0:
+        return f"{int(ms) - 1}-{2**64 - 1}"
+    return "0-0"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages and ``kei message path``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class RedisStore:
+    name = "redis"
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        prefix = "kei"
+        rest = []
+        for key, value in query:
+            if key == "prefix":
+                prefix = value or prefix
+            else:
+                rest.append((key, value))
+        client_url = urlunsplit(parts._replace(query=urlencode(rest)))
+        self.url = url
+        self.location = _safe_url(url)
+        # Local state that is per machine (hook log, watcher pid files) still
+        # lives in the mailbox dir; only the bus, cursors, names and sessions
+        # are shared through Redis.
+        self.root = paths.mailbox_dir()
+        self._ready = False
+        given = {k for k, _ in rest}
+        options: dict[str, Any] = {
+            # A refused or unreachable server must fail in well under the
+            # hook's 2 s, not after redis-py's default ten retries.
+            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        }
+        if "socket_connect_timeout" not in given:
+            options["socket_connect_timeout"] = 1.5
+        if "socket_timeout" not in given:
+            options["socket_timeout"] = BLOCK + 5.0
+        try:
+            self.r = redis.Redis.from_url(client_url, **options)
+        except ValueError as exc:
+            from ..errors import UsageError
+
+            raise UsageError(f"bad mailbox URL {self.location}: {_one_line(exc)}") from None
+        p = prefix + ":"
+        self.k_bus = p + "bus"
+        self.k_meta = p + "meta"
+        self.k_names = p + "names"
+        self.k_readers = p + "readers"
+        self.k_sessions = p + "sessions"
+        self.k_archive = p + "archive"
+        self._cursor = p + "cursor:"
+        self._lock = p + "lock:"
+        self._nonce = p + "nonce:"
+        self._append = self.r.register_script(_APPEND)
+        self._import = self.r.register_script(_IMPORT)
+        self._save = self.r.register_script(_SAVE_CURSOR)
+        self._renew = self.r.register_script(_RENEW)
+        self._release = self.r.register_script(_RELEASE)
+        self._compact = self.r.register_script(_COMPACT)
+
+    # ------------------------------------------------------------------ plumbing
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run one Redis operation; any Redis failure is one clear MailboxUnavailable."""
+        try:
+            return fn()
+        except redis.RedisError as exc:
+            raise MailboxUnavailable(
+                f"Redis at {self.location} is unavailable: {_one_line(exc)}"
+            ) from exc
+
+    def prepare(self, sub: str | None = None) -> str:
+        """The local mailbox dir (and ``sub`` in it), for per-machine files."""
+        if not self._ready:
+            paths.ensure_dir(self.root)
+            self._ready = True
+        if sub is None:
+            return self.root
+        path = os.path.join(self.root, sub)
+        try:
+            os.mkdir(path, paths.DIR_MODE)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise MailboxUnavailable(f"cannot create {path}: {exc.strerror}") from exc
+        return path
+
+    def close(self) -> None:
+        try:
+            self.r.close()
+        except Exception:  # closing a broken connection: nothing left to do
+            pass
+
+    def order(self, pos: Pos) -> Any:
+        ms, _, seq = str(pos).partition("-")
+        return (int(ms), int(seq or 0))
+
+    # ------------------------------------------------------------------ append
+    def append(self, fields: Record) -> Record:
+        import orjson
+
+        data = orjson.dumps(fields)
+        nonce = self._nonce + uuid.uuid4().hex
+        keys = [self.k_bus, self.k_meta, self.k_names, nonce]
+        args = [data, str(fields.get("from", "")), str(fields.get("to", "")), NONCE_TTL]
+        # Retried by redis-py on a dropped connection; the nonce makes that safe.
+        rid, ts, _sid = self._call(lambda: self._append(keys=keys, args=args))
+        rec: Record = {"id": int(rid), "ts": _text(ts)}
+        rec.update(fields)
+        return rec
+
+    def import_line(self, raw: bytes) -> str:
+        """Append an existing line as it is (``migrate``); returns its position."""
+        try:
+            rec: Record | None = parse(raw)
+        except CorruptLine:
+            rec = None
+        if rec is None:
+            args: list[Any] = [raw, "", "", "", "", MAX_US_ID]
+        else:
+            args = [raw, rec["from"], rec["to"], str(rec["id"]), str(rec.get("ts", "")), MAX_US_ID]
+        if rec is not None and (rec["id"] <= 0 or rec["id"] >= 2**53):
+            args[3] = ""  # not exact as a Lua number: let the server pick the position
+            args[2] = args[1] = ""
+        keys = [self.k_bus, self.k_meta, self.k_names]
+        sid = self._call(lambda: self._import(keys=keys, args=args))
+        return _text(sid)
+
+    # ------------------------------------------------------------------ read
+    def end(self) -> str:
+        last = self._call(lambda: self.r.hget(self.k_meta, "last"))
+        return "0-0" if last is None else next_id(_text(last))
+
+    def _entry(self, sid: Any, fields: dict[Any, Any]) -> Entry:
+        pos = _text(sid)
+        raw = fields.get(b"r", fields.get("r"))
+        if raw is None:
+            return Entry(pos, next_id(pos), None, "stream entry has no 'r' field")
+        if isinstance(raw, str):
+            raw = raw.encode()
+        try:
+            return Entry(pos, next_id(pos), parse(raw))
+        except CorruptLine as exc:
+            return Entry(pos, next_id(pos), None, str(exc))
+
+    def scan(
+        self, after: Pos | None, until: Pos | None = None, *, hint: tuple[bytes, ...] | None = None
+    ) -> Iterator[Entry]:
+        start = "-" if after is None else str(after)
+        if until is not None:
+            if self.order(until) <= (0, 0):
+                return
+            if after is not None and self.order(until) <= self.order(after):
+                return
+        stop = "+" if until is None else "(" + str(until)
+        while True:
+            page = self._call(lambda: self.r.xrange(self.k_bus, start, stop, count=PAGE))
+            for sid, fields in page:
+                if hint is not None:
+                    raw = fields.get(b"r") or b""
+                    if not any(h in raw for h in hint):
+                        continue
+                yield self._entry(sid, fields)
+            if len(page) < PAGE:
+                return
+            start = "(" + _text(page[-1][0])
+
+    def scan_reverse(self) -> Iterator[Entry]:
+        start = "+"
+        while True:
+            page = self._call(lambda: self.r.xrevrange(self.k_bus, start, "-", count=PAGE))
+            for sid, fields in page:
+                yield self._entry(sid, fields)
+            if len(page) < PAGE:
+                return
+            start = "(" + _text(page[-1][0])
+
+    # ------------------------------------------------------------------ waiting
+    def wait_for_change(self, since: Pos, timeout: float) -> bool:
+        """Block in ``XREAD BLOCK`` until an entry at or past ``since`` exists.
+
+        Rides out a short outage (a Redis restart) for up to the lock timeout;
+        a longer one is MailboxUnavailable.
+        """
+        from ..locks import lock_timeout
+
+        deadline = time.monotonic() + max(0.0, timeout)
+        after = prev_id(str(since))
+        down_since: float | None = None
+        while True:
+            try:
+                if self.order(self.end()) > self.order(since):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                ms = max(1, int(min(left, BLOCK) * 1000))
+                got = self._call(lambda: self.r.xread({self.k_bus: after}, count=1, block=ms))
+                down_since = None
+                if got:
+                    return True
+            except MailboxUnavailable:
+                now = time.monotonic()
+                if down_since is None:
+                    down_since = now
+                if now - down_since > lock_timeout() or now >= deadline:
+                    raise
+                time.sleep(min(0.2, max(0.0, deadline - now)))
+
+    # ------------------------------------------------------------------ cursors
+    @contextmanager
+    def reader_lock(self, reader: str) -> Iterator[None]:
+        from ..locks import lock_timeout
+
+        key = self._lock + reader
+        token = uuid.uuid4().hex
+        ttl_ms = int(LOCK_TTL * 1000)
+        timeout = lock_timeout()
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            if self._call(lambda: self.r.set(key, token, nx=True, px=ttl_ms)):
+                break
+            # A retried SET whose first reply was lost finds our own token there.
+            if _text(self._call(lambda: self.r.get(key)) or b"") == token:
+                break
+            now = time.monotonic()
+            if now >= deadline:
+                raise MailboxLocked(f"{self.location} key {key}", timeout)
+            time.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, 0.05)
+        stop = threading.Event()
+
+        def renew() -> None:
+            # Keeps the lock through a slow delivery (typing into a pane);
+            # when this process dies the lock expires LOCK_TTL later.
+            while not stop.wait(LOCK_TTL / 3):
+                try:
+                    if not self._renew(keys=[key], args=[token, ttl_ms]):
+                        log.warning("reader lock %s was lost while held", key)
+                        return
+                except redis.RedisError as exc:
+                    log.warning("cannot renew reader lock %s: %s", key, exc)
+
+        keeper = threading.Thread(target=renew, name=f"kei-lock-{reader}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            keeper.join(timeout=1.0)
+            try:
+                self._release(keys=[key], args=[token])
+            except redis.RedisError as exc:  # it expires by itself
+                log.warning("cannot release reader lock %s: %s", key, exc)
+
+    def load_cursor(self, reader: str) -> Cursor | None:
+        from .. import cursors
+
+        data = self._call(lambda: self.r.get(self._cursor + reader))
+        if data is None:
+            return None
+        try:
+            return cursors.decode(data, str)
+        except ValueError:
+            raise MailboxUnavailable(
+                f"cursor of {reader!r} in {self.location} is corrupt; "
+                "`kei message doctor --repair` resets it"
+            ) from None
+
+    def save_cursor(self, reader: str, cursor: Cursor) -> None:
+        pos = "" if cursor.pos is None else str(cursor.pos)
+        done = " ".join(str(k) for k in cursor.done)
+        keys = [self._cursor + reader, self.k_readers]
+        self._call(lambda: self._save(keys=keys, args=[pos, done, reader]))
+
+    def readers(self) -> list[str]:
+        from ..names import is_valid
+
+        found = self._call(lambda: self.r.smembers(self.k_readers))
+        return sorted(n for n in map(_text, found) if is_valid(n))
+
+    # ------------------------------------------------------------------ names index
+    def names(self) -> dict[str, dict[str, Any]]:
+        raw = self._call(lambda: self.r.hgetall(self.k_names))
+        out: dict[str, dict[str, Any]] = {}
+        for name, value in raw.items():
+            parts = _text(value).split(" ")
+            if len(parts) != 4:
+                continue
+            out[_text(name)] = {
+                "sent": int(parts[0]),
+                "received": int(parts[1]),
+                "last_id": int(parts[2]),
+                "last_ts": parts[3],
+            }
+        return out
+
+    # ------------------------------------------------------------------ gc
+    def compact(self, before: Pos) -> int:
+        """Move entries before ``before`` to ``P:archive``, one atomic page at a time."""
+        if self.order(before) <= (0, 0):
+            return 0
+        moved = 0
+        keys = [self.k_bus, self.k_archive]
+        while True:
+            n = int(self._call(lambda: self._compact(keys=keys, args=[str(before), PAGE])))
+            moved += n
+            if n < PAGE:
+                return moved
+
+    # ------------------------------------------------------------------ sessions
+    def put_session(self, session_id: str, info: dict[str, Any]) -> None:
+        import orjson
+
+        data = orjson.dumps(info)
+        self._call(lambda: self.r.hset(self.k_sessions, session_id, data))
+
+    def sessions(self) -> list[dict[str, Any]]:
+        import orjson
+
+        out = []
+        for raw in self._call(lambda: self.r.hvals(self.k_sessions)):
+            try:
+                info = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(info, dict):
+                out.append(info)
+        return out
+
+    def remove_session(self, session_id: str) -> None:
+        self._call(lambda: self.r.hdel(self.k_sessions, session_id))
