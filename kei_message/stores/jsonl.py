@@ -82,6 +82,8 @@ class JsonlStore:
                 pass
             except OSError as exc:
                 raise MailboxUnavailable(f"cannot create {path}: {exc.strerror}") from exc
+            else:
+                os.chmod(path, paths.DIR_MODE)  # mkdir applies the umask (0o277 gave 0500)
             import stat
 
             st = os.lstat(path)
