@@ -445,3 +445,38 @@ def test_scan_reverse_end_and_hints_agree_with_scan(
         assert list(store.scan(None, mid.pos)) == forward[: len(forward) // 2]
     hinted = list(store.scan(None, hint=(b'"b"',)))
     assert hinted == [e for e, line in zip(forward, content, strict=True) if b'"b"' in line]
+
+
+def _send_from_child(mb: Mailbox) -> None:
+    os.environ["KEI_MAILBOX_LOCK_TIMEOUT"] = "0.3"
+    try:
+        mb.send("child", to="b", sender="c")
+    except MailboxLocked:
+        os._exit(3)
+    os._exit(0)
+
+
+def test_a_forked_child_does_not_share_the_parents_append_lock(
+    mb: Mailbox, mailbox_dir: Path
+) -> None:
+    import multiprocessing
+
+    from kei_message.locks import acquire, release
+
+    mb.send("parent", to="b", sender="a")  # the store now caches its lock descriptor
+    store = mb.store
+    assert isinstance(store, JsonlStore) and store._lock_fd is not None
+    acquire(store._lock_fd, store.lock_path)  # as if the parent were mid-append
+    try:
+        child = multiprocessing.get_context("fork").Process(target=_send_from_child, args=(mb,))
+        child.start()
+        child.join(30)
+        if child.is_alive():
+            child.kill()
+            child.join(5)
+        # before the fix the child's flock on the inherited descriptor succeeded
+        assert child.exitcode == 3
+    finally:
+        release(store._lock_fd)
+    mb.send("parent again", to="b", sender="a")
+    assert [m["body"] for m in mb.read("b")] == ["parent", "parent again"]

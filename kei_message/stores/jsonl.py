@@ -65,10 +65,19 @@ class JsonlStore:
         # (inode, size, id) right after our own last append: lets the next append
         # skip re-reading the tail when nobody else wrote in between.
         self._last_append: tuple[int, int, int] | None = None
+        self._pid = os.getpid()
 
     # ------------------------------------------------------------------ dirs
     def prepare(self, sub: str | None = None) -> str:
         """Create and check the mailbox dir (and ``sub`` inside it) on first use."""
+        if self._pid != os.getpid():
+            # Forked: descriptors inherited from the parent share its open file
+            # description, so flock on them would not exclude the parent (a child
+            # sent while the parent held the append lock) and an unlock here would
+            # release the parent's lock. Reopen ours; closing the copies is safe.
+            self._pid = os.getpid()
+            self.close()
+            self._last_append = None
         if "" not in self._ready:
             paths.ensure_dir(self.root)
             self._ready.add("")
