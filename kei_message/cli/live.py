@@ -1,0 +1,145 @@
+"""Live-session commands (SPEC §8): discover, cancel, approve, process."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .app import app, get_mailbox, out, resolve_me, warn
+
+Name = Annotated[str, typer.Argument(metavar="NAME", help="The live session's name.")]
+
+
+@app.command()
+def discover(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per pane.")] = False,
+) -> None:
+    """Find tmux panes running Claude Code and register them as live sessions.
+
+    Scans every pane of your tmux servers; a pane's name is the normalised
+    basename of its directory.
+
+    Example: kei message discover
+    """
+    from ..live.registry import discover as scan
+
+    found = scan(get_mailbox().store, save=True)
+    if as_json:
+        import orjson
+
+        for live in found:
+            row = {"name": live.name, "socket": live.pane.socket, "pane": live.pane.pane}
+            out(orjson.dumps(row).decode())
+        return
+    if not found:
+        out("no tmux panes running Claude Code found")
+        return
+    for live in found:
+        out(f"{live.name}\t{live.pane.pane}\t{live.pane.socket}")
+
+
+@app.command()
+def cancel(
+    name: Name,
+    text: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[TEXT]...", help="Sent as `send --live` would, once idle.")
+    ] = None,
+    sender: Annotated[
+        str | None, typer.Option("--from", metavar="NAME", help="Send TEXT as NAME.")
+    ] = None,
+) -> None:
+    """Press Escape in NAME's pane: interrupts a turn, or denies a permission prompt.
+
+    With TEXT, once NAME is idle, clears its prompt (Claude Code puts the
+    interrupted prompt back there) and sends TEXT live.
+
+    Example: kei message cancel frontend 'stop, the API changed: see #1795248002625564'
+    """
+    from ..errors import Queued
+    from ..live import deliver
+    from ..names import validate
+
+    name = validate(name)
+    mb = get_mailbox()
+    words = list(text or [])
+    body = " ".join(words)
+    me = resolve_me(sender) if body else None
+    after = deliver.cancel(mb, name)
+    out(f"-> sent Escape to {name} (now {after.state})")
+    if not body:
+        return
+    if after.state == "draft" and not deliver.clear_composer(mb, name):
+        warn(f"note: could not clear {name}'s prompt; the message is queued")
+    assert me is not None
+    rec = mb.send(body, to=name, sender=me)
+    out(f"-> sent to {name!r} (from {me!r}) #{rec['id']}")
+    try:
+        typed = deliver.deliver_live(mb, name)
+    except Queued as exc:
+        warn(f"note: {exc}")
+        raise typer.Exit(exc.exit_code) from None
+    out(f"-> typed {typed} message{'s' if typed != 1 else ''} into {name}'s pane")
+
+
+@app.command()
+def approve(
+    name: Name,
+    choice: Annotated[
+        int, typer.Argument(metavar="[1|2]", help="1 yes (default); 2 yes, and don't ask again.")
+    ] = 1,
+) -> None:
+    """Answer NAME's permission prompt: 1 yes, 2 yes and don't ask again.
+
+    Exit 1 when NAME is not waiting; 2 is refused when the prompt's option 2 is
+    not a yes.
+
+    Example: kei message approve frontend
+    """
+    from ..live.deliver import approve as press
+    from ..names import validate
+    from ..render import neutralise
+
+    label = press(get_mailbox(), validate(name), choice)
+    out(f"-> chose {choice} ({neutralise(label, multiline=False)}) in {name}'s prompt")
+
+
+@app.command()
+def process(
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep going, in the foreground, until stopped.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", metavar="S", help="Seconds between passes.", min=0.1)
+    ] = 2.0,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the running watcher.")] = False,
+) -> None:
+    """Deliver queued messages to every idle live session (one pass).
+
+    --watch keeps delivering as sessions turn idle (one watcher per mailbox;
+    SIGTERM or --stop ends it).
+
+    Example: kei message process --watch --interval 2
+    """
+    from ..live import watch as watcher
+
+    if stop:
+        pid = watcher.stop_watcher()
+        out(f"-> stopped the watcher (pid {pid})")
+        return
+    mb = get_mailbox()
+
+    def report(done: dict[str, int | str]) -> None:
+        for name, what in sorted(done.items()):
+            if isinstance(what, int):
+                out(f"-> typed {what} message{'s' if what != 1 else ''} into {name}'s pane")
+            else:
+                out(f"-> {name}: {what}")
+
+    if watch:
+        watcher.watch(mb, interval, on_pass=report)
+        return
+    from ..live.deliver import process as one_pass
+
+    report(one_pass(mb))

@@ -1,0 +1,231 @@
+"""Live delivery (SPEC §8): type a name's unread into its idle Claude Code pane.
+
+``deliver_live`` after ``send --live`` has appended the record:
+
+1. Find NAME's pane (registry) and read its screen. No pane, busy, draft or
+   unknown: ``Queued`` (exit 6), the message waits in the mailbox. A permission
+   prompt: ``Rejected`` (exit 5), it waits too.
+2. Under NAME's reader lock, read the screen again (someone may have typed
+   meanwhile), compose NAME's unread with ``inject.compose`` (the hook's text and
+   budget) and paste it as one bracketed paste.
+3. Once the text shows in the composer, mark those messages delivered and leave
+   the lock, which moves the cursor. Only then press Enter: Claude Code runs
+   the UserPromptSubmit hook the moment the prompt is submitted, and that hook
+   must find nothing left to inject twice.
+4. Enter is checked: if the text still sits in the composer (some builds take an
+   Enter that arrives right after a paste as part of it), press Enter again, a
+   bounded number of times. The text itself is never typed twice.
+
+If the pasted text never shows up, nothing is marked read (at least once beats
+lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from ..errors import NoLiveSession, NothingToReturn, Queued, Rejected, UsageError
+from ..mailbox import Mailbox
+from . import screen, tmux
+from .registry import Live, find
+
+log = logging.getLogger("kei_message")
+
+ENTER_PAUSE = 0.15  # between the paste and Enter
+ENTER_TRIES = 4  # Enter presses at most, in all
+SHOW_TIMEOUT = 3.0  # for pasted text to appear in the composer
+SETTLE = 1.0  # for a pressed Enter to clear the composer
+
+
+def _wait_for(
+    check: Callable[[], screen.Screen | None],
+    want: Callable[[screen.Screen], bool],
+    timeout: float,
+    step: float = 0.05,
+) -> screen.Screen | None:
+    """Poll ``check`` until ``want`` holds (returns that screen) or ``timeout`` runs out."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = check()
+        if last is not None and want(last):
+            return last
+        if time.monotonic() >= deadline:
+            return last
+        time.sleep(step)
+
+
+def look(live: Live) -> screen.Screen:
+    """The pane's screen now; ``gone`` when the pane or its Claude Code is gone."""
+    from .registry import pane_alive
+
+    got = tmux.info(live.pane)
+    if not pane_alive(live, got):
+        return screen.Screen(screen.GONE, "", {})
+    assert got is not None
+    try:
+        text = tmux.capture(live.pane)
+    except tmux.TmuxError:
+        return screen.Screen(screen.GONE, "", {})
+    return screen.read(text, in_mode=got.in_mode)
+
+
+def _locate(mailbox: Mailbox, name: str) -> Live | None:
+    from .. import names
+
+    name = names.validate(name)
+    got = find(mailbox.store, name)
+    return got[0] if got else None
+
+
+def _refuse(name: str, state: str) -> None:
+    if state == screen.WAITING:
+        raise Rejected(
+            f"{name} is waiting on a permission prompt; the message stays queued "
+            f"(answer it with `kei message approve {name}`)"
+        )
+    if state != screen.IDLE:
+        why = {
+            screen.BUSY: "is busy",
+            screen.DRAFT: "has unsent text in its prompt",
+            screen.GONE: "has no live pane any more",
+        }.get(state, "is in a state that cannot be read")
+        raise Queued(f"{name} {why}; the message waits in the mailbox")
+
+
+def deliver_live(mailbox: Mailbox, name: str) -> int:
+    """Type all of NAME's unread into its idle pane as one prompt; return how many.
+
+    Raises Queued (6) when there is no live pane or it is not idle, Rejected (5)
+    at a permission prompt.
+    """
+    from .. import inject
+
+    live = _locate(mailbox, name)
+    if live is None:
+        raise Queued(f"no live tmux session for {name}; the message waits in the mailbox")
+    _refuse(live.name, look(live).state)
+    with mailbox.consuming(live.name) as batch:
+        if not batch.messages:
+            return 0
+        # again under the lock: a concurrent sender, the user or a turn may have begun
+        _refuse(live.name, look(live).state)
+        text, taken = inject.compose(live.name, batch.messages, inject.budget())
+        try:
+            tmux.paste(live.pane, text)
+        except tmux.TmuxError as exc:
+            raise Queued(f"could not type into {live.name}'s pane ({exc}); it waits") from exc
+        shown = _wait_for(lambda: look(live), lambda s: s.state == screen.DRAFT, SHOW_TIMEOUT)
+        if shown is None or shown.state != screen.DRAFT:
+            raise Queued(
+                f"the text typed into {live.name}'s pane did not show up; "
+                "the messages stay unread"
+            )
+        batch.deliver(taken)
+    # the cursor has moved: the UserPromptSubmit hook will not inject these again
+    _submit(live)
+    return len(taken)
+
+
+def _submit(live: Live) -> None:
+    for attempt in range(ENTER_TRIES):
+        time.sleep(ENTER_PAUSE)
+        try:
+            tmux.keys(live.pane, "Enter")
+        except tmux.TmuxError as exc:
+            raise Queued(f"{live.name}'s pane went away before Enter ({exc})") from exc
+        after = _wait_for(lambda: look(live), lambda s: s.state != screen.DRAFT, SETTLE)
+        if after is not None and after.state != screen.DRAFT:
+            return
+        log.info("Enter %d did not submit %s's prompt; pressing it again", attempt + 1, live.name)
+    raise Queued(
+        f"typed into {live.name}'s prompt, but Enter did not submit it; the text waits there"
+    )
+
+
+# ------------------------------------------------------------------ cancel, approve
+def _require(mailbox: Mailbox, name: str) -> tuple[Live, screen.Screen]:
+    live = _locate(mailbox, name)
+    if live is None:
+        raise NoLiveSession(f"no live tmux session for {name}")
+    now = look(live)
+    if now.state == screen.GONE:
+        raise NoLiveSession(f"{name}'s tmux pane is gone")
+    got = tmux.info(live.pane)
+    if got is not None and got.in_mode:
+        # keys would go to tmux's copy mode, not to Claude Code
+        tmux.run(live.pane.socket, "send-keys", "-t", live.pane.pane, "-X", "cancel")
+        now = look(live)
+    return live, now
+
+
+def cancel(mailbox: Mailbox, name: str, *, wait: float = 15.0) -> screen.Screen:
+    """Escape into NAME's pane: interrupts a turn or denies a permission prompt.
+
+    Returns the screen once the session is idle again (or ``wait`` runs out).
+    """
+    live, _ = _require(mailbox, name)
+    tmux.keys(live.pane, "Escape")
+    done = _wait_for(
+        lambda: look(live), lambda s: s.state in (screen.IDLE, screen.DRAFT), wait, 0.1
+    )
+    return done or screen.Screen(screen.UNKNOWN, "", {})
+
+
+def clear_composer(mailbox: Mailbox, name: str, *, rounds: int = 40) -> bool:
+    """Empty NAME's composer (Claude Code puts an interrupted prompt back there).
+
+    Deletes line by line (``C-u`` then Backspace to join the line above), checking
+    the screen between rounds; never ``C-c``, which exits Claude Code when pressed
+    twice on an empty prompt.
+    """
+    live, now = _require(mailbox, name)
+    for _ in range(rounds):
+        if now.state != screen.DRAFT:
+            return now.state == screen.IDLE
+        tmux.keys(live.pane, "End", "C-u", "BSpace")
+        now = _wait_for(lambda: look(live), lambda s: s.state != screen.DRAFT, 0.3)
+        if now is None:
+            return False
+    return now.state == screen.IDLE
+
+
+def approve(mailbox: Mailbox, name: str, choice: int = 1) -> str:
+    """Answer NAME's permission prompt with option ``choice`` (1 yes, 2 yes-always)."""
+    if choice not in (1, 2):
+        raise UsageError("approve takes 1 (yes) or 2 (yes, and don't ask again)")
+    live, now = _require(mailbox, name)
+    if now.state != screen.WAITING:
+        raise NothingToReturn(f"{name} is not waiting on a permission prompt ({now.state})")
+    label = now.options.get(choice, "")
+    if not screen.option_is_yes(label):
+        raise UsageError(
+            f"option {choice} of {name}'s prompt is not a yes ({label or 'missing'!r}); "
+            "nothing was pressed"
+        )
+    tmux.keys(live.pane, str(choice))
+    return label
+
+
+# ------------------------------------------------------------------ process
+def process(mailbox: Mailbox) -> dict[str, int | str]:
+    """One pass: deliver queued messages to every idle live session with unread.
+
+    Returns, per name looked at, how many went in, or why not ("busy", ...).
+    """
+    from .registry import registered
+
+    results: dict[str, int | str] = {}
+    for live in registered(mailbox.store):
+        if live.name in results:
+            continue  # the newest pane of a name decides
+        try:
+            if not mailbox.count(live.name):
+                continue
+            results[live.name] = deliver_live(mailbox, live.name)
+        except (Queued, Rejected) as exc:
+            results[live.name] = "waiting" if isinstance(exc, Rejected) else "queued"
+            log.info("%s", exc)
+    return results

@@ -1,0 +1,136 @@
+"""Reading a Claude Code pane: is it idle, holding a draft, busy, or asking permission?
+
+The screen is plain ``capture-pane -p`` text. The UI changes between versions
+and widths, so the reader keys on structure rather than exact layout:
+
+- The **input box** is a ``❯`` (or ``>``) prompt line just below a horizontal
+  rule, closed by another rule, with at most a few footer lines under it (hints,
+  a status line). Text after the prompt is a draft; an empty box is idle.
+- **Busy**: ``esc to interrupt`` (older builds ``ctrl+c to interrupt``) in the
+  footer or in the few lines above the box, or an active spinner line there
+  (``✢ Infusing…``: a glyph, a word, an ellipsis; a finished turn reads
+  ``✻ Brewed for 8s``, with no ellipsis).
+- **Waiting**: no input box at the bottom, but a numbered option list starting at
+  ``1.`` below a question (``Do you want to proceed?``) or with a ``❯`` selector.
+  Any such menu counts: typing into it would pick an option.
+- Anything else is **unknown**; the caller treats unknown as "do not type".
+
+Only the bottom of the screen is read, so old conversation text that mentions
+these markers (a message quoting "esc to interrupt") cannot fool it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+IDLE = "idle"
+DRAFT = "draft"
+BUSY = "busy"
+WAITING = "waiting"
+UNKNOWN = "unknown"
+GONE = "gone"
+
+STATES = (IDLE, DRAFT, BUSY, WAITING, UNKNOWN, GONE)
+
+_PROMPTS = ("❯", ">", "›")
+_RULE_CHARS = frozenset("─━═-")
+_MIN_RULE = 10
+_FOOTER_MAX = 8  # non-empty lines allowed under the box's closing rule
+_ABOVE = 8  # non-empty lines above the box searched for busy markers
+_INTERRUPT = re.compile(r"\b(?:esc|ctrl\+c)\s+to\s+interrupt\b", re.IGNORECASE)
+_SPINNER = re.compile(r"^\s*[^\w\s❯>›│|]\s+[A-Z][\w'-]*…")
+_OPTION = re.compile(r"^\s*(?:[❯›>]\s*)?(\d)[.)]\s+(\S.*)$")
+_SELECTED = re.compile(r"^\s*[❯›>]\s*1[.)]\s")
+_QUESTION = re.compile(r"\?\s*$")
+
+
+class Screen(NamedTuple):
+    state: str
+    draft: str  # the composer text (draft state), else ""
+    options: dict[int, str]  # a waiting menu's options: number -> label
+
+
+def _is_rule(line: str) -> bool:
+    s = line.strip()
+    return len(s) >= _MIN_RULE and frozenset(s) <= _RULE_CHARS
+
+
+def _strip_prompt(line: str) -> str | None:
+    s = line.lstrip()
+    for p in _PROMPTS:
+        if s.startswith(p):
+            return s[len(p) :]
+    return None
+
+
+def _find_box(lines: list[str], rules: list[int]) -> tuple[int, int] | None:
+    """Indices (top rule, bottom rule) of the input box at the bottom of the screen."""
+    for bottom in reversed(rules):
+        footer = [x for x in lines[bottom + 1 :] if x.strip()]
+        if len(footer) > _FOOTER_MAX:
+            return None  # the last rule is too far up: no box at the bottom
+        tops = [i for i in rules if i < bottom]
+        if not tops:
+            continue
+        top = tops[-1]
+        if top + 1 < bottom and _strip_prompt(lines[top + 1]) is not None:
+            return top, bottom
+    return None
+
+
+def _options(lines: list[str]) -> dict[int, str]:
+    """The numbered menu at the bottom (1., 2., ...), if there is one."""
+    tail = lines[-25:]
+    for i, line in enumerate(tail):
+        m = _OPTION.match(line)
+        if not m or m.group(1) != "1":
+            continue
+        opts = {1: m.group(2).strip()}
+        for nxt in tail[i + 1 : i + 12]:
+            n = _OPTION.match(nxt)
+            if n and int(n.group(1)) == len(opts) + 1:
+                opts[len(opts) + 1] = n.group(2).strip()
+        if len(opts) < 2:
+            continue
+        above = [x for x in tail[max(0, i - 4) : i] if x.strip()]
+        if _SELECTED.match(line) or any(_QUESTION.search(x) for x in above):
+            return opts
+    return {}
+
+
+def read(text: str, *, in_mode: bool = False) -> Screen:
+    """The state of a pane from its captured text (and whether tmux shows it in a mode)."""
+    lines = [line.rstrip() for line in text.replace("\r", "").split("\n")]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    rules = [i for i, line in enumerate(lines) if _is_rule(line)]
+    # A menu under the last rule (or anywhere, with no rule) is a dialog: the input box
+    # is hidden while Claude Code asks, and keys typed now would choose an option.
+    opts = _options(lines[rules[-1] + 1 :] if rules else lines)
+    if opts:
+        return Screen(WAITING, "", opts)
+    box = _find_box(lines, rules)
+    if box is None:
+        return Screen(UNKNOWN, "", {})
+    top, bottom = box
+    footer = "\n".join(lines[bottom + 1 :])
+    above = [x for x in lines[:top] if x.strip()][-_ABOVE:]
+    busy = bool(_INTERRUPT.search(footer)) or any(
+        _INTERRUPT.search(x) or _SPINNER.match(x) for x in above
+    )
+    first = _strip_prompt(lines[top + 1]) or ""
+    body = [first, *lines[top + 2 : bottom]]
+    draft = "\n".join(x.strip() for x in body).strip()
+    if busy:
+        return Screen(BUSY, draft, {})
+    if in_mode:
+        # copy mode: someone is scrolling this pane; keys would go to tmux, not Claude
+        return Screen(UNKNOWN, draft, {})
+    if draft:
+        return Screen(DRAFT, draft, {})
+    return Screen(IDLE, "", {})
+
+
+def option_is_yes(label: str) -> bool:
+    return label.strip().lower().startswith("yes")

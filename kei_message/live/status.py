@@ -1,0 +1,26 @@
+"""The ``state`` column of ``who``: one capture per live pane, every tmux call bounded."""
+
+from __future__ import annotations
+
+from ..stores.base import Store
+from . import screen, tmux
+
+
+def states(store: Store) -> dict[str, str]:
+    """NAME -> state, for every name with a registered tmux pane.
+
+    A name with several panes shows its best: a live pane over a gone one,
+    the newest registration first.
+    """
+    from .deliver import look
+    from .registry import registered
+
+    out: dict[str, str] = {}
+    lives = registered(store)
+    if not lives or not tmux.available():
+        return out
+    for live in lives:
+        if out.get(live.name, screen.GONE) != screen.GONE:
+            continue
+        out[live.name] = look(live).state
+    return out
