@@ -99,9 +99,32 @@ local function xadd(key, cand, field, value)
 end
 """
 
+# RFC 3339 UTC to the second, like records.ts_from_id (Howard Hinnant's civil_from_days)
+_LUA_TS = """
+local function ts_of(secs)
+  local days = math.floor(secs / 86400)
+  local sod = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+    - math.floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp + 3
+  if mp >= 10 then m = mp - 9 end
+  if m <= 2 then y = y + 1 end
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', y, m, d,
+    math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
+end
+"""
+
 # KEYS: bus, meta, names, nonce.  ARGV: fields JSON ({"from":..}), from, to, nonce ttl
 _APPEND = (
     _LUA_INT
+    + _LUA_TS
     + _LUA_NAMES
     + """
 local again = redis.call('GET', KEYS[4])
@@ -114,24 +137,7 @@ local rid = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local last = tonumber(redis.call('HGET', KEYS[2], 'maxid') or '0')
 if rid <= last then rid = last + 1 end
 local rids = int(rid)
--- RFC 3339 UTC to the second (Howard Hinnant's civil_from_days)
-local secs = math.floor(rid / 1000000)
-local days = math.floor(secs / 86400)
-local sod = secs - days * 86400
-local z = days + 719468
-local era = math.floor(z / 146097)
-local doe = z - era * 146097
-local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
-  - math.floor(doe / 146096)) / 365)
-local y = yoe + era * 400
-local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-local mp = math.floor((5 * doy + 2) / 153)
-local d = doy - math.floor((153 * mp + 2) / 5) + 1
-local m = mp + 3
-if mp >= 10 then m = mp - 9 end
-if m <= 2 then y = y + 1 end
-local ts = string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', y, m, d,
-  math.floor(sod / 3600), math.floor(sod % 3600 / 60), sod % 60)
+local ts = ts_of(math.floor(rid / 1000000))
 local rec = '{"id":' .. rids .. ',"ts":"' .. ts .. '",' .. string.sub(ARGV[1], 2)
 local ms = math.floor(rid / 1000)
 local sid = xadd(KEYS[1], int(ms) .. '-' .. int(rid - ms * 1000), 'r', rec)
@@ -257,6 +263,26 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _import_args(raw: bytes) -> list[Any]:
+    try:
+        rec: Record | None = parse(raw)
+    except CorruptLine:
+        rec = None
+    if rec is None or not 0 < rec["id"] < 2**53:
+        # corrupt, or an id a Lua number cannot hold exactly: the server picks
+        # the position and the line leaves the names index alone
+        return [raw, "", "", "", "", MAX_US_ID]
+    ts = str(rec.get("ts", "")).replace(" ", "T") or "-"  # the index value splits on spaces
+    return [raw, rec["from"], rec["to"], str(rec["id"]), ts, MAX_US_ID]
+
+
+def _entry(pos: str, raw: bytes) -> Entry:
+    try:
+        return Entry(pos, next_id(pos), parse(raw))
+    except CorruptLine as exc:
+        return Entry(pos, next_id(pos), None, str(exc))
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -377,43 +403,25 @@ class RedisStore:
         rec.update(fields)
         return rec
 
-    def import_line(self, raw: bytes) -> str:
-        """Append an existing line as it is (``migrate``); returns its position."""
-        try:
-            rec: Record | None = parse(raw)
-        except CorruptLine:
-            rec = None
-        if rec is None:
-            args: list[Any] = [raw, "", "", "", "", MAX_US_ID]
-        else:
-            args = [raw, rec["from"], rec["to"], str(rec["id"]), str(rec.get("ts", "")), MAX_US_ID]
-        if rec is not None and (rec["id"] <= 0 or rec["id"] >= 2**53):
-            args[3] = ""  # not exact as a Lua number: let the server pick the position
-            args[2] = args[1] = ""
+    def import_lines(self, lines: list[bytes]) -> list[str]:
+        """Append existing lines as they are (``migrate``), pipelined; their positions."""
         keys = [self.k_bus, self.k_meta, self.k_names]
-        sid = self._call(lambda: self._import(keys=keys, args=args))
-        return _text(sid)
+
+        def run() -> list[Any]:
+            pipe = self.r.pipeline(transaction=False)
+            for raw in lines:
+                self._import(keys=keys, args=_import_args(raw), client=pipe)
+            return pipe.execute()
+
+        return [_text(sid) for sid in self._call(run)]
 
     # ------------------------------------------------------------------ read
     def end(self) -> str:
         last = self._call(lambda: self.r.hget(self.k_meta, "last"))
         return "0-0" if last is None else next_id(_text(last))
 
-    def _entry(self, sid: Any, fields: dict[Any, Any]) -> Entry:
-        pos = _text(sid)
-        raw = fields.get(b"r", fields.get("r"))
-        if raw is None:
-            return Entry(pos, next_id(pos), None, "stream entry has no 'r' field")
-        if isinstance(raw, str):
-            raw = raw.encode()
-        try:
-            return Entry(pos, next_id(pos), parse(raw))
-        except CorruptLine as exc:
-            return Entry(pos, next_id(pos), None, str(exc))
-
-    def scan(
-        self, after: Pos | None, until: Pos | None = None, *, hint: tuple[bytes, ...] | None = None
-    ) -> Iterator[Entry]:
+    def scan_raw(self, after: Pos | None, until: Pos | None = None) -> Iterator[tuple[str, bytes]]:
+        """(position, line bytes) of each entry from ``after`` up to ``until``, oldest first."""
         start = "-" if after is None else str(after)
         if until is not None:
             if self.order(until) <= (0, 0):
@@ -424,21 +432,24 @@ class RedisStore:
         while True:
             page = self._call(lambda: self.r.xrange(self.k_bus, start, stop, count=PAGE))
             for sid, fields in page:
-                if hint is not None:
-                    raw = fields.get(b"r") or b""
-                    if not any(h in raw for h in hint):
-                        continue
-                yield self._entry(sid, fields)
+                yield _text(sid), fields.get(b"r") or b""
             if len(page) < PAGE:
                 return
             start = "(" + _text(page[-1][0])
+
+    def scan(
+        self, after: Pos | None, until: Pos | None = None, *, hint: tuple[bytes, ...] | None = None
+    ) -> Iterator[Entry]:
+        for pos, raw in self.scan_raw(after, until):
+            if hint is None or any(h in raw for h in hint):
+                yield _entry(pos, raw)
 
     def scan_reverse(self) -> Iterator[Entry]:
         start = "+"
         while True:
             page = self._call(lambda: self.r.xrevrange(self.k_bus, start, "-", count=PAGE))
             for sid, fields in page:
-                yield self._entry(sid, fields)
+                yield _entry(_text(sid), fields.get(b"r") or b"")
             if len(page) < PAGE:
                 return
             start = "(" + _text(page[-1][0])
