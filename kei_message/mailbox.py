@@ -312,4 +312,9 @@ class Mailbox:
                 row["unread"] = self.count(name)
             else:
                 row["unread"] = 0
+        from .live.status import states  # one capture per live pane, tmux calls bounded
+
+        for name, state in states(self.store).items():
+            if name in found:
+                found[name]["state"] = state
         return [found[n] for n in sorted(found)]
