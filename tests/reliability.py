@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +91,8 @@ def reap(procs: list[subprocess.Popen[Any]]) -> None:
         if p.poll() is None:
             p.kill()
     for p in procs:
-        try:
+        with suppress(subprocess.TimeoutExpired):
             p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
         for stream in (p.stdin, p.stdout, p.stderr):
             if stream is not None:
                 stream.close()
