@@ -1,0 +1,369 @@
+"""The Redis Streams store on its own: ids, positions, cursors, locks, waiting, gc, errors.
+
+Behaviour every store shares is tested through the ``mailbox`` fixture (both
+stores); this file covers what only Redis has. A real redis-server runs for
+the session (conftest ``redis_server``); each test starts from an empty db.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kei_message import records
+from kei_message.cursors import Cursor
+from kei_message.errors import MailboxLocked, MailboxUnavailable
+from kei_message.mailbox import Mailbox
+from kei_message.stores import redis as redis_store
+from kei_message.stores.redis import RedisStore
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def url(redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    client = redis_server.client()
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    monkeypatch.setenv("KEI_MAILBOX_URL", redis_server.url)
+    return str(redis_server.url)
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[RedisStore]:
+    st = RedisStore(url)
+    yield st
+    st.close()
+
+
+def test_lua_time_format_matches_python(store: RedisStore) -> None:
+    script = store.r.register_script(
+        redis_store._LUA_TS
+        + "local out = {} for i, s in ipairs(ARGV) do out[i] = ts_of(tonumber(s)) end return out"
+    )
+    samples = [0, 59, 86399, 86400, 951782400, 951868799, 1709164800, 4107542400]
+    samples += [1795248002 + k * 7_777_777 for k in range(300)]
+    got = [t.decode() for t in script(args=samples)]
+    assert got == [records.ts_from_id(s * 1_000_000) for s in samples]
+
+
+def test_append_assigns_increasing_ids_and_derived_stream_ids(store: RedisStore) -> None:
+    mb = Mailbox(store)
+    sent = [mb.send(f"m{i}", to="bob", sender="alice") for i in range(5)]
+    entries = list(store.scan(None))
+    assert [e.record for e in entries] == sent
+    ids = [r["id"] for r in sent]
+    assert ids == sorted(set(ids))
+    for rec, entry in zip(sent, entries, strict=True):
+        assert rec["ts"] == records.ts_from_id(rec["id"])
+        assert entry.pos == f"{rec['id'] // 1000}-{rec['id'] % 1000}"
+        assert store.order(entry.end) > store.order(entry.pos)
+    assert store.end() == entries[-1].end
+
+
+def test_ids_stay_above_a_clock_behind_the_max_id(store: RedisStore) -> None:
+    future = records.now_us() + 3_600_000_000
+    store.r.hset(store.k_meta, mapping={"maxid": str(future)})
+    rec = store.append({"from": "a", "to": "b", "body": "x"})
+    assert rec["id"] == future + 1
+    again = store.append({"from": "a", "to": "b", "body": "y"})
+    assert again["id"] == future + 2
+    assert [e.record["id"] for e in store.scan(None) if e.record] == [future + 1, future + 2]
+
+
+def test_concurrent_appends_from_processes_are_unique_and_ordered(url: str, tmp_path: Path) -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        from kei_message.mailbox import Mailbox
+        mb = Mailbox()
+        for i in range(40):
+            mb.send(f"{sys.argv[1]}-{i}", to="sink", sender=sys.argv[1])
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, f"w{n}"], env=os.environ.copy())
+        for n in range(4)
+    ]
+    for p in procs:
+        assert p.wait(timeout=60) == 0
+    store = RedisStore(url)
+    recs = [e.record for e in store.scan(None)]
+    assert len(recs) == 160 and all(recs)
+    ids = [r["id"] for r in recs if r]
+    assert ids == sorted(ids) and len(set(ids)) == 160
+    bodies = {r["body"] for r in recs if r}
+    assert bodies == {f"w{n}-{i}" for n in range(4) for i in range(40)}
+
+
+def test_a_retried_append_writes_once(store: RedisStore) -> None:
+    keys = [store.k_bus, store.k_meta, store.k_names, store._nonce + "fixed"]
+    args = [b'{"from":"a","to":"b","body":"x"}', "a", "b", 60]
+    first = store._append(keys=keys, args=args)
+    second = store._append(keys=keys, args=args)
+    assert first == second
+    assert store.r.xlen(store.k_bus) == 1
+    assert store.names()["b"]["received"] == 1
+
+
+def test_names_index_is_kept_on_append(store: RedisStore) -> None:
+    mb = Mailbox(store)
+    mb.send("1", to="bob", sender="alice")
+    last = mb.send("2", to="all", sender="bob")
+    names = store.names()
+    assert set(names) == {"alice", "bob"}
+    assert names["alice"]["sent"] == 1 and names["alice"]["received"] == 0
+    assert names["bob"] == {"sent": 1, "received": 1, "last_id": last["id"], "last_ts": last["ts"]}
+
+
+def test_scan_pages_and_bounds(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redis_store, "PAGE", 7)
+    mb = Mailbox(store)
+    for i in range(30):
+        mb.send(f"m{i}", to="bob" if i % 3 else "carol", sender="alice")
+    every = list(store.scan(None))
+    assert [e.record["body"] for e in every if e.record] == [f"m{i}" for i in range(30)]
+    assert list(store.scan_reverse()) == every[::-1]
+    assert list(store.scan(every[10].pos, every[20].pos)) == every[10:20]
+    assert list(store.scan(every[10].end)) == every[11:]
+    assert list(store.scan(store.end())) == []
+    assert list(store.scan(None, "0-0")) == []
+    hinted = list(store.scan(None, hint=(b'"carol"',)))
+    assert [e.record["body"] for e in hinted if e.record] == [f"m{i}" for i in range(0, 30, 3)]
+
+
+def test_corrupt_entry_is_reported_not_fatal(store: RedisStore) -> None:
+    mb = Mailbox(store)
+    mb.send("before", to="bob", sender="alice")
+    store.r.xadd(store.k_bus, {"r": b"{not json"})
+    store.r.xadd(store.k_bus, {"other": b"x"})
+    after = mb.send("after", to="bob", sender="alice")
+    entries = list(store.scan(None))
+    assert [e.record is None for e in entries] == [False, True, True, False]
+    assert all(e.error for e in entries[1:3])
+    assert [r["body"] for r in mb.read("bob")] == ["before", "after"]
+    assert after["id"] > entries[0].record["id"]  # type: ignore[index]
+
+
+def test_cursor_never_moves_backwards(store: RedisStore) -> None:
+    store.save_cursor("bob", Cursor("200-5", frozenset({"300-0", "150-0"})))
+    assert store.load_cursor("bob") == Cursor("200-5", frozenset({"300-0"}))
+    store.save_cursor("bob", Cursor("100-0", frozenset({"400-1"})))
+    assert store.load_cursor("bob") == Cursor("200-5", frozenset({"300-0", "400-1"}))
+    store.save_cursor("bob", Cursor("350-0"))
+    assert store.load_cursor("bob") == Cursor("350-0", frozenset({"400-1"}))
+    store.save_cursor("bob", Cursor(None))
+    assert store.load_cursor("bob") == Cursor("350-0", frozenset({"400-1"}))
+    assert store.readers() == ["bob"]
+    assert store.load_cursor("nobody") is None
+
+
+def test_corrupt_cursor_is_a_clear_error(store: RedisStore) -> None:
+    store.r.set(store._cursor + "bob", b"garbage")
+    with pytest.raises(MailboxUnavailable, match="corrupt"):
+        store.load_cursor("bob")
+
+
+def test_reader_lock_excludes_and_times_out(
+    store: RedisStore, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEI_MAILBOX_LOCK_TIMEOUT", "0.3")
+    other = RedisStore(url)
+    with store.reader_lock("bob"):
+        with pytest.raises(MailboxLocked) as info, other.reader_lock("bob"):
+            pass
+        assert info.value.exit_code == 3
+        with other.reader_lock("carol"):  # other readers are not blocked
+            pass
+    with other.reader_lock("bob"):
+        pass
+
+
+def test_reader_lock_is_renewed_while_held(
+    store: RedisStore, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_store, "LOCK_TTL", 0.6)
+    monkeypatch.setenv("KEI_MAILBOX_LOCK_TIMEOUT", "0.1")
+    other = RedisStore(url)
+    with store.reader_lock("bob"):
+        for _ in range(6):  # 1.8 s: three times the ttl
+            time.sleep(0.3)
+            with pytest.raises(MailboxLocked), other.reader_lock("bob"):
+                pass
+
+
+def test_lock_of_a_dead_holder_expires(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    code = textwrap.dedent(
+        """
+        import os
+        from kei_message.stores import redis as rs
+        rs.LOCK_TTL = 1.0
+        st = rs.RedisStore(os.environ["KEI_MAILBOX_URL"])
+        st.reader_lock("bob").__enter__()
+        print("held", flush=True)
+        os._exit(0)  # dies holding it
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
+    ).stdout
+    assert out.strip() == "held"
+    monkeypatch.setenv("KEI_MAILBOX_LOCK_TIMEOUT", "5")
+    with RedisStore(url).reader_lock("bob"):
+        pass
+
+
+def test_concurrent_consumers_of_one_identity_get_each_message_once(url: str) -> None:
+    sender = Mailbox(RedisStore(url))
+    got: list[int] = []
+    guard = threading.Lock()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def consume() -> None:
+        mb = Mailbox(RedisStore(url))
+        try:
+            while not stop.is_set():
+                for rec in mb.read("bob"):
+                    with guard:
+                        got.append(rec["id"])
+                time.sleep(0.005)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=consume) for _ in range(3)]
+    for t in threads:
+        t.start()
+    sent = [sender.send(f"m{i}", to="bob", sender="alice")["id"] for i in range(60)]
+    deadline = time.monotonic() + 20
+    while len(got) < 60 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    for t in threads:
+        t.join(timeout=10)
+    assert not errors
+    assert sorted(got) == sent
+
+
+def test_wait_for_change_blocks_and_wakes(store: RedisStore, url: str) -> None:
+    since = store.end()
+    assert store.wait_for_change(since, 0.2) is False
+    timer = threading.Timer(0.3, lambda: Mailbox(RedisStore(url)).send("x", sender="a"))
+    timer.start()
+    try:
+        started = time.monotonic()
+        assert store.wait_for_change(since, 10) is True
+        assert time.monotonic() - started < 5  # woke on the append, not the timeout
+    finally:
+        timer.cancel()
+    assert store.wait_for_change(since, 0) is True
+
+
+def test_wait_blocks_in_redis_not_in_a_loop(store: RedisStore, url: str) -> None:
+    before = int(store.r.info("stats")["total_commands_processed"])
+    assert store.wait_for_change(store.end(), 1.0) is False
+    after = int(store.r.info("stats")["total_commands_processed"])
+    assert after - before < 10  # a poll every few ms would be hundreds
+
+
+def test_compact_moves_old_entries_to_the_archive(store: RedisStore) -> None:
+    mb = Mailbox(store)
+    sent = [mb.send(f"m{i}", to="bob", sender="alice") for i in range(10)]
+    with mb.consuming("bob") as batch:
+        batch.deliver(batch.messages[:4])
+    entries = list(store.scan(None))
+    end = store.end()
+    moved = store.compact(entries[4].pos)
+    assert moved == 4
+    assert [e.record for e in store.scan(None)] == sent[4:]
+    archived = store.r.xrange(store.k_archive)
+    assert [a[0].decode() for a in archived] == [e.pos for e in entries[:4]]
+    assert store.end() == end
+    assert [r["body"] for r in mb.unread("bob")] == [f"m{i}" for i in range(4, 10)]
+    assert store.compact(entries[4].pos) == 0
+    assert store.compact(end) == 6
+    assert list(store.scan(None)) == [] and store.end() == end
+    assert mb.send("new", to="bob", sender="alice")["id"] > sent[-1]["id"]
+    assert [r["body"] for r in mb.read("bob")][-1] == "new"
+
+
+def test_sessions(store: RedisStore) -> None:
+    store.put_session("s-1", {"name": "bob", "session_id": "s-1"})
+    store.put_session("s/2", {"name": "carol", "session_id": "s/2"})
+    store.put_session("s-1", {"name": "bob", "session_id": "s-1", "cwd": "/x"})
+    got = sorted(store.sessions(), key=lambda s: s["session_id"])
+    assert got == [
+        {"name": "bob", "session_id": "s-1", "cwd": "/x"},
+        {"name": "carol", "session_id": "s/2"},
+    ]
+    store.remove_session("s-1")
+    store.remove_session("missing")
+    assert [s["name"] for s in store.sessions()] == ["carol"]
+
+
+def test_prefix_keeps_mailboxes_apart(url: str) -> None:
+    a = Mailbox(RedisStore(url + "?prefix=teamA"))
+    b = Mailbox(RedisStore(url + "?prefix=teamB"))
+    a.send("for A", to="bob", sender="alice")
+    assert b.unread("bob") == []
+    assert [r["body"] for r in a.unread("bob")] == ["for A"]
+
+
+def test_unreachable_redis_is_one_clear_error() -> None:
+    from redis_server import free_port
+
+    st = RedisStore(f"redis://127.0.0.1:{free_port()}/0")
+    started = time.monotonic()
+    with pytest.raises(MailboxUnavailable) as info:
+        st.append({"from": "a", "to": "b", "body": "x"})
+    assert time.monotonic() - started < 5  # well inside the hook's budget
+    msg = str(info.value)
+    assert "\n" not in msg and "Redis at redis://127.0.0.1:" in msg and "refused" in msg
+    for call in (st.end, st.readers, st.names, st.sessions, lambda: list(st.scan(None))):
+        with pytest.raises(MailboxUnavailable):
+            call()
+
+
+def test_wrong_password_is_refused_and_password_never_shown(tmp_path: Path) -> None:
+    from redis_server import RedisServer
+
+    with RedisServer(tmp_path / "r", appendonly=False, password="s3cret") as server:
+        good = RedisStore(server.url)
+        assert good.end() == "0-0"
+        assert "s3cret" not in good.location and ":***@" in good.location
+        bad = RedisStore(f"redis://:wrong@127.0.0.1:{server.port}/0")
+        with pytest.raises(MailboxUnavailable) as info:
+            bad.end()
+        assert "wrong" not in str(info.value) and "\n" not in str(info.value)
+        none = RedisStore(f"redis://127.0.0.1:{server.port}/0")
+        with pytest.raises(MailboxUnavailable, match="(?i)auth"):
+            none.end()
+
+
+def test_jsonl_path_never_imports_redis(tmp_path: Path) -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        from kei_message.mailbox import Mailbox
+        mb = Mailbox()
+        mb.send("x", to="bob", sender="alice")
+        mb.read("bob")
+        mb.who()
+        # (portalocker itself imports redis when it is installed; that is its
+        # business, and locks.py's: what must not load is our Redis store)
+        assert "kei_message.stores.redis" not in sys.modules
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KEI_MAILBOX_URL"}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
