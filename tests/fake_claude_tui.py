@@ -13,6 +13,8 @@ markers the real TUI shows (see ../shared/fixtures/claude-screens/):
   ``3. No``, or ``--yes-no`` for ``1. Yes`` / ``2. No``) after a prompt containing
   ``ASK-PERMISSION``; ``1``/``2`` approve, ``3`` or Escape deny;
 - Escape while busy interrupts and puts the prompt back in the composer;
+- ``--count-unread NAME``: on each submit, log how many unread NAME has (what
+  the UserPromptSubmit hook would inject);
 - ``--swallow-first-enter``: the first Enter after each paste is ignored (as a
   real build may take an Enter arriving right after a paste as part of it).
 
@@ -95,6 +97,16 @@ class Fake:
     def submit(self) -> None:
         text = self.composer
         self.composer = ""
+        if self.args.count_unread:
+            # what the UserPromptSubmit hook would find at this moment
+            import subprocess
+
+            code = "import sys; from kei_message.mailbox import Mailbox; print(Mailbox().count(sys.argv[1]))"
+            got = subprocess.run(
+                [sys.executable, "-c", code, self.args.count_unread],
+                capture_output=True, text=True, timeout=20, check=False,
+            )
+            self.log(event="unread_at_submit", count=got.stdout.strip(), err=got.stderr[-300:])
         self.log(event="prompt", text=text)
         self.history += [f"❯ {line}" for line in text.split("\n")]
         self.current = text
@@ -245,6 +257,7 @@ def main() -> None:
     ap.add_argument("log")
     ap.add_argument("--busy", type=float, default=0.3, help="seconds busy after a prompt")
     ap.add_argument("--swallow-first-enter", action="store_true")
+    ap.add_argument("--count-unread", metavar="NAME", help="log NAME's unread count on submit")
     ap.add_argument("--yes-no", action="store_true", help="permission menu with 1. Yes / 2. No")
     Fake(ap.parse_args()).run()
 

@@ -7,7 +7,7 @@ and widths, so the reader keys on structure rather than exact layout:
   rule, closed by another rule, with at most a few footer lines under it (hints,
   a status line). Text after the prompt is a draft; an empty box is idle.
 - **Busy**: ``esc to interrupt`` (older builds ``ctrl+c to interrupt``) in the
-  footer or in the few lines above the box, or an active spinner line there
+  footer, or an active spinner line in the few lines above the box
   (``✢ Infusing…``: a glyph, a word, an ellipsis; a finished turn reads
   ``✻ Brewed for 8s``, with no ellipsis).
 - **Waiting**: no input box at the bottom, but a numbered option list starting at
@@ -37,7 +37,7 @@ _PROMPTS = ("❯", ">", "›")
 _RULE_CHARS = frozenset("─━═-")
 _MIN_RULE = 10
 _FOOTER_MAX = 8  # non-empty lines allowed under the box's closing rule
-_ABOVE = 8  # non-empty lines above the box searched for busy markers
+_ABOVE = 5  # non-empty lines above the box searched for a spinner
 _INTERRUPT = re.compile(r"\b(?:esc|ctrl\+c)\s+to\s+interrupt\b", re.IGNORECASE)
 _SPINNER = re.compile(r"^\s*[^\w\s❯>›│|]\s+[A-Z][\w'-]*…")
 _OPTION = re.compile(r"^\s*(?:[❯›>]\s*)?(\d)[.)]\s+(\S.*)$")
@@ -116,9 +116,9 @@ def read(text: str, *, in_mode: bool = False) -> Screen:
     top, bottom = box
     footer = "\n".join(lines[bottom + 1 :])
     above = [x for x in lines[:top] if x.strip()][-_ABOVE:]
-    busy = bool(_INTERRUPT.search(footer)) or any(
-        _INTERRUPT.search(x) or _SPINNER.match(x) for x in above
-    )
+    # above the box only a spinner line counts (old builds put "ctrl+c to interrupt"
+    # inside it); any other line there is conversation, which may quote anything
+    busy = bool(_INTERRUPT.search(footer)) or any(_SPINNER.match(x) for x in above)
     first = _strip_prompt(lines[top + 1]) or ""
     body = [first, *lines[top + 2 : bottom]]
     draft = "\n".join(x.strip() for x in body).strip()
