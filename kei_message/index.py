@@ -1,61 +1,223 @@
 """The names index: every name seen on the bus, kept current incrementally.
 
-``index/names.json`` holds ``{"pos": P, "names": {NAME: {...}}}``: the names
-seen in the bus up to logical position ``P``. Reading it catches up on what
-was appended since (usually one record: the send that just ran), so ``who``
-and the unknown-recipient note never scan the whole bus.
+``index/names.json`` holds::
+
+    {"v": 2, "pos": P, "start": S, "names": {NAME: {...}}, "broadcasts": [[T, FROM], ...],
+     "complete_from": C}
+
+the names seen in the bus between logical positions ``S`` (where counting
+began: the start of the bus when the index was built, moved on by gc) and
+``P``. Per name: ``sent``, ``received``, ``last_id``, ``last_ts`` and
+``inbox``, the personal messages to it from someone else still in the bus.
+``broadcasts`` lists (time, sender) of every broadcast newer than
+``complete_from``. Reading the index catches up on what was appended since
+``P`` (usually one record: the send that just ran), under
+``index/names.lock`` so two writers cannot undo each other, and so ``who``,
+``channels`` and the unknown-recipient note never scan the whole bus.
+
+A reader with no cursor has as unread its personal messages of any age plus
+the broadcasts of the replay window (SPEC §4): ``inbox`` plus a count over
+``broadcasts``, which is how ``who`` shows unread counts for names that
+never read without reading the bus. gc subtracts what it moved out
+(``forget``).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+import time
 
 import orjson
 
 from . import paths
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def names_index(store: Any) -> dict[str, dict[str, Any]]:
-    path = os.path.join(store.prepare("index"), "names.json")
-    data: dict[str, Any] = {"pos": None, "names": {}}
+VERSION = 2
+MAX_BROADCASTS = 20_000  # beyond this, old ones are dropped and `who` counts the slow way
+_BROADCAST_KEEP = 7 * 86400.0  # at least this window of broadcasts is kept
+
+
+def _path(store: Any) -> str:
+    return os.path.join(store.prepare("index"), "names.json")
+
+
+def _empty() -> dict[str, Any]:
+    return {"v": VERSION, "pos": None, "start": None, "names": {}, "broadcasts": [],
+            "complete_from": 0.0}
+
+
+def _load(path: str) -> dict[str, Any]:
     try:
         fd = paths.open_file(path, os.O_RDONLY)
     except FileNotFoundError:
-        pass
-    else:
-        try:
-            loaded = orjson.loads(os.read(fd, 64 << 20))
-            if isinstance(loaded, dict) and isinstance(loaded.get("names"), dict):
-                data = loaded
-        except orjson.JSONDecodeError:
-            pass  # rebuilt below
-        finally:
-            os.close(fd)
+        return _empty()
+    try:
+        data = orjson.loads(os.read(fd, 64 << 20))
+    except orjson.JSONDecodeError:
+        return _empty()  # rebuilt by the caller
+    finally:
+        os.close(fd)
+    if not isinstance(data, dict) or data.get("v") != VERSION:
+        return _empty()
+    if not isinstance(data.get("names"), dict) or not isinstance(data.get("broadcasts"), list):
+        return _empty()
+    return data
+
+
+def _store_start(store: Any) -> Any:
+    start = getattr(store, "start", None)
+    return start() if callable(start) else None
+
+
+def _catch_up(store: Any, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Bring ``data`` up to the store's end; returns it (maybe rebuilt) and whether it changed."""
+    from .records import record_epoch
+
+    order = store.order
     end = store.end()
+    start = _store_start(store)
     pos = data.get("pos")
-    if pos is not None and store.order(pos) > store.order(end):
-        data = {"pos": None, "names": {}}  # the bus was replaced: start over
-        pos = None
-    names: dict[str, dict[str, Any]] = data["names"]
-    changed = False
+    if pos is not None and order(pos) > order(end):
+        data, pos = _empty(), None  # the bus was replaced: start over
+    elif (
+        start is not None
+        and data.get("start") is not None
+        and order(data["start"]) < order(start)
+    ):
+        data, pos = _empty(), None  # gc moved records out without telling us: recount
+    if pos is None:
+        data["start"] = start
+    found: dict[str, dict[str, Any]] = data["names"]
+    casts: list[list[Any]] = data["broadcasts"]
+    changed = pos != end
     for entry in store.scan(pos, end):
         rec = entry.record
         if rec is None:
             continue
-        changed = True
-        for role in ("from", "to"):
-            name = rec[role]
+        sender, to = rec["from"], rec["to"]
+        for role, name in (("sent", sender), ("received", to)):
             if name == "all":
                 continue
-            info = names.setdefault(name, {"sent": 0, "received": 0})
-            info["sent" if role == "from" else "received"] += 1
+            info = found.setdefault(name, {"sent": 0, "received": 0, "inbox": 0})
+            info[role] += 1
             info["last_id"] = rec["id"]
             info["last_ts"] = rec.get("ts", "")
-    if changed or pos != end:
+        if to == "all":
+            casts.append([record_epoch(rec), sender])
+        elif to != sender:
+            found[to]["inbox"] = found[to].get("inbox", 0) + 1
+    if changed:
         data["pos"] = end
-        try:
-            paths.write_atomic(path, orjson.dumps(data))
-        except Exception:  # an index we cannot save is rebuilt next time
-            pass
+        _prune(data)
+    return data, changed
+
+
+def _prune(data: dict[str, Any]) -> None:
+    from .mailbox import replay_window
+
+    casts: list[list[Any]] = data["broadcasts"]
+    oldest = time.time() - max(replay_window(), _BROADCAST_KEEP)
+    if casts and casts[0][0] < oldest:
+        casts[:] = [c for c in casts if c[0] >= oldest]
+        data["complete_from"] = max(data.get("complete_from", 0.0), oldest)
+    if len(casts) > MAX_BROADCASTS:
+        dropped = casts[: len(casts) - MAX_BROADCASTS]
+        del casts[: len(dropped)]
+        data["complete_from"] = max(data.get("complete_from", 0.0), dropped[-1][0])
+
+
+def _save(path: str, data: dict[str, Any]) -> None:
+    try:
+        paths.write_atomic(path, orjson.dumps(data))
+    except Exception:  # an index we cannot save is caught up again next time
+        pass
+
+
+def current(store: Any) -> dict[str, Any]:
+    """The index, caught up with the store (and saved when that changed it)."""
+    from .errors import MailboxLocked
+    from .locks import locked
+
+    path = _path(store)
+    try:
+        with locked(path[:-5] + ".lock", timeout=2.0):
+            data, changed = _catch_up(store, _load(path))
+            if changed:
+                _save(path, data)
+            return data
+    except MailboxLocked:  # someone is slow with it; answer without saving
+        return _catch_up(store, _load(path))[0]
+
+
+def names_index(store: Any) -> dict[str, dict[str, Any]]:
+    names: dict[str, dict[str, Any]] = current(store)["names"]
     return names
+
+
+def fresh_unread(data: dict[str, Any], name: str, replay: float, now: float) -> int | None:
+    """Unread count of ``name`` if it has no cursor, from the index; None if it cannot tell."""
+    oldest = now - replay
+    if oldest < data.get("complete_from", 0.0):
+        return None
+    info = data["names"].get(name)
+    personal = int(info.get("inbox", 0)) if info else 0
+    casts = sum(1 for t, sender in data["broadcasts"] if t >= oldest and sender != name)
+    return personal + casts
+
+
+def unread_counts(mailbox: Any, wanted: list[str]) -> dict[str, int]:
+    """Unread count for each name, for ``who``: from the cursor on, or from the index."""
+    from .mailbox import replay_window
+    from .names import BROADCAST, is_valid
+
+    store = mailbox.store
+    data = current(store) if getattr(store, "name", "") == "jsonl" else None
+    replay, now = replay_window(), time.time()
+    out: dict[str, int] = {}
+    for name in wanted:
+        if not is_valid(name) or name == BROADCAST:
+            out[name] = 0
+            continue
+        if data is not None:
+            cursor = store.load_cursor(name)
+            if cursor is None:
+                quick = fresh_unread(data, name, replay, now)
+                if quick is not None:
+                    out[name] = quick
+                    continue
+        out[name] = mailbox.count(name)
+    return out
+
+
+def forget(store: Any, moved: dict[str, int], old_start: Any, cut: Any) -> None:
+    """gc moved [old_start, cut) out of the bus, ``moved[NAME]`` personal messages to NAME."""
+    from .errors import MailboxLocked
+    from .locks import locked
+
+    path = _path(store)
+    order = store.order
+    try:
+        with locked(path[:-5] + ".lock", timeout=5.0):
+            data = _load(path)
+            start = data.get("start")
+            if data.get("pos") is None:
+                return
+            if start is not None and order(start) >= order(cut):
+                return  # already counted from after the cut
+            if start != old_start or order(data["pos"]) < order(cut):
+                _save(path, _empty())  # cannot adjust: recount on next use
+                return
+            for name, n in moved.items():
+                info = data["names"].get(name)
+                if info is not None:
+                    info["inbox"] = max(0, info.get("inbox", 0) - n)
+            data["start"] = cut
+            _save(path, data)
+    except MailboxLocked:
+        try:
+            os.unlink(path)  # recounted on next use rather than left wrong
+        except FileNotFoundError:
+            pass
