@@ -312,6 +312,11 @@ class Mailbox:
                 row["unread"] = self.count(name)
             else:
                 row["unread"] = 0
+        from .wake import armed_names  # waiters are local processes: one small directory
+
+        armed = armed_names(self.store)
+        for name, row in found.items():
+            row["waiter"] = name in armed
         from .live.status import states  # one capture per live pane, tmux calls bounded
 
         for name, state in states(self.store).items():

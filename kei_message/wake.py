@@ -1,0 +1,392 @@
+"""Wake an idle Claude Code session when mail arrives: the asyncRewake waiter (SPEC §7).
+
+``kei-message-hook wake`` is registered on SessionStart and Stop as a command
+hook with ``"async": true, "asyncRewake": true`` and a long ``timeout``.
+Claude Code runs it in the background; when it exits 2, the idle session
+starts a turn whose content is the hook's output. So the waiter:
+
+1. takes the one-waiter-per-session lock (``waiters/KEY.pid`` in the mailbox
+   dir, flock held for its lifetime); if another waiter holds it, exits 0;
+2. waits without spinning (``store.wait_for_change``, as ``kei message wait``)
+   until its identity (``KEI_MAILBOX_ME``, else the hook input's ``cwd``) has
+   unread messages, checking every second that its Claude Code process lives;
+3. just before consuming, checks again that Claude Code is alive and that its
+   stdout is still open (2.1.197 can leave a waiter running with a closed
+   pipe after the session ends: output written there is lost), then prints
+   the messages with ``inject.take`` (same text and budget as the other
+   hooks, deliver-then-commit) and exits 2.
+
+It exits 0 with no output when bypassed (``KEI_MAILBOX_BYPASS=1``), when its
+Claude Code process is gone, when anything fails, and a little before its
+hook timeout (``KEI_MAILBOX_WAKE_DEADLINE`` seconds, default
+``HOOK_TIMEOUT - DEADLINE_MARGIN``). It never exits 2 without a message:
+a Stop hook that woke the session with nothing would start again after that
+turn, and again, forever.
+
+Which process is "its Claude Code": Claude Code starts each hook as
+``/bin/sh -c COMMAND`` in a process session of its own (setsid), and the
+shell can outlive Claude Code, so watching the parent pid is not enough. The
+waiter walks ``/proc`` up from its parent within its own process session; the
+first ancestor that looks like Claude Code (``claude``, or node running
+claude) is it, else the process that started the session (the parent of the
+session leader). Tests start the waiter the same way (``start_new_session``)
+under a stand-in parent they can kill. A process is known by pid and start
+time, so a recycled pid never passes for it.
+
+Each ``waiters/KEY.pid`` holds JSON: ``session_id``, ``name``, ``pid`` and
+``start`` of the waiter, ``claude_pid`` and ``claude_start``, ``since``
+(epoch seconds). The waiter removes its file on exit; one left behind by a
+killed waiter is stale, and ``waiters()`` reports it as not alive.
+
+Everything goes to stdout only: Claude Code hands the model stderr instead
+of stdout when both are present, so a stray warning on stderr would replace
+the messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from typing import Any, NamedTuple
+
+from . import paths
+
+# What the installer registers as the hook's ``timeout`` (seconds). Claude Code
+# turns it into a JS timer in ms, which overflows past 2**31 - 1 ms (~24.8 days).
+HOOK_TIMEOUT = 86400
+# The waiter leaves this long before Claude Code would kill it.
+DEADLINE_MARGIN = 60
+# How often the waiter looks at its Claude Code process while waiting.
+SLICE = 1.0
+
+
+# ----------------------------------------------------------------------------- processes
+class Proc(NamedTuple):
+    """A process, known by pid and start time (clock ticks since boot)."""
+
+    pid: int
+    start: int
+
+
+def _stat(pid: int) -> tuple[int, int, str] | None:
+    """(ppid, start time, comm) of ``pid`` from ``/proc``, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return None
+    # comm may hold spaces and parentheses: it ends at the last ")"
+    head, _, rest = raw.rpartition(b")")
+    fields = rest.split()
+    if len(fields) < 20:
+        return None
+    comm = head.partition(b"(")[2].decode("utf-8", "replace")
+    return int(fields[1]), int(fields[19]), comm
+
+
+def is_alive(proc: Proc) -> bool:
+    """``proc`` still runs: its pid exists with the same start time (not a recycled pid)."""
+    st = _stat(proc.pid)
+    return st is not None and st[1] == proc.start
+
+
+def claude_process() -> Proc | None:
+    """The Claude Code process this hook runs under (see the module docstring); None when
+    it is already gone."""
+    from .sessions import is_claude
+
+    sid = os.getsid(0)
+    pid = os.getppid()
+    for _ in range(16):
+        st = _stat(pid)
+        if st is None or pid <= 1:
+            return None
+        ppid, started, comm = st
+        if is_claude(pid, comm):
+            return Proc(pid, started)
+        try:
+            if pid == sid or os.getsid(pid) != sid:
+                break
+        except ProcessLookupError:
+            return None
+        pid = ppid
+    # the process that started our process session: Claude Code spawns each hook
+    # with setsid, and tests start the waiter the same way
+    leader = _stat(sid)
+    if leader is None or leader[0] <= 1:
+        return None  # orphaned: whoever started the session has died
+    parent = _stat(leader[0])
+    return Proc(leader[0], parent[1]) if parent else None
+
+
+def _stdout_open() -> bool:
+    """False when nobody can read our stdout any more (pipe or socket closed at the far end)."""
+    import select
+
+    poller = select.poll()
+    poller.register(1, select.POLLOUT)
+    for _fd, events in poller.poll(0):
+        if events & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
+            return False
+    return True
+
+
+# ----------------------------------------------------------------------------- waiter files
+def _folder(root: str | None = None) -> str:
+    return os.path.join(root or paths.mailbox_dir(), "waiters")
+
+
+def _key(session_id: str) -> str:
+    # session ids come from Claude Code: never let one pick a path
+    safe = "".join(c for c in session_id if c.isalnum() or c in "-_")[:80]
+    if safe != session_id or not safe:
+        import hashlib
+
+        safe = hashlib.sha256(session_id.encode()).hexdigest()[:32]
+    return safe + ".pid"
+
+
+class WaiterLock:
+    """The one-waiter-per-session lock: an flock on ``waiters/KEY.pid`` held while waiting."""
+
+    def __init__(self, session_id: str, root: str | None = None) -> None:
+        self.path = os.path.join(_folder(root), _key(session_id))
+        self.fd: int | None = None
+
+    def acquire(self, info: dict[str, Any]) -> bool:
+        """Take the lock and write ``info``; False when another waiter holds it."""
+        import fcntl
+
+        import orjson
+
+        folder = os.path.dirname(self.path)
+        paths.ensure_dir(os.path.dirname(folder))
+        os.makedirs(folder, paths.DIR_MODE, exist_ok=True)
+        for _ in range(10):
+            fd = paths.open_file(self.path, os.O_RDWR | os.O_CREAT)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            # The holder before us unlinks the file on exit; if it did so after we
+            # opened it, we locked a file no one else will find: open the new one.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, orjson.dumps(info) + b"\n", 0)
+                return True
+            os.close(fd)
+        return False
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)  # still locked by us: no one can have taken it meanwhile
+        os.close(self.fd)
+        self.fd = None
+
+
+def waiters(root: str | None = None) -> list[dict[str, Any]]:
+    """Every waiter file: ``session_id``, ``name``, ``pid``, ``alive`` (the waiter runs),
+    ``claude_pid``, ``claude_alive``, ``since`` and ``path``.
+
+    ``alive`` False: a stale file from a killed waiter (safe to delete). ``alive``
+    but not ``claude_alive``: a stray waiter whose session is gone (it should
+    leave within a second or two on its own).
+    """
+    import orjson
+
+    folder = _folder(root)
+    try:
+        files = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    out: list[dict[str, Any]] = []
+    for fname in files:
+        if not fname.endswith(".pid"):
+            continue
+        path = os.path.join(folder, fname)
+        try:
+            fd = paths.open_file(path, os.O_RDONLY)
+        except (OSError, ValueError):
+            continue
+        try:
+            info = orjson.loads(os.read(fd, 65536))
+        except orjson.JSONDecodeError:
+            continue  # empty: a waiter writing its file right now
+        finally:
+            os.close(fd)
+        if not isinstance(info, dict):
+            continue
+        pid, start = info.get("pid"), info.get("start")
+        cpid, cstart = info.get("claude_pid"), info.get("claude_start")
+        alive = isinstance(pid, int) and isinstance(start, int) and is_alive(Proc(pid, start))
+        claude_alive = (
+            isinstance(cpid, int) and isinstance(cstart, int) and is_alive(Proc(cpid, cstart))
+        )
+        out.append(
+            {
+                "session_id": info.get("session_id"),
+                "name": info.get("name"),
+                "pid": pid,
+                "alive": alive,
+                "claude_pid": cpid,
+                "claude_alive": claude_alive,
+                "since": info.get("since"),
+                "path": path,
+            }
+        )
+    return out
+
+
+def _root_of(store: Any) -> str | None:
+    root = getattr(store, "root", None)
+    return root if isinstance(root, str) else None
+
+
+def armed(store: Any, session_id: str) -> bool:
+    """A live waiter watches ``session_id`` (and its Claude Code process is alive)."""
+    return any(
+        w["session_id"] == session_id and w["alive"] and w["claude_alive"]
+        for w in waiters(_root_of(store))
+    )
+
+
+def armed_names(store: Any) -> set[str]:
+    """Names that have a live waiter armed: for ``who``."""
+    return {
+        w["name"]
+        for w in waiters(_root_of(store))
+        if w["alive"] and w["claude_alive"] and isinstance(w["name"], str)
+    }
+
+
+# ----------------------------------------------------------------------------- the waiter
+class _Gone(Exception):
+    """Claude Code (or our stdout) went away before we could deliver."""
+
+
+def deadline() -> float:
+    """Seconds the waiter waits at most: a little under the registered hook timeout."""
+    return max(0.0, paths.env_float("KEI_MAILBOX_WAKE_DEADLINE", HOOK_TIMEOUT - DEADLINE_MARGIN))
+
+
+def _write_all(text: str) -> None:
+    data = memoryview(text.encode("utf-8"))
+    try:
+        while data:
+            data = data[os.write(1, data) :]
+    except OSError as exc:  # EPIPE: the reader is gone, and SIGPIPE is ignored by Python
+        raise _Gone(str(exc)) from exc
+
+
+def run(payload: dict[str, Any], raw_ok: bool = True) -> int:
+    """The ``wake`` hook: wait for mail, print it, exit 2; else exit 0 with no output.
+
+    ``payload`` is Claude Code's hook input (``session_id``, ``cwd``, …);
+    ``raw_ok`` False means stdin was not valid JSON (the waiter still runs,
+    from ``KEI_MAILBOX_ME`` and ``CLAUDE_CODE_SESSION_ID``). Returns the exit code.
+    """
+    if paths.env_flag("KEI_MAILBOX_BYPASS"):
+        return 0
+    from .hooks import _log_library_warnings, log_failure
+
+    # library warnings go to hook.log: on stderr Claude Code would hand them to the
+    # model instead of the messages
+    _log_library_warnings()
+    try:
+        return _wait_and_deliver(payload if raw_ok and isinstance(payload, dict) else {})
+    except Exception as exc:
+        log_failure(f"wake: {type(exc).__name__}: {exc}")
+        if paths.env_flag("KEI_MAILBOX_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        return 0
+
+
+def _wait_and_deliver(payload: dict[str, Any]) -> int:
+    from . import names
+
+    until = time.monotonic() + deadline()
+    cwd = payload.get("cwd")
+    reader = names.resolve(None, cwd=cwd if isinstance(cwd, str) else None)
+    claude = claude_process()
+    if claude is None:
+        return 0  # nothing above us to wake
+    session = payload.get("session_id")
+    if not isinstance(session, str) or not session:
+        session = os.environ.get("CLAUDE_CODE_SESSION_ID") or f"pid-{claude.pid}"
+    me = _stat(os.getpid())
+    lock = WaiterLock(session)
+    info = {
+        "session_id": session,
+        "name": reader,
+        "pid": os.getpid(),
+        "start": me[1] if me else 0,
+        "claude_pid": claude.pid,
+        "claude_start": claude.start,
+        "since": round(time.time(), 3),
+    }
+    if not lock.acquire(info):
+        return 0  # another waiter already watches this session
+    try:
+        return _loop(reader, claude, until)
+    finally:
+        lock.release()
+
+
+def _loop(reader: str, claude: Proc, until: float) -> int:
+    from .inject import take
+    from .mailbox import Mailbox
+
+    mailbox = Mailbox()
+    store = mailbox.store
+
+    def emit(text: str) -> None:
+        # the last look before the cursor moves: output nobody reads is a lost message
+        if not is_alive(claude) or not _stdout_open():
+            raise _Gone("Claude Code went away")
+        _write_all(text)
+
+    checked: Any = object()
+    while True:
+        left = until - time.monotonic()
+        if left <= 0:
+            return 0
+        if not is_alive(claude) or not _stdout_open():
+            return 0
+        end = store.end()
+        if end != checked:  # look for unread only when the bus moved
+            checked = end
+            if mailbox.unread(reader):
+                try:
+                    if take(mailbox, reader, emit):
+                        return 2
+                except _Gone:
+                    return 0
+        store.wait_for_change(end, min(SLICE, left))
+
+
+def main() -> int:
+    """``python -m kei_message.wake``: the hook without the dispatcher (hook JSON on stdin)."""
+    import json
+    import sys
+
+    try:
+        payload = json.loads(sys.stdin.read() or "{}")
+        ok = isinstance(payload, dict)
+    except (ValueError, UnicodeDecodeError, OSError):
+        payload, ok = {}, False
+    return run(payload if ok else {}, ok)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
