@@ -307,11 +307,11 @@ class Mailbox:
             if seen and (row["last_seen"] is None or seen > row["last_seen"]):
                 row["last_seen"] = seen
             row.setdefault("sessions", []).append(sess)
+        from .index import unread_counts  # names without a cursor: from the index, no scan
+
+        counts = unread_counts(self, list(found))
         for name, row in found.items():
-            if names.is_valid(name) and name != names.BROADCAST:
-                row["unread"] = self.count(name)
-            else:
-                row["unread"] = 0
+            row["unread"] = counts[name]
         from .wake import armed_names  # waiters are local processes: one small directory
 
         armed = armed_names(self.store)

@@ -281,6 +281,110 @@ class JsonlStore:
                 best = max(best, entry.record["id"])
         return best
 
+    # ------------------------------------------------------------------ gc
+    def start(self) -> int:
+        """Logical position of the first byte still in the bus (what gc has moved out)."""
+        opened = self._open_read()
+        if opened is None:
+            return 0
+        os.close(opened[0])
+        return opened[1]
+
+    def archive_path(self) -> str:
+        """Where gc puts what it moves out today: ``archive/messages-<UTC date>.jsonl``."""
+        import time
+
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        return os.path.join(self.root, "archive", f"messages-{day}.jsonl")
+
+    def compact(self, before: Pos) -> int:
+        """Move the lines before logical position ``before`` to the archive (gc).
+
+        The prefix never changes once written, so it is copied to the archive
+        and most of the rest to a temp file without blocking senders; only
+        the tail appended meanwhile is copied under the append lock. Then
+        ``messages.base`` gets the new file's line (and keeps the old file's,
+        for a reader that opened it a moment ago) and the temp file is renamed
+        over the bus. Readers holding the old file keep reading it; cursors
+        stay right because positions are logical. A crash leaves either the
+        old bus whole (perhaps with a copy of the prefix already archived) or
+        the new one: never a lost record.
+        """
+        self.prepare()
+        with locked(os.path.join(self.prepare("archive"), "gc.lock")):
+            try:
+                fd = paths.open_file(self.location, os.O_RDONLY)
+            except FileNotFoundError:
+                return 0
+            try:
+                return self._compact(fd, int(before))
+            finally:
+                os.close(fd)
+
+    def _compact(self, fd: int, before: int) -> int:
+        st = os.fstat(fd)
+        base = self._base(st.st_ino)
+        if base is None:
+            raise MailboxUnavailable(f"{self.base_path} does not match {self.location}; run doctor")
+        size = st.st_size
+        cut = min(before - base, _complete_size(fd, size))
+        if cut <= 0:
+            return 0
+        if os.pread(fd, 1, cut - 1) != b"\n":
+            raise MailboxUnavailable(f"gc: position {before} is not the start of a line")
+        apath = self.archive_path()
+        afd = paths.open_file(apath, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+        asize = os.fstat(afd).st_size
+        if asize and os.pread(afd, 1, asize - 1) != b"\n":
+            os.write(afd, b"\n")  # a copy cut short by a crash stays a line of its own
+        tmp = f"{self.location}.gc.{os.getpid()}"
+        tfd = -1
+        swapped = False
+        try:
+            moved = _copy(fd, 0, cut, afd)
+            os.fsync(afd)
+            tfd = paths.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            _copy(fd, cut, size, tfd)
+            if self._lock_fd is None:
+                self._lock_fd = paths.open_file(self.lock_path, os.O_RDWR | os.O_CREAT)
+            acquire(self._lock_fd, self.lock_path)
+            try:
+                if os.stat(self.location).st_ino != st.st_ino:
+                    raise MailboxUnavailable(f"{self.location} was replaced during gc; try again")
+                end = os.fstat(fd).st_size
+                _copy(fd, size, end, tfd)
+                os.fsync(tfd)
+                new_ino = os.fstat(tfd).st_ino
+                # the current file's line first: a reused inode number matches it first
+                paths.write_atomic(
+                    self.base_path,
+                    f"{new_ino} {base + cut}\n{st.st_ino} {base}\n".encode(),
+                    fsync=True,
+                )
+                os.rename(tmp, self.location)
+                swapped = True
+                self._last_append = None
+                _fsync_dir(self.root)
+            finally:
+                release(self._lock_fd)
+            return moved
+        except BaseException:
+            if not swapped:
+                try:
+                    os.ftruncate(afd, asize)  # no second copy of the prefix next time
+                except OSError:
+                    pass
+            raise
+        finally:
+            os.close(afd)
+            if tfd >= 0:
+                os.close(tfd)
+            if not swapped:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
+
     # ------------------------------------------------------------------ waiting
     def wait_for_change(self, since: Pos, timeout: float) -> bool:
         from ..waiting import wait_for_growth
@@ -424,6 +528,34 @@ def _lines(
             i = nl + 1
         carry = buf[i:]
         carry_at += i
+
+
+def _copy(src: int, start: int, stop: int, dst: int) -> int:
+    """Copy bytes ``start:stop`` of ``src`` to the end of ``dst``; return the newlines copied."""
+    lines = 0
+    while start < stop:
+        chunk = os.pread(src, min(CHUNK, stop - start), start)
+        if not chunk:
+            break
+        start += len(chunk)
+        lines += chunk.count(b"\n")
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dst, view) :]
+    return lines
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _complete_size(fd: int, size: int) -> int:
