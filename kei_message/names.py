@@ -76,7 +76,8 @@ def from_dir(path: str) -> str:
 
 def resolve(explicit: str | None = None, *, cwd: str | None = None) -> str:
     """Flag, then ``KEI_MAILBOX_ME``, then ``cwd`` (hooks), then the current dir."""
-    if explicit:
+    if explicit is not None:
+        # `--me "$UNSET"` must not silently read as the current dir's name (#7)
         return validate(explicit)
     env = os.environ.get("KEI_MAILBOX_ME")
     if env:

@@ -96,3 +96,24 @@ def reap(procs: list[subprocess.Popen[Any]]) -> None:
         for stream in (p.stdin, p.stdout, p.stderr):
             if stream is not None:
                 stream.close()
+
+
+def cli(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None) -> Any:
+    """``kei message ARGS`` in-process (CliRunner): cheap enough for hypothesis.
+
+    ``catch_exceptions=False``: an exception the CLI did not map is a test failure.
+    """
+    from typer.testing import CliRunner
+
+    from kei_message.cli import get_app
+
+    return CliRunner().invoke(get_app(), list(args), input=input, env=env, catch_exceptions=False)
+
+
+def assert_clean_result(res: Any, code: int) -> str:
+    """Like ``assert_clean_error`` for a CliRunner result."""
+    assert res.exit_code == code, (res.exit_code, res.stdout[:500], res.stderr)
+    assert "Traceback" not in res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("kei message: error:")]
+    assert len(lines) == 1, res.stderr
+    return str(lines[0])
