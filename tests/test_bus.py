@@ -141,8 +141,17 @@ def test_ids_stay_above_a_foreign_record_with_a_larger_id(mb: Mailbox, mailbox_d
     mb.send("ours", to="b", sender="a")
     future = records.now_us() + 10**12
     with open(bus(mailbox_dir), "ab") as fh:
-        fh.write(records.dumps({"id": future, "ts": "2026-11-22T00:00:00Z", "from": "x",
-                                "to": "b", "body": "from a fast clock"}))
+        fh.write(
+            records.dumps(
+                {
+                    "id": future,
+                    "ts": "2026-11-22T00:00:00Z",
+                    "from": "x",
+                    "to": "b",
+                    "body": "from a fast clock",
+                }
+            )
+        )
     rec = mb.send("again", to="b", sender="a")
     assert rec["id"] > future
 
@@ -182,7 +191,10 @@ def test_a_kei_message_sh_bus_with_a_long_broadcast_replay(
     mb = Mailbox()
     # file order, not id order; frontend's own broadcast is not offered back
     assert [m["id"] for m in mb.unread("frontend")] == [
-        1732003200000000, 1732003259000000, 1732003300000000, 4102444800000000
+        1732003200000000,
+        1732003259000000,
+        1732003300000000,
+        4102444800000000,
     ]
 
 
@@ -279,7 +291,10 @@ def test_no_partial_record_when_the_file_size_limit_is_hit(
     before = bus(mailbox_dir).read_bytes()
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(len(before) + 5000), "200000"],
-        capture_output=True, text=True, timeout=60, env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ.copy(),
     )
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout.startswith("REFUSED 3 cannot append")
@@ -322,7 +337,7 @@ def test_modes_whatever_the_umask(mailbox_dir: Path, umask: int) -> None:
     finally:
         os.umask(old)
     found = 0
-    for root, dirs, files in os.walk(mailbox_dir):
+    for root, _dirs, files in os.walk(mailbox_dir):
         assert stat.S_IMODE(os.stat(root).st_mode) == 0o700, root
         for name in files:
             found += 1
@@ -416,12 +431,20 @@ CONTENT = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(content=CONTENT, tail=st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")),
-       chunk=st.integers(1, 40))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    content=CONTENT,
+    tail=st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")),
+    chunk=st.integers(1, 40),
+)
 def test_scan_reverse_end_and_hints_agree_with_scan(
-    mailbox_dir: Path, monkeypatch: pytest.MonkeyPatch,
-    content: list[bytes], tail: bytes, chunk: int,
+    mailbox_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    content: list[bytes],
+    tail: bytes,
+    chunk: int,
 ) -> None:
     monkeypatch.setattr(jsonl, "CHUNK", chunk)
     monkeypatch.setattr(jsonl, "TAIL", chunk)

@@ -22,9 +22,7 @@ def order(pos: int) -> int:
 
 
 POS = st.integers(min_value=0, max_value=2**62)
-CURSOR = st.builds(
-    Cursor, st.none() | POS, st.frozensets(POS, max_size=6)
-)
+CURSOR = st.builds(Cursor, st.none() | POS, st.frozensets(POS, max_size=6))
 
 
 @settings(max_examples=200, deadline=None)
@@ -36,8 +34,10 @@ def test_encode_decode_round_trip(cursor: Cursor) -> None:
 
 
 def test_the_file_is_two_lines_of_text() -> None:
-    assert cursors.encode(Cursor(120, frozenset({300, 250}))) in (b"120\n250 300\n",
-                                                                  b"120\n300 250\n")
+    assert cursors.encode(Cursor(120, frozenset({300, 250}))) in (
+        b"120\n250 300\n",
+        b"120\n300 250\n",
+    )
     assert cursors.encode(Cursor()) == b"\n\n"
 
 

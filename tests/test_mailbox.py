@@ -367,8 +367,11 @@ def test_get_an_unknown_id(mailbox: Mailbox) -> None:
 
 def test_recent_is_newest_last_with_filters(mailbox: Mailbox) -> None:
     for i in range(6):
-        mailbox.send(f"TASK: t{i}" if i % 3 == 0 else f"m{i}", to="b" if i % 2 else "c",
-                     sender="a" if i < 3 else "z")
+        mailbox.send(
+            f"TASK: t{i}" if i % 3 == 0 else f"m{i}",
+            to="b" if i % 2 else "c",
+            sender="a" if i < 3 else "z",
+        )
     assert bodies(mailbox.recent(3)) == ["TASK: t3", "m4", "m5"]
     assert bodies(mailbox.recent(40, to="b")) == ["m1", "TASK: t3", "m5"]
     assert bodies(mailbox.recent(40, sender="a")) == ["TASK: t0", "m1", "m2"]

@@ -23,8 +23,21 @@ def test_valid_names(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["", ".hidden", "-dash", "a" * 65, "has space", "slash/y", "..", "ünï", "a\nb",
-             "tab\t", "semi;colon", "@"]
+    "name",
+    [
+        "",
+        ".hidden",
+        "-dash",
+        "a" * 65,
+        "has space",
+        "slash/y",
+        "..",
+        "ünï",
+        "a\nb",
+        "tab\t",
+        "semi;colon",
+        "@",
+    ],
 )
 def test_invalid_names_are_refused_with_the_rule(name: str) -> None:
     assert not names.is_valid(name)
@@ -97,8 +110,13 @@ def test_a_directory_called_all_does_not_become_broadcast() -> None:
 
 @pytest.mark.parametrize(
     ("path", "name"),
-    [("/home/kei/backend", "backend"), ("/home/kei/backend/", "backend"), ("/", "root"),
-     ("/srv/My App (v2)", "My-App-v2"), ("", "root")],
+    [
+        ("/home/kei/backend", "backend"),
+        ("/home/kei/backend/", "backend"),
+        ("/", "root"),
+        ("/srv/My App (v2)", "My-App-v2"),
+        ("", "root"),
+    ],
 )
 def test_from_dir_uses_the_basename(path: str, name: str) -> None:
     assert names.from_dir(path) == name
