@@ -389,3 +389,19 @@ def test_ids_increase_and_known_names(mailbox: Mailbox) -> None:
     assert {"a", "b", "c"} <= set(known) and "all" not in known
     rows = {row["name"]: row for row in mailbox.who()}
     assert rows["b"]["unread"] == 21 and rows["a"]["unread"] == 1
+
+
+def test_a_new_reader_waiting_for_one_sender_keeps_old_broadcasts_skipped(
+    mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mailbox.send("m0 from a", to="new", sender="a")
+    mailbox.send("old broadcast", sender="a")
+    mailbox.send("m1 from c", to="new", sender="c")
+    mailbox.send("old broadcast 2", sender="c")
+    later(monkeypatch, 3 * DAY)
+    assert mailbox.wait("new", sender="c", timeout=1)["body"] == "m1 from c"
+    # m0 stays unread; the old broadcasts were skipped for good, before and after m1
+    monkeypatch.setenv("KEI_MAILBOX_BROADCAST_REPLAY", "30d")
+    assert bodies(mailbox.unread("new")) == ["m0 from a"]
+    mailbox.send("fresh", sender="c")
+    assert bodies(mailbox.read("new")) == ["m0 from a", "fresh"]
