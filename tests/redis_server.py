@@ -1,5 +1,7 @@
 """A real redis-server for the tests: free 127.0.0.1 port, its own temp dir, stopped by PID.
 
+Example::
+
     with RedisServer(tmp_path) as server:
         os.environ["KEI_MAILBOX_URL"] = server.url
         ...

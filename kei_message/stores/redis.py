@@ -51,6 +51,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -380,10 +381,10 @@ class RedisStore:
         return path
 
     def close(self) -> None:
-        try:
+        import contextlib
+
+        with contextlib.suppress(Exception):  # a broken connection: nothing left to do
             self.r.close()
-        except Exception:  # closing a broken connection: nothing left to do
-            pass
 
     def order(self, pos: Pos) -> Any:
         ms, _, seq = str(pos).partition("-")
@@ -396,7 +397,7 @@ class RedisStore:
         data = orjson.dumps(fields)
         nonce = self._nonce + uuid.uuid4().hex
         keys = [self.k_bus, self.k_meta, self.k_names, nonce]
-        args = [data, str(fields.get("from", "")), str(fields.get("to", "")), NONCE_TTL]
+        args: list[Any] = [data, str(fields.get("from", "")), str(fields.get("to", "")), NONCE_TTL]
         # Retried by redis-py on a dropped connection; the nonce makes that safe.
         rid, ts, _sid = self._call(lambda: self._append(keys=keys, args=args))
         rec: Record = {"id": int(rid), "ts": _text(ts)}
@@ -430,12 +431,19 @@ class RedisStore:
                 return
         stop = "+" if until is None else "(" + str(until)
         while True:
-            page = self._call(lambda: self.r.xrange(self.k_bus, start, stop, count=PAGE))
-            for sid, fields in page:
-                yield _text(sid), fields.get(b"r") or b""
+            page = self._page(False, start, stop)
+            yield from page
             if len(page) < PAGE:
                 return
-            start = "(" + _text(page[-1][0])
+            start = "(" + page[-1][0]
+
+    def _page(self, reverse: bool, start: str, stop: str) -> list[tuple[str, bytes]]:
+        """One XRANGE (or XREVRANGE from ``start`` down to ``stop``) page: (id, line)."""
+        if reverse:
+            got: Any = self._call(lambda: self.r.xrevrange(self.k_bus, start, stop, count=PAGE))
+        else:
+            got = self._call(lambda: self.r.xrange(self.k_bus, start, stop, count=PAGE))
+        return [(_text(sid), bytes((fields or {}).get(b"r") or b"")) for sid, fields in got or ()]
 
     def scan(
         self, after: Pos | None, until: Pos | None = None, *, hint: tuple[bytes, ...] | None = None
@@ -447,12 +455,12 @@ class RedisStore:
     def scan_reverse(self) -> Iterator[Entry]:
         start = "+"
         while True:
-            page = self._call(lambda: self.r.xrevrange(self.k_bus, start, "-", count=PAGE))
-            for sid, fields in page:
-                yield _entry(_text(sid), fields.get(b"r") or b"")
+            page = self._page(True, start, "-")
+            for pos, raw in page:
+                yield _entry(pos, raw)
             if len(page) < PAGE:
                 return
-            start = "(" + _text(page[-1][0])
+            start = "(" + page[-1][0]
 
     # ------------------------------------------------------------------ waiting
     def wait_for_change(self, since: Pos, timeout: float) -> bool:
@@ -473,8 +481,8 @@ class RedisStore:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                ms = max(1, int(min(left, BLOCK) * 1000))
-                got = self._call(lambda: self.r.xread({self.k_bus: after}, count=1, block=ms))
+                block = max(1, int(min(left, BLOCK) * 1000))
+                got = self._call(partial(self.r.xread, {self.k_bus: after}, count=1, block=block))
                 down_since = None
                 if got:
                     return True
@@ -536,11 +544,11 @@ class RedisStore:
     def load_cursor(self, reader: str) -> Cursor | None:
         from .. import cursors
 
-        data = self._call(lambda: self.r.get(self._cursor + reader))
+        data: Any = self._call(lambda: self.r.get(self._cursor + reader))
         if data is None:
             return None
         try:
-            return cursors.decode(data, str)
+            return cursors.decode(bytes(data), str)
         except ValueError:
             raise MailboxUnavailable(
                 f"cursor of {reader!r} in {self.location} is corrupt; "
