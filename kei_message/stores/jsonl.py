@@ -268,9 +268,82 @@ class JsonlStore:
             os.close(fd)
             self._bus_fd = None
         _ignore_sigxfsz()
-        fd = paths.open_file(self.location, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+        try:
+            fd = paths.open_file(self.location, os.O_RDWR | os.O_APPEND)
+        except FileNotFoundError:
+            fd = self._create_bus()
         self._bus_fd = fd
         return fd
+
+    def _create_bus(self) -> int:
+        """Create the bus; the caller holds the append lock.
+
+        A bus deleted by hand (``rm messages.jsonl``) leaves cursors pointing into
+        the old file: a new file counted from 0 would hide every new message from
+        those readers until it grew past them. So, as after a gc, the new file
+        starts at a logical offset past every position already handed out.
+        """
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
+        floor = self._position_floor()
+        if floor == 0:
+            return paths.open_file(self.location, flags)
+        tmp = f"{self.location}.new.{os.getpid()}"
+        fd = paths.open_file(tmp, flags | os.O_TRUNC)
+        try:
+            ino = os.fstat(fd).st_ino
+            try:
+                with open(self.base_path, "rb") as fh:
+                    old = [ln for ln in fh.read(4096).split(b"\n") if ln.strip()][:3]
+            except FileNotFoundError:
+                old = []
+            # the new file's line first: a reused inode number matches it first
+            paths.write_atomic(self.base_path, f"{ino} {floor}\n".encode() + b"".join(
+                ln + b"\n" for ln in old
+            ))
+            os.link(tmp, self.location)  # unlike rename, never replaces a bus made meanwhile
+        except FileExistsError:
+            os.close(fd)
+            fd = paths.open_file(self.location, os.O_RDWR | os.O_APPEND)
+        except BaseException:
+            os.close(fd)
+            raise
+        finally:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        return fd
+
+    def _position_floor(self) -> int:
+        """Past every logical position a cursor, gc or the names index still holds."""
+        floor = 0
+        try:
+            with open(self.base_path, "rb") as fh:
+                for line in fh.read(4096).split(b"\n"):
+                    parts = line.split()
+                    if len(parts) == 2 and parts[1].isdigit():
+                        floor = max(floor, int(parts[1]))
+        except FileNotFoundError:
+            pass
+        for reader in self.readers():
+            try:
+                cursor = self.load_cursor(reader)
+            except MailboxUnavailable:
+                continue  # doctor reports it; it cannot hold a valid position
+            if cursor is not None:
+                # a done key is where a consumed record starts: the next must start after it
+                keys = [int(cursor.pos or 0), *(int(k) + 1 for k in cursor.done)]
+                floor = max(floor, *keys)
+        import orjson
+
+        try:
+            with open(os.path.join(self.root, "index", "names.json"), "rb") as fh:
+                pos = orjson.loads(fh.read()).get("pos")
+            if isinstance(pos, int):
+                floor = max(floor, pos)
+        except (OSError, ValueError, AttributeError):
+            pass
+        return floor
 
     def _scan_max_id(self, fd: int) -> int:
         """Largest id anywhere in the bus: once, for a bus we have not written before."""
