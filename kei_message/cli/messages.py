@@ -48,7 +48,7 @@ Json = Annotated[
 Text = Annotated[
     list[str] | None,
     typer.Argument(
-        metavar="[TEXT]...",
+        metavar="TEXT",
         help="The message; words are joined by single spaces. None, or '-', reads stdin.",
         show_default=False,
     ),
@@ -264,7 +264,7 @@ def inbox(
     args: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[pop] [NAME]",
+            metavar="pop|NAME",
             help="'pop': only the oldest unread (exit 1 when none). NAME: same as --me NAME.",
             show_default=False,
         ),
@@ -372,7 +372,9 @@ def wait(
     me: Me = None,
     as_json: Json = False,
 ) -> None:
-    """Block until an unread message arrives; print it and mark it read.
+    """Wait for an unread message; print it and mark it read.
+
+    Blocks (without polling) until one arrives.
 
     Example: kei message wait --from backend --timeout 10m
     """
@@ -433,7 +435,7 @@ def list_(
     ] = None,
     as_json: Json = False,
 ) -> None:
-    """Print the bus, newest last: the last N messages, optionally filtered.
+    """Print the last N messages on the bus, newest last.
 
     Example: kei message list --from backend --since 2h
     """
@@ -460,7 +462,9 @@ def tail(
     ] = 10,
     as_json: Json = False,
 ) -> None:
-    """Print the last N messages; with -f, follow new ones (Ctrl-C stops).
+    """Print the last N messages; -f follows new ones.
+
+    Ctrl-C stops following.
 
     Example: kei message tail -f
     """
@@ -534,7 +538,9 @@ ChannelsJson = Annotated[bool, typer.Option("--json", help="One JSON object per 
 
 @app.command()
 def channels(as_json: ChannelsJson = False) -> None:
-    """List every known name: last message, last seen, unread, live state.
+    """List every known name, its unread count and live state.
+
+    Names come from the bus and from registered sessions.
 
     Example: kei message channels
     """
