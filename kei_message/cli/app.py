@@ -150,9 +150,9 @@ def _install_log_handler() -> None:
             except Exception:
                 self.handleError(record)
 
-    logger = logging.getLogger("kei_message")
-    logger.addHandler(_StderrHandler(logging.WARNING))
-    logger.propagate = False
+    # Propagation stays on: with no root handler nothing else prints, and
+    # tests' caplog still sees the records.
+    logging.getLogger("kei_message").addHandler(_StderrHandler(logging.WARNING))
     _handler_installed = True
 
 
