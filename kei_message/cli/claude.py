@@ -1,0 +1,124 @@
+"""Claude Code commands: install, uninstall, hook (SPEC §7).
+
+``install`` and ``uninstall`` plan with ``kei_message.install``, print the
+plan (a diff of settings.json and the files written), and apply it unless
+``--dry-run``. ``hook EVENT`` is the same code as the ``kei-message-hook``
+console script.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from .app import app, out
+
+User = Annotated[
+    bool,
+    typer.Option("--user", help="Claude Code's user settings, ~/.claude/settings.json (default)."),
+]
+Project = Annotated[
+    bool,
+    typer.Option("--project", help="This project's settings, ./.claude/settings.json."),
+]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
+]
+
+
+def _scope(user: bool, project: bool) -> bool:
+    if user and project:
+        from ..errors import UsageError
+
+        raise UsageError("give --user or --project, not both")
+    return project
+
+
+@app.command()
+def install(
+    *,
+    user: User = False,
+    project: Project = False,
+    stop_delivery: Annotated[
+        bool,
+        typer.Option(
+            "--stop-delivery",
+            help="Also a Stop hook: mail that arrives during a turn keeps Claude going.",
+        ),
+    ] = False,
+    no_wake: Annotated[
+        bool,
+        typer.Option("--no-wake", help="Leave out the wake hook that wakes idle sessions."),
+    ] = False,
+    dry_run: DryRun = False,
+) -> None:
+    """Wire kei-message into Claude Code: hooks in settings.json, the /msg skill, the drop-in.
+
+    Merges into settings.json keeping every other setting and hook, backs the
+    file up first, and changes nothing when run again. Invalid JSON is refused
+    (exit 2) and the file left as it is.
+
+    Example: kei message install --stop-delivery
+    """
+    from .. import install as inst
+
+    plan = inst.plan_install(project=_scope(user, project), stop_delivery=stop_delivery,
+                             wake=not no_wake)
+    if not plan.changed:
+        out(f"kei-message is already installed in {plan.settings_path}: nothing to change")
+        return
+    sys.stdout.write(inst.describe(plan, dry_run=dry_run))
+    if dry_run:
+        out("(dry run: nothing was written)")
+        return
+    backup = inst.apply(plan)
+    if backup:
+        out(f"backed up the previous settings to {backup}")
+    out(
+        "installed. New Claude Code sessions pick it up (restart running ones). "
+        "Do not also enable the kei-message plugin: its hooks would run twice."
+    )
+
+
+@app.command()
+def uninstall(*, user: User = False, project: Project = False, dry_run: DryRun = False) -> None:
+    """Remove exactly what install added: our hooks, the /msg skill, the drop-in.
+
+    Example: kei message uninstall
+    """
+    from .. import install as inst
+
+    plan = inst.plan_uninstall(project=_scope(user, project))
+    if not plan.changed:
+        out(f"kei-message is not installed in {plan.settings_path}: nothing to remove")
+        return
+    sys.stdout.write(inst.describe(plan, dry_run=dry_run))
+    if dry_run:
+        out("(dry run: nothing was written)")
+        return
+    backup = inst.apply(plan)
+    if backup:
+        out(f"backed up the previous settings to {backup}")
+    out("uninstalled.")
+
+
+@app.command()
+def hook(
+    event: Annotated[
+        str,
+        typer.Argument(
+            metavar="EVENT", help="user-prompt-submit, session-start, stop or wake."
+        ),
+    ],
+) -> None:
+    """Run one Claude Code hook event: JSON on stdin, at most one JSON object out, exit 0.
+
+    The same as the lighter console script `kei-message-hook EVENT`.
+
+    Example: echo '{"cwd": "/src/app", "session_id": "s1"}' | kei message hook user-prompt-submit
+    """
+    from .. import hooks
+
+    raise typer.Exit(hooks.run([event]))

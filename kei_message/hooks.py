@@ -1,0 +1,275 @@
+"""Claude Code hook events: stdin in, one JSON object out, fail open (SPEC §7).
+
+``kei-message-hook EVENT`` (and ``kei message hook EVENT``), EVENT one of:
+
+``user-prompt-submit`` / ``session-start``
+    Register the session, then inject the reader's unread as
+    ``{"hookSpecificOutput":{"hookEventName":...,"additionalContext":TEXT}}``.
+``stop`` (installed with ``--stop-delivery``)
+    Register, then ``{"decision":"block","reason":TEXT}`` when unread wait, so
+    Claude goes on with them. Never twice in a row: see ``_stop``.
+``wake``
+    The asynchronous waiter; handed to ``kei_message.wake.run`` (issue 9).
+
+Rules every synchronous event keeps:
+
+- ``KEI_MAILBOX_BYPASS=1``: exit 0 at once, print nothing, change nothing.
+- Identity: ``KEI_MAILBOX_ME``, else the basename of the input's ``cwd``.
+- Nothing unread: print nothing at all.
+- Deliver, then commit: the JSON is written to stdout in one ``write`` before
+  the cursor moves (``inject.take``); a crash in between re-delivers, never loses.
+- Exit 0 whatever happens, within 2 s: the lock wait is capped and a timer
+  ends the process silently. On any failure nothing is printed and one line is
+  appended to ``hook.log`` in the mailbox dir, which is rotated at 256 KiB.
+
+The import path is kept lean (no typer; heavy modules imported where used):
+this runs before every prompt.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+EVENTS = {
+    "user-prompt-submit": "UserPromptSubmit",
+    "session-start": "SessionStart",
+    "stop": "Stop",
+    "wake": "",
+}
+USAGE = "usage: kei-message-hook {user-prompt-submit|session-start|stop|wake} < HOOK_INPUT_JSON\n"
+
+HARD_STOP = 1.5  # seconds from start; with interpreter start-up, well inside SPEC's 2 s
+LOCK_WAIT = 0.8  # the longest a hook waits for a reader lock held elsewhere
+LOG_NAME = "hook.log"
+LOG_MAX = 256 * 1024
+MAX_INPUT = 16 << 20
+
+_event = "?"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console script ``kei-message-hook EVENT``; exits with the code ``run`` gives."""
+    sys.exit(run(sys.argv[1:] if argv is None else argv))
+
+
+def run(args: list[str]) -> int:
+    """Handle one hook event; the process exit code (always 0 but for ``wake``)."""
+    global _event
+    if _flag("KEI_MAILBOX_BYPASS"):
+        return 0
+    if len(args) != 1 or args[0] not in EVENTS:
+        if args and args[0] in ("-h", "--help"):
+            sys.stdout.write(USAGE)
+            return 0
+        # Exit 2 would block the prompt under Claude Code: say so, and fail open.
+        _stderr(f"kei message: error: unknown hook event {' '.join(args)!r}; {USAGE}")
+        log_failure(f"unknown hook event {args!r}")
+        return 0
+    _event = args[0]
+    if _event == "wake":
+        return _wake()
+    _arm_hard_stop()
+    try:
+        payload = read_payload()
+        _sync_event(_event, payload)
+    except BaseException as exc:  # fail open: Claude Code must never see a hook error
+        if isinstance(exc, SystemExit) and not exc.code:
+            return 0
+        log_failure(_describe(exc))
+        if _flag("KEI_MAILBOX_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+    return 0
+
+
+# --------------------------------------------------------------------------- events
+def _sync_event(event: str, payload: dict[str, Any]) -> None:
+    from . import names
+
+    cwd = payload.get("cwd")
+    name = names.resolve(None, cwd=cwd if isinstance(cwd, str) else None)
+    # A hook must not sit behind a lock for long: cap the wait (SPEC §7's 2 s).
+    os.environ["KEI_MAILBOX_LOCK_TIMEOUT"] = str(
+        min(LOCK_WAIT, _env_float("KEI_MAILBOX_LOCK_TIMEOUT", LOCK_WAIT))
+    )
+    _log_library_warnings()
+    from .mailbox import Mailbox
+
+    mailbox = Mailbox()
+    try:
+        from .sessions import register
+
+        register(mailbox.store, name, payload)
+    except Exception as exc:  # registration is a courtesy to `who`; delivery matters more
+        log_failure(f"registering the session: {_describe(exc)}")
+
+    if event == "stop" and payload.get("stop_hook_active") is True:
+        # Claude is already going on because a Stop hook blocked. Blocking again
+        # could chain forever (two sessions answering each other); what arrived
+        # meanwhile waits for the next prompt or the wake hook.
+        return
+
+    hook_name = EVENTS[event]
+
+    def emit(text: str) -> None:
+        if event == "stop":
+            out: dict[str, Any] = {"decision": "block", "reason": text}
+        else:
+            out = {"hookSpecificOutput": {"hookEventName": hook_name, "additionalContext": text}}
+        write_stdout(_dumps(out))
+
+    from .inject import take
+
+    take(mailbox, name, emit)
+
+
+def _wake() -> int:
+    """Hand the waiter its input; it prints and picks the exit code itself (0 or 2)."""
+    try:
+        payload, raw_ok = read_payload(), True
+    except Exception:
+        payload, raw_ok = {}, False
+    try:
+        from . import wake  # type: ignore[attr-defined,unused-ignore]
+
+        code = wake.run(payload, raw_ok)
+        return code if code in (0, 2) else 0
+    except BaseException as exc:
+        if isinstance(exc, SystemExit) and exc.code in (0, 2, None):
+            return int(exc.code or 0)
+        log_failure(_describe(exc))
+        return 0  # never 2 without a message: that would wake the session for nothing
+
+
+# --------------------------------------------------------------------------- input/output
+class BadInput(ValueError):
+    pass
+
+
+def read_payload() -> dict[str, Any]:
+    """Claude Code's JSON object from stdin. Raises BadInput for anything else."""
+    stdin = sys.stdin
+    if stdin is None or stdin.isatty():
+        raise BadInput("no hook input: stdin is a terminal (Claude Code pipes JSON in)")
+    raw = stdin.buffer.read(MAX_INPUT + 1)
+    if len(raw) > MAX_INPUT:
+        raise BadInput(f"hook input over {MAX_INPUT} bytes")
+    if not raw.strip():
+        raise BadInput("empty hook input on stdin")
+    import orjson
+
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadInput(f"hook input is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise BadInput(f"hook input is JSON {type(payload).__name__}, not an object")
+    return payload
+
+
+def _dumps(obj: dict[str, Any]) -> bytes:
+    import orjson
+
+    try:
+        return orjson.dumps(obj) + b"\n"
+    except TypeError:  # a lone surrogate from a foreign writer: escape it rather than fail
+        import json
+
+        return json.dumps(obj, ensure_ascii=True).encode() + b"\n"
+
+
+def write_stdout(data: bytes) -> None:
+    """All of ``data`` to fd 1, unbuffered: Claude Code has it before the cursor moves."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(1, view) :]
+
+
+def _stderr(text: str) -> None:
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+# --------------------------------------------------------------------------- fail-open machinery
+def _arm_hard_stop() -> None:
+    """End the process silently (exit 0) if the event has not finished by ``HARD_STOP``."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        log_failure(f"gave up after {HARD_STOP:g}s (hard stop); nothing was injected")
+        os._exit(0)
+
+    try:
+        signal.signal(signal.SIGALRM, stop)
+        signal.setitimer(signal.ITIMER_REAL, HARD_STOP)
+    except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGALRM
+        pass
+
+
+def log_path() -> str:
+    from .paths import mailbox_dir
+
+    return os.path.join(mailbox_dir(), LOG_NAME)
+
+
+def log_failure(message: str) -> None:
+    """Append one line to the bounded hook log; never raise."""
+    try:
+        import time
+
+        from .paths import ensure_dir, open_file
+
+        path = log_path()
+        # created 0700 like any first use; an unsafe dir is still logged into (it is the
+        # user's own), while a foreign or symlinked one fails at open_file below
+        ensure_dir(os.path.dirname(path), check=False)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        text = " ".join(message.split())[:2000]
+        line = f"{stamp} {_event} pid={os.getpid()}: {text}\n".encode("utf-8", "replace")
+        try:
+            if os.lstat(path).st_size + len(line) > LOG_MAX:
+                os.replace(path, path + ".1")  # keep one old generation, bounded too
+        except FileNotFoundError:
+            pass
+        fd = open_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    except Exception:
+        pass
+
+
+def _log_library_warnings() -> None:
+    """Send the library's warnings (a corrupt line skipped, ...) to the hook log."""
+    import logging
+
+    class ToHookLog(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            log_failure(f"{record.levelname.lower()}: {record.getMessage()}")
+
+    logger = logging.getLogger("kei_message")
+    # only the log: under `kei message hook` the CLI's stderr handler is there too
+    logger.handlers = [ToHookLog(logging.WARNING)]
+    logger.propagate = False  # never let logging's last resort print to stderr
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name) or default)
+    except ValueError:
+        return default

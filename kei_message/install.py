@@ -1,0 +1,442 @@
+"""``kei message install`` / ``uninstall``: wire kei-message into Claude Code (SPEC §7).
+
+What install adds, and uninstall takes away again:
+
+- Hook entries in ``settings.json`` (``--user``: ``~/.claude/settings.json``,
+  or ``$CLAUDE_CONFIG_DIR/settings.json``; ``--project``: ``./.claude/settings.json``),
+  each a ``{"hooks": [ONE COMMAND]}`` group whose command is the absolute path
+  of the installed ``kei-message-hook`` console script plus the event, so it
+  works without PATH:
+
+  ===================  ==============================  =================================
+  event                command                         when
+  ===================  ==============================  =================================
+  UserPromptSubmit     ``kei-message-hook user-prompt-submit``  always
+  SessionStart         ``kei-message-hook session-start``       always
+  Stop                 ``kei-message-hook stop``                ``--stop-delivery``
+  SessionStart, Stop   ``kei-message-hook wake`` (async)        unless ``--no-wake``
+  ===================  ==============================  =================================
+
+  Our entries are recognised by their command (its program is
+  ``kei-message-hook``), so install replaces them wherever they are and
+  uninstall removes exactly them. Every other setting and hook is kept as it
+  was, in its order. Install twice and the second run changes nothing.
+- The ``/msg`` skill: ``skills/msg/SKILL.md`` copied to ``<scope>/.claude/skills/msg/``.
+- With ``--user``, the drop-in ``~/.claude/scripts/kei-message.sh`` for the
+  original script's path.
+
+Safety: the settings file is backed up (``settings.json.kei-message-backup-TIME``)
+before it is changed, and replaced atomically (through a symlink to its
+target). A file that is not valid JSON, or whose ``hooks`` is not the shape
+Claude Code reads, is refused (exit 2) and left untouched. A skill or drop-in
+already there that install did not write is kept as ``NAME.kei-message-backup``
+and put back by uninstall.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import MailboxUnavailable, UsageError
+
+HOOK_PROGRAM = "kei-message-hook"
+SYNC_TIMEOUT = 10  # seconds; the hook itself gives up after 2
+WAKE_TIMEOUT = 86400  # the waiter sleeps until mail arrives: a day, then Stop re-arms it
+# The model reads "<rewakeMessage> <the waiter's text>", and the text begins
+# "kei mailbox: N new message(s) for NAME": say where it came from, nothing more.
+REWAKE_MESSAGE = "[kei-message wake hook: this idle session was woken by new mail]"
+REWAKE_SUMMARY = "kei mailbox: new message(s)"
+MARKER = "kei-message:managed"  # in files install writes, so uninstall knows them
+BACKUP_SUFFIX = ".kei-message-backup"
+
+
+class SettingsError(UsageError):
+    """settings.json cannot be merged into: bad JSON or an unexpected shape (exit 2)."""
+
+
+@dataclass
+class FileChange:
+    path: str
+    action: str  # "write", "remove", "restore"
+    content: bytes = b""
+    backup: str | None = None  # where an existing foreign file is kept
+
+
+@dataclass
+class Plan:
+    """What install or uninstall would do; ``apply`` does it."""
+
+    settings_path: str
+    before: dict[str, Any] | None  # None: the file does not exist
+    after: dict[str, Any] | None  # None: leave the file alone
+    files: list[FileChange] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def settings_changed(self) -> bool:
+        return self.after is not None and (self.before is None or self.after != self.before)
+
+    @property
+    def changed(self) -> bool:
+        return self.settings_changed or bool(self.files)
+
+
+# ------------------------------------------------------------------------------ locations
+def claude_home(home: str | None = None) -> str:
+    """The user's Claude Code config dir: ``$CLAUDE_CONFIG_DIR`` or ``~/.claude``."""
+    env = os.environ.get("CLAUDE_CONFIG_DIR")
+    if env and home is None:
+        return os.path.abspath(os.path.expanduser(env))
+    return os.path.join(home or os.path.expanduser("~"), ".claude")
+
+
+def scope_dir(project: bool, project_dir: str | None = None, home: str | None = None) -> str:
+    if project:
+        return os.path.join(os.path.abspath(project_dir or os.getcwd()), ".claude")
+    return claude_home(home)
+
+
+def hook_program() -> str:
+    """The absolute path of the installed ``kei-message-hook`` console script."""
+    import shutil
+
+    beside = os.path.join(os.path.dirname(sys.executable), HOOK_PROGRAM)
+    if os.access(beside, os.X_OK):
+        return os.path.abspath(beside)
+    found = shutil.which(HOOK_PROGRAM)
+    if found:
+        return os.path.abspath(found)
+    raise MailboxUnavailable(
+        f"cannot find the {HOOK_PROGRAM} console script beside {sys.executable} or on PATH; "
+        "install the package first (scripts/install.sh)"
+    )
+
+
+def data_file(*parts: str) -> str:
+    """A file shipped with kei-message: in the wheel (``_data``) or the source checkout."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for base in (os.path.join(here, "_data"), os.path.dirname(here)):
+        path = os.path.join(base, *parts)
+        if os.path.isfile(path):
+            return path
+    raise MailboxUnavailable(f"kei-message is missing its file {'/'.join(parts)}; reinstall it")
+
+
+# ------------------------------------------------------------------------------ hook entries
+def hook_command(program: str, event: str) -> str:
+    return f"{shlex.quote(program)} {event}"
+
+
+def wanted_hooks(program: str, *, stop_delivery: bool, wake: bool) -> dict[str, list[Any]]:
+    """Our groups per event, in the order install appends them."""
+
+    def group(event: str, timeout: int, **extra: Any) -> dict[str, Any]:
+        entry = {"type": "command", "command": hook_command(program, event), "timeout": timeout}
+        return {"hooks": [{**entry, **extra}]}
+
+    waiter = group(
+        "wake",
+        WAKE_TIMEOUT,
+        **{
+            "async": True,
+            "asyncRewake": True,
+            "rewakeMessage": REWAKE_MESSAGE,
+            "rewakeSummary": REWAKE_SUMMARY,
+        },
+    )
+    out: dict[str, list[Any]] = {
+        "SessionStart": [group("session-start", SYNC_TIMEOUT)],
+        "UserPromptSubmit": [group("user-prompt-submit", SYNC_TIMEOUT)],
+    }
+    if stop_delivery:
+        out["Stop"] = [group("stop", SYNC_TIMEOUT)]
+    if wake:
+        out["SessionStart"].append(waiter)
+        out.setdefault("Stop", []).append(copy.deepcopy(waiter))
+    return out
+
+
+def is_ours(entry: Any) -> bool:
+    """A hook entry install wrote: a command whose program is ``kei-message-hook``."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("command"), str):
+        return False
+    try:
+        words = shlex.split(entry["command"])
+    except ValueError:
+        return False
+    return bool(words) and os.path.basename(words[0]) == HOOK_PROGRAM
+
+
+def _check_shape(settings: Any, path: str) -> None:
+    def bad(what: str) -> SettingsError:
+        return SettingsError(
+            f"{path}: {what}; Claude Code would not read it either. Fix it, then run "
+            "install again (nothing was changed)"
+        )
+
+    if not isinstance(settings, dict):
+        raise bad("the top level is not a JSON object")
+    hooks = settings.get("hooks", {})
+    if not isinstance(hooks, dict):
+        raise bad('"hooks" is not an object')
+    for event, groups in hooks.items():
+        if not isinstance(groups, list):
+            raise bad(f'"hooks.{event}" is not a list')
+        for g in groups:
+            if isinstance(g, dict) and "hooks" in g and not isinstance(g["hooks"], list):
+                raise bad(f'a "hooks.{event}[].hooks" is not a list')
+
+
+def strip_ours(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` without our hook entries; groups and events left empty by that go too."""
+    out = copy.deepcopy(settings)
+    hooks = out.get("hooks")
+    if not isinstance(hooks, dict):
+        return out
+    for event in list(hooks):
+        groups = hooks[event]
+        kept: list[Any] = []
+        removed = False
+        for g in groups:
+            inner = g.get("hooks") if isinstance(g, dict) else None
+            if not isinstance(inner, list) or not any(is_ours(h) for h in inner):
+                kept.append(g)
+                continue
+            removed = True
+            rest = [h for h in inner if not is_ours(h)]
+            if rest:
+                kept.append({**g, "hooks": rest})
+        if removed and not kept:
+            del hooks[event]
+        else:
+            hooks[event] = kept
+    if not hooks and "hooks" in settings and settings["hooks"]:
+        del out["hooks"]  # only ours were there
+    return out
+
+
+def merged(settings: dict[str, Any], wanted: dict[str, list[Any]]) -> dict[str, Any]:
+    out = strip_ours(settings)
+    hooks = out.setdefault("hooks", {})
+    for event, groups in wanted.items():
+        hooks.setdefault(event, []).extend(copy.deepcopy(groups))
+    return out
+
+
+# ------------------------------------------------------------------------------ files
+def read_settings(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise MailboxUnavailable(f"cannot read {path}: {exc.strerror}") from exc
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SettingsError(
+            f"{path} is not valid JSON ({exc}); fix it, then run install again "
+            "(nothing was changed)"
+        ) from None
+    _check_shape(data, path)
+    assert isinstance(data, dict)
+    return data
+
+
+def _is_managed(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return MARKER.encode() in fh.read(1 << 20)
+    except OSError:
+        return False
+
+
+def skill_text() -> bytes:
+    with open(data_file("skills", "msg", "SKILL.md"), "rb") as fh:
+        return fh.read()
+
+
+def dropin_text() -> bytes:
+    with open(data_file("scripts", "kei-message.sh"), "rb") as fh:
+        text = fh.read().decode()
+    # The drop-in finds the CLI through the interpreter that installed it.
+    text = text.replace("__KEI_MESSAGE_PYTHON__", sys.executable, 1)
+    lines = text.split("\n", 1)
+    marked = f"{lines[0]}\n# {MARKER}: written by `kei message install`; `uninstall` removes it\n"
+    return (marked + (lines[1] if len(lines) > 1 else "")).encode()
+
+
+def _file_install(path: str, content: bytes) -> FileChange | None:
+    try:
+        with open(path, "rb") as fh:
+            if fh.read() == content:
+                return None
+    except FileNotFoundError:
+        return FileChange(path, "write", content)
+    except OSError:
+        pass
+    backup = None if _is_managed(path) else path + BACKUP_SUFFIX
+    return FileChange(path, "write", content, backup=backup)
+
+
+def _file_uninstall(path: str) -> FileChange | None:
+    if os.path.lexists(path + BACKUP_SUFFIX) and _is_managed(path):
+        return FileChange(path, "restore", backup=path + BACKUP_SUFFIX)
+    if os.path.isfile(path) and _is_managed(path):
+        return FileChange(path, "remove")
+    return None
+
+
+# ------------------------------------------------------------------------------ plans
+def plan_install(
+    *,
+    project: bool = False,
+    stop_delivery: bool = False,
+    wake: bool = True,
+    project_dir: str | None = None,
+    home: str | None = None,
+    program: str | None = None,
+) -> Plan:
+    base = scope_dir(project, project_dir, home)
+    path = os.path.join(base, "settings.json")
+    before = read_settings(path)
+    wanted = wanted_hooks(program or hook_program(), stop_delivery=stop_delivery, wake=wake)
+    after = merged(before or {}, wanted)
+    plan = Plan(path, before, after)
+    targets = [(os.path.join(base, "skills", "msg", "SKILL.md"), skill_text())]
+    if not project:
+        targets.append((os.path.join(claude_home(home), "scripts", "kei-message.sh"), dropin_text()))
+    for target, content in targets:
+        change = _file_install(target, content)
+        if change is not None:
+            plan.files.append(change)
+    return plan
+
+
+def plan_uninstall(
+    *, project: bool = False, project_dir: str | None = None, home: str | None = None
+) -> Plan:
+    base = scope_dir(project, project_dir, home)
+    path = os.path.join(base, "settings.json")
+    before = read_settings(path)
+    after = None if before is None else strip_ours(before)
+    plan = Plan(path, before, after if after != before else None)
+    targets = [os.path.join(base, "skills", "msg", "SKILL.md")]
+    if not project:
+        targets.append(os.path.join(claude_home(home), "scripts", "kei-message.sh"))
+    for target in targets:
+        change = _file_uninstall(target)
+        if change is not None:
+            plan.files.append(change)
+    return plan
+
+
+def render_json(data: dict[str, Any] | None) -> str:
+    return "" if data is None else json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def describe(plan: Plan, *, dry_run: bool) -> str:
+    """What the plan does (or would do), with a diff of settings.json."""
+    import difflib
+
+    would = "would " if dry_run else ""
+    lines: list[str] = []
+    if plan.settings_changed:
+        diff = difflib.unified_diff(
+            render_json(plan.before).splitlines(keepends=True) if plan.before is not None else [],
+            render_json(plan.after).splitlines(keepends=True),
+            plan.settings_path if plan.before is not None else "/dev/null",
+            plan.settings_path,
+        )
+        lines.append(f"{would}update {plan.settings_path}:\n")
+        lines.extend(diff)
+    else:
+        lines.append(f"{plan.settings_path}: nothing to change\n")
+    for f in plan.files:
+        if f.action == "write":
+            keep = f" (keeping the existing file as {f.backup})" if f.backup else ""
+            lines.append(f"{would}write {f.path}{keep}\n")
+        elif f.action == "remove":
+            lines.append(f"{would}remove {f.path}\n")
+        else:
+            lines.append(f"{would}put back {f.path} from {f.backup}\n")
+    lines.extend(n + "\n" for n in plan.notes)
+    return "".join(lines)
+
+
+def apply(plan: Plan) -> str | None:
+    """Carry out ``plan``; returns the settings backup path, if one was made."""
+    backup = None
+    if plan.settings_changed and plan.after is not None:
+        backup = _write_settings(plan.settings_path, plan.before is not None, plan.after)
+    for f in plan.files:
+        try:
+            if f.action == "write":
+                os.makedirs(os.path.dirname(f.path), exist_ok=True)
+                if f.backup and os.path.lexists(f.path):
+                    os.replace(f.path, f.backup)
+                mode = 0o755 if f.path.endswith(".sh") else 0o644
+                _write_file(f.path, f.content, mode)
+            elif f.action == "remove":
+                os.unlink(f.path)
+                _remove_empty_dir(os.path.dirname(f.path))
+            else:
+                assert f.backup is not None
+                os.replace(f.backup, f.path)
+        except OSError as exc:
+            raise MailboxUnavailable(f"cannot write {f.path}: {exc.strerror}") from exc
+    return backup
+
+
+def _write_settings(path: str, existed: bool, data: dict[str, Any]) -> str | None:
+    real = os.path.realpath(path)  # a dotfiles symlink stays a symlink
+    backup = None
+    try:
+        os.makedirs(os.path.dirname(real), exist_ok=True)
+        mode = 0o600
+        if existed:
+            import shutil
+
+            mode = os.stat(real).st_mode & 0o777
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            backup = f"{real}{BACKUP_SUFFIX}-{stamp}"
+            n = 1
+            while os.path.lexists(backup):
+                n += 1
+                backup = f"{real}{BACKUP_SUFFIX}-{stamp}.{n}"
+            shutil.copy2(real, backup)
+        _write_file(real, render_json(data).encode(), mode)
+    except OSError as exc:
+        raise MailboxUnavailable(f"cannot write {path}: {exc.strerror}") from exc
+    return backup
+
+
+def _write_file(path: str, content: bytes, mode: int) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fchmod(fd, mode)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _remove_empty_dir(path: str) -> None:
+    try:
+        os.rmdir(path)  # only ever succeeds when empty: ours, and nothing else is there
+    except OSError:
+        pass
