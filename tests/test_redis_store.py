@@ -298,6 +298,36 @@ def test_compact_moves_old_entries_to_the_archive(store: RedisStore) -> None:
     assert [r["body"] for r in mb.read("bob")][-1] == "new"
 
 
+def test_gc_on_redis_archives_only_what_readers_consumed(store: RedisStore) -> None:
+    from kei_message import gc
+
+    old = records.now_us() - 60 * 86400 * 1_000_000
+    lines = [
+        records.dumps(
+            {
+                "id": old + i,
+                "ts": records.ts_from_id(old + i),
+                "from": "a",
+                "to": "bob",
+                "body": f"o{i}",
+            }
+        )[:-1]
+        for i in range(6)
+    ]
+    store.import_lines(lines)
+    mb = Mailbox(store)
+    mb.send("new", to="bob", sender="a")
+    with mb.consuming("bob") as batch:
+        batch.deliver(batch.messages[:3])
+    result = gc.collect(mb, 30 * 86400)
+    assert result.moved == 3 and result.held_by == ["bob"]
+    assert result.archive == f"{store.location} stream {store.k_archive}"
+    assert store.r.xlen(store.k_archive) == 3
+    assert [r["body"] for r in mb.read("bob")] == ["o3", "o4", "o5", "new"]
+    assert gc.collect(mb, 30 * 86400).moved == 3
+    assert [e.record["body"] for e in store.scan(None) if e.record] == ["new"]
+
+
 def test_sessions(store: RedisStore) -> None:
     store.put_session("s-1", {"name": "bob", "session_id": "s-1"})
     store.put_session("s/2", {"name": "carol", "session_id": "s/2"})

@@ -596,6 +596,10 @@ class RedisStore:
             if n < PAGE:
                 return moved
 
+    def archive_path(self) -> str:
+        """Where ``compact`` puts what it moves (shown by ``kei message gc``)."""
+        return f"{self.location} stream {self.k_archive}"
+
     # ------------------------------------------------------------------ sessions
     def put_session(self, session_id: str, info: dict[str, Any]) -> None:
         import orjson
