@@ -41,6 +41,7 @@ class RedisServer:
         appendonly: bool = True,
         appendfsync: str = "always",
         password: str | None = None,
+        tls: bool = False,
     ) -> None:
         binary = redis_server_bin()
         if binary is None:
@@ -52,13 +53,36 @@ class RedisServer:
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.password = password
+        self.tls = tls  # serve TLS only, with a self-signed cert for 127.0.0.1 (``ca``)
+        self.ca = self.dir / "tls" / "ca.pem"
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
+        if self.tls:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.ca}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def _make_cert(self) -> None:
+        """A self-signed certificate for 127.0.0.1, which is also the CA clients trust."""
+        folder = self.ca.parent
+        folder.mkdir(exist_ok=True)
+        if self.ca.exists():
+            return
+        subprocess.run(
+            [
+                "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                "-addext", "basicConstraints=critical,CA:TRUE",
+                "-keyout", str(folder / "key.pem"), "-out", str(self.ca),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )  # fmt: skip
 
     def start(self, timeout: float = 10.0) -> None:
         """Start (or restart on the same port and dir) and wait until it answers PING."""
@@ -78,6 +102,12 @@ class RedisServer:
             ]  # fmt: skip
             if self.password:
                 args += ["--requirepass", self.password]
+            if self.tls:
+                self._make_cert()
+                key = str(self.ca.parent / "key.pem")
+                args[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+                args += ["--tls-cert-file", str(self.ca), "--tls-key-file", key]
+                args += ["--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "no"]
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, cwd=self.dir)
             if self._wait_ready(timeout):
                 return
@@ -92,7 +122,7 @@ class RedisServer:
             if self.proc.poll() is not None:
                 return False
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                with self._connect() as sock:
                     if self.password:
                         sock.sendall(f"AUTH {self.password}\r\n".encode())
                         sock.recv(64)
@@ -103,6 +133,15 @@ class RedisServer:
                 pass
             time.sleep(0.02)
         return False
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=0.5)
+        if not self.tls:
+            return sock
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        return ctx.wrap_socket(sock, server_hostname="127.0.0.1")
 
     def _reap(self, sig: int = signal.SIGTERM) -> None:
         proc, self.proc = self.proc, None
@@ -126,7 +165,7 @@ class RedisServer:
     def client(self):  # type: ignore[no-untyped-def]
         import redis
 
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password)
+        return redis.Redis.from_url(self.url)
 
     def close(self) -> None:
         self.stop()

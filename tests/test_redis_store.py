@@ -397,3 +397,25 @@ def test_jsonl_path_never_imports_redis(tmp_path: Path) -> None:
     )
     env = {k: v for k, v in os.environ.items() if k != "KEI_MAILBOX_URL"}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+
+
+def test_tls_with_rediss_url(tmp_path: Path) -> None:
+    import shutil
+
+    from redis_server import RedisServer
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: cannot make a test certificate")
+    with RedisServer(tmp_path / "r", appendonly=False, tls=True) as server:
+        assert server.url.startswith("rediss://")
+        mb = Mailbox(RedisStore(server.url))
+        mb.send("over TLS", to="bob", sender="alice")
+        assert [r["body"] for r in mb.read("bob")] == ["over TLS"]
+        # a server whose certificate is not trusted is refused, in one line
+        untrusted = RedisStore(f"rediss://127.0.0.1:{server.port}/0")
+        with pytest.raises(MailboxUnavailable, match="(?i)certificate") as info:
+            untrusted.end()
+        assert "\n" not in str(info.value)
+        # and plain redis:// to a TLS port is no silent success either
+        with pytest.raises(MailboxUnavailable):
+            RedisStore(f"redis://127.0.0.1:{server.port}/0").end()
