@@ -365,7 +365,7 @@ def test_unreachable_redis_is_one_clear_error() -> None:
             call()
 
 
-def test_wrong_password_is_refused_and_password_never_shown(tmp_path: Path) -> None:
+def test_password_and_acl_user_in_the_url(tmp_path: Path) -> None:
     from redis_server import RedisServer
 
     with RedisServer(tmp_path / "r", appendonly=False, password="s3cret") as server:
@@ -379,6 +379,18 @@ def test_wrong_password_is_refused_and_password_never_shown(tmp_path: Path) -> N
         none = RedisStore(f"redis://127.0.0.1:{server.port}/0")
         with pytest.raises(MailboxUnavailable, match="(?i)auth"):
             none.end()
+        # an ACL user limited to the mailbox's keys is enough for everything
+        admin = server.client()
+        admin.execute_command("ACL", "SETUSER", "kei", "on", ">pw", "~kei:*", "+@all")
+        admin.close()
+        acl = Mailbox(RedisStore(f"redis://kei:pw@127.0.0.1:{server.port}/0"))
+        acl.send("as an ACL user", to="bob", sender="alice")
+        assert [r["body"] for r in acl.read("bob")] == ["as an ACL user"]
+        acl.store.put_session("s", {"name": "bob", "session_id": "s"})
+        assert [row["name"] for row in acl.who()] == ["alice", "bob"]
+        other = Mailbox(RedisStore(f"redis://kei:pw@127.0.0.1:{server.port}/0?prefix=x"))
+        with pytest.raises(MailboxUnavailable, match="(?i)no permissions"):
+            other.send("outside my keys", to="bob", sender="alice")
 
 
 def test_jsonl_path_never_imports_redis(tmp_path: Path) -> None:
