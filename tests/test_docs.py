@@ -29,7 +29,7 @@ def test_the_command_set_is_complete() -> None:
 def test_every_command_has_help(name: str) -> None:
     cmd = GROUP.commands[name]  # type: ignore[attr-defined]
     assert cmd.help and cmd.help.strip(), f"{name} has no help text"
-    assert "Example: kei message" in cmd.help, f"{name}'s help has no example line"
+    assert "Example: " in cmd.help, f"{name}'s help has no example line (STYLE.md, habit 8)"
     res = CliRunner().invoke(get_app(), [name, "-h"])
     assert res.exit_code == 0 and f"Usage: kei message {name}" in res.stdout
     for param in cmd.params:

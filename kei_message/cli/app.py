@@ -181,7 +181,15 @@ def _root(
             "else the JSONL bus in the mailbox dir).",
         ),
     ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
+    if version:
+        from .. import __version__
+
+        out(f"kei-message {__version__}")
+        raise typer.Exit(0)
     _state["url"] = url
     _state["mailbox"] = None
     if ctx.invoked_subcommand is None:

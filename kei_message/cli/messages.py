@@ -49,7 +49,7 @@ Text = Annotated[
     list[str] | None,
     typer.Argument(
         metavar="TEXT",
-        help="The message; words are joined by single spaces. None, or '-', reads stdin.",
+        help="The message, words joined by single spaces. No TEXT (or '-'): read stdin.",
         show_default=False,
     ),
 ]
