@@ -503,3 +503,40 @@ def test_a_forked_child_does_not_share_the_parents_append_lock(
         release(store._lock_fd)
     mb.send("parent again", to="b", sender="a")
     assert [m["body"] for m in mb.read("b")] == ["parent", "parent again"]
+
+
+# ----------------------------------------------------------------------------- a deleted bus
+def test_a_deleted_bus_does_not_hide_new_messages_from_old_readers(
+    mb: Mailbox, mailbox_dir: Path
+) -> None:
+    for i in range(5):
+        mb.send(f"old {i}", to="b", sender="a")
+    mb.send("for c", to="c", sender="a")
+    mb.send("c waits for this one", to="c", sender="z")
+    assert len(mb.read("b")) == 5
+    assert mb.wait("c", sender="z", timeout=1)["body"] == "c waits for this one"
+    mb.store.names()  # the names index holds a position too
+    bus(mailbox_dir).unlink()  # what kei-message.sh users did to start over
+    fresh = Mailbox()
+    fresh.send("new", to="b", sender="a")
+    fresh.send("new for c", to="c", sender="a")
+    assert [m["body"] for m in Mailbox().read("b")] == ["new"]
+    assert [m["body"] for m in Mailbox().read("c")] == ["new for c"]
+    assert [m["body"] for m in Mailbox().read("d")] == []
+    assert stat.S_IMODE((mailbox_dir / "messages.base").stat().st_mode) == 0o600
+    assert sorted(os.listdir(mailbox_dir)) == [
+        "cursors",
+        "index",
+        "messages.base",
+        "messages.jsonl",
+        "messages.lock",
+    ]
+    assert set(Mailbox().known_names()) >= {"a", "b", "c"}
+    ids = [e.record["id"] for e in Mailbox().store.scan(None) if e.record]
+    assert len(ids) == 2 and ids[0] > 0
+
+
+def test_a_first_bus_has_no_base_file(mb: Mailbox, mailbox_dir: Path) -> None:
+    mb.send("hi", to="b", sender="a")
+    assert not (mailbox_dir / "messages.base").exists()
+    assert mb.store.end() == bus(mailbox_dir).stat().st_size
