@@ -111,7 +111,10 @@ def _unknown_note(mb: Mailbox, to: str, known: dict[str, Any]) -> None:
             return
         if isinstance(sess.get("name"), str):
             pool.add(sess["name"])
-    pool.discard("all")
+    from ..names import BROADCAST, is_valid
+
+    # foreign records and session files may hold anything: only real names
+    pool = {n for n in pool if n != BROADCAST and is_valid(n)}
     import difflib
 
     close = difflib.get_close_matches(to, sorted(pool), n=3, cutoff=0.6)
@@ -203,16 +206,11 @@ def send(
 
         raise UsageError("--live needs one recipient: use --to NAME or @NAME")
     me = resolve_me(sender)
+    answers = _msg_id(reply_to) if reply_to is not None else None
     body = _body(words)
     mb = get_mailbox()
     known = mb.known_names() if target != "all" else {}
-    rec = mb.send(
-        body,
-        to=target,
-        sender=me,
-        kind=kind,
-        reply_to=_msg_id(reply_to) if reply_to is not None else None,
-    )
+    rec = mb.send(body, to=target, sender=me, kind=kind, reply_to=answers)
     _sent_line(rec, as_json)
     _unknown_note(mb, target, known)
     if live:
@@ -331,10 +329,10 @@ def inbox(
     else:
         if peek:
             recs = mb.unread(reader)
-        else:
-            recs = mb.read(reader, deliver=lambda rs: _print_records(rs, as_json))
-        if peek:
             _print_records(recs, as_json)
+        else:
+            # printed (and flushed) before the cursor moves: a crash re-delivers
+            recs = mb.read(reader, deliver=lambda rs: _print_records(rs, as_json))
         if not recs and not as_json:
             out(f"no unread messages for {reader!r}")
 
