@@ -100,30 +100,30 @@ def _wait(try_lock: Any, path: str, timeout: float | None) -> None:
         delay = min(delay * 2, 0.02)
 
 
+def _try_append_lock(fd: int, path: str) -> bool:
+    locker, flags, already, failed = _locker or _append_locker()
+    try:
+        locker.lock(fd, flags)
+        return True
+    except already:
+        return False
+    except failed as exc:
+        cause = exc.__cause__ or exc
+        if isinstance(cause, BlockingIOError):
+            return False
+        from .errors import MailboxUnavailable
+
+        raise MailboxUnavailable(f"cannot lock {path}: {cause}") from exc
+
+
 def acquire(fd: int, path: str, timeout: float | None = None) -> None:
     """Take portalocker's exclusive lock on ``fd``, waiting at most ``timeout`` seconds."""
-    locker, flags, already, failed = _append_locker()
-
-    def try_lock() -> bool:
-        try:
-            locker.lock(fd, flags)
-            return True
-        except already:
-            return False
-        except failed as exc:
-            cause = exc.__cause__ or exc
-            if isinstance(cause, BlockingIOError):
-                return False
-            from .errors import MailboxUnavailable
-
-            raise MailboxUnavailable(f"cannot lock {path}: {cause}") from exc
-
-    _wait(try_lock, path, timeout)
+    if not _try_append_lock(fd, path):  # uncontended: no closure, no clock
+        _wait(lambda: _try_append_lock(fd, path), path, timeout)
 
 
 def release(fd: int) -> None:
-    locker = _append_locker()[0]
-    locker.unlock(fd)
+    (_locker or _append_locker())[0].unlock(fd)
 
 
 @contextmanager

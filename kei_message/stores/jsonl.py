@@ -221,13 +221,16 @@ class JsonlStore:
             fd = self._append_fd()
             st = os.fstat(fd)
             size = st.st_size
-            last = _read_max_id(lock_fd)
-            if last is None:
-                last = self._scan_max_id(fd)
             if self._last_append is not None and self._last_append[:2] == (st.st_ino, size):
+                # Nobody appended since our last record (any append grows the file), so
+                # its id is the largest in the file; a larger one in the lock file was
+                # burnt by a failed write and is in no record. Saves a read (issue 6).
                 prefix = b""
-                last = max(last, self._last_append[2])
+                last = self._last_append[2]
             else:
+                last = _read_max_id(lock_fd)
+                if last is None:
+                    last = self._scan_max_id(fd)
                 tail_id, ends_line = _tail_info(fd, size)
                 prefix = b"" if ends_line else b"\n"
                 last = max(last, tail_id)
