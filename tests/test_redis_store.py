@@ -328,18 +328,37 @@ def test_gc_on_redis_archives_only_what_readers_consumed(store: RedisStore) -> N
     assert [e.record["body"] for e in store.scan(None) if e.record] == ["new"]
 
 
-def test_sessions(store: RedisStore) -> None:
+def test_sessions(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEI_MAILBOX_HOST", "here")
     store.put_session("s-1", {"name": "bob", "session_id": "s-1"})
     store.put_session("s/2", {"name": "carol", "session_id": "s/2"})
     store.put_session("s-1", {"name": "bob", "session_id": "s-1", "cwd": "/x"})
     got = sorted(store.sessions(), key=lambda s: s["session_id"])
     assert got == [
-        {"name": "bob", "session_id": "s-1", "cwd": "/x"},
-        {"name": "carol", "session_id": "s/2"},
+        {"name": "bob", "session_id": "s-1", "cwd": "/x", "host": "here"},
+        {"name": "carol", "session_id": "s/2", "host": "here"},
     ]
     store.remove_session("s-1")
     store.remove_session("missing")
     assert [s["name"] for s in store.sessions()] == ["carol"]
+
+
+def test_sessions_of_another_machine_carry_no_pane(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pane = {"tmux": "/tmp/tmux-0/default,1,0", "tmux_pane": "%3", "pid": os.getpid()}
+    monkeypatch.setenv("KEI_MAILBOX_HOST", "machine-a")
+    store.put_session("a", {"name": "alpha", "session_id": "a", "last_seen": "t", **pane})
+    assert store.sessions()[0]["tmux_pane"] == "%3"
+    monkeypatch.setenv("KEI_MAILBOX_HOST", "machine-b")
+    seen = store.sessions()
+    assert seen == [
+        {"name": "alpha", "session_id": "a", "last_seen": "t", "host": "machine-a", "remote": True}
+    ]
+    from kei_message.live import registry
+
+    assert registry.registered(store) == []  # live delivery never targets it here
+    assert [row["name"] for row in Mailbox(store).who()] == ["alpha"]
 
 
 def test_prefix_keeps_mailboxes_apart(url: str) -> None:

@@ -26,7 +26,10 @@ another key prefix than ``kei``). Keys, all under the prefix ``P``:
     holder, renewed by a background thread while held (so a slow delivery
     keeps it) and expiring ``LOCK_TTL`` seconds after its holder died.
 ``P:sessions``
-    A hash ``SESSION_ID -> JSON`` of registered Claude Code sessions.
+    A hash ``SESSION_ID -> JSON`` of registered Claude Code sessions, each
+    stamped with its ``host`` (``KEI_MAILBOX_HOST``, else the host name).
+    Sessions of other hosts are read back without their tmux pane and pid,
+    so live delivery never types into a pane of the same id on this machine.
 ``P:archive``
     A stream that ``gc`` moves old entries into (same ids and fields).
 ``P:nonce:UUID``
@@ -244,6 +247,13 @@ redis.call('XTRIM', KEYS[1], 'MINID', ms .. '-' .. int(tonumber(seq) + 1))
 return #items
 """
 )
+
+
+def host_id() -> str:
+    """This machine, as sessions record it: ``KEI_MAILBOX_HOST``, else the host name."""
+    import socket
+
+    return os.environ.get("KEI_MAILBOX_HOST") or socket.gethostname()
 
 
 def next_id(sid: str) -> str:
@@ -604,20 +614,33 @@ class RedisStore:
     def put_session(self, session_id: str, info: dict[str, Any]) -> None:
         import orjson
 
-        data = orjson.dumps(info)
+        data = orjson.dumps({**info, "host": info.get("host") or host_id()})
         self._call(lambda: self.r.hset(self.k_sessions, session_id, data))
 
     def sessions(self) -> list[dict[str, Any]]:
+        """Every registered session; those of other machines without their local handles.
+
+        A tmux pane id, socket path or pid means something only on the machine
+        that registered it: on this one the same ``%3`` may be someone else's
+        pane. So sessions from another host keep their name and times (``who``)
+        but lose ``tmux``, ``tmux_pane`` and ``pid``, and say ``remote``.
+        """
         import orjson
 
+        here = host_id()
         out = []
         for raw in self._call(lambda: self.r.hvals(self.k_sessions)):
             try:
                 info = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 continue
-            if isinstance(info, dict):
-                out.append(info)
+            if not isinstance(info, dict):
+                continue
+            if info.get("host", here) != here:
+                for local in ("tmux", "tmux_pane", "pid"):
+                    info.pop(local, None)
+                info["remote"] = True
+            out.append(info)
         return out
 
     def remove_session(self, session_id: str) -> None:
