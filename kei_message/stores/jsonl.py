@@ -234,8 +234,11 @@ class JsonlStore:
                 tail_id, ends_line = _tail_info(fd, size)
                 prefix = b"" if ends_line else b"\n"
                 last = max(last, tail_id)
-            rid = max(records.now_us(), last + 1)
-            rec: Record = {"id": rid, "ts": records.ts_from_id(rid)}
+            now = records.now_us()
+            rid = max(now, last + 1)
+            # ts is when it was sent: an id pushed ahead by a record from a fast clock
+            # (or a kei-message.sh id in ns) would otherwise date it in the future
+            rec: Record = {"id": rid, "ts": records.ts_from_id(now)}
             rec.update(fields)
             data = prefix + records.dumps(rec)
             try:
