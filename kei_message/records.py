@@ -76,7 +76,7 @@ def record_epoch(rec: Record) -> float:
     t = ts_epoch(rec.get("ts", ""))
     if t is not None:
         return t
-    rid = rec["id"]
+    rid: int = rec["id"]
     # ids from kei-message.sh may be seconds, ms, µs or ns since the epoch
     while rid > 10**17:
         rid //= 1000
