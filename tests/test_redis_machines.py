@@ -251,6 +251,23 @@ def test_two_machines_exchange_messages_exactly_once(
         for m, me in ((a, "alpha"), (b, "beta"), (b, "alpha")):
             res = m.cli("inbox", me, "--count")
             assert (res.returncode, res.stdout.strip()) == (0, b"0")
+        # the hook on machine B delivers what machine A sends, once
+        assert a.cli("send", "--from", "alpha", "@beta", "via the hook").returncode == 0
+        payload = {"session_id": "s-b", "cwd": str(b.dir / "beta"), "prompt": "hi"}
+        for expect in (True, False):
+            res = subprocess.run(
+                ["kei-message-hook", "user-prompt-submit"],
+                input=json.dumps(payload).encode(),
+                env=b.env,
+                capture_output=True,
+                timeout=30,
+            )
+            assert res.returncode == 0 and res.stderr == b""
+            if expect:
+                ctx = json.loads(res.stdout)["hookSpecificOutput"]["additionalContext"]
+                assert "via the hook" in ctx and "alpha" in ctx
+            else:
+                assert res.stdout == b""
 
 
 @pytest.mark.slow
