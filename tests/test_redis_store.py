@@ -143,6 +143,18 @@ def test_scan_pages_and_bounds(store: RedisStore, monkeypatch: pytest.MonkeyPatc
     assert [e.record["body"] for e in hinted if e.record] == [f"m{i}" for i in range(0, 30, 3)]
 
 
+def test_a_stream_without_meta_still_has_an_end(store: RedisStore) -> None:
+    mb = Mailbox(store)
+    assert store.end() == "0-0"
+    mb.send("one", to="bob", sender="alice")
+    last = mb.send("two", to="bob", sender="alice")
+    store.r.delete(store.k_meta)  # e.g. the stream was restored on its own
+    assert store.end() == f"{last['id'] // 1000}-{last['id'] % 1000 + 1}"
+    assert [r["body"] for r in mb.read("bob")] == ["one", "two"]
+    assert mb.send("three", to="bob", sender="alice")["body"] == "three"
+    assert [r["body"] for r in mb.read("bob")] == ["three"]
+
+
 def test_corrupt_entry_is_reported_not_fatal(store: RedisStore) -> None:
     mb = Mailbox(store)
     mb.send("before", to="bob", sender="alice")

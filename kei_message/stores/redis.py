@@ -429,7 +429,11 @@ class RedisStore:
     # ------------------------------------------------------------------ read
     def end(self) -> str:
         last = self._call(lambda: self.r.hget(self.k_meta, "last"))
-        return "0-0" if last is None else next_id(_text(last))
+        if last is None:
+            # no meta (a stream restored or written by hand): its newest entry
+            newest = self._page(True, "+", "-", count=1)
+            return next_id(newest[0][0]) if newest else "0-0"
+        return next_id(_text(last))
 
     def scan_raw(self, after: Pos | None, until: Pos | None = None) -> Iterator[tuple[str, bytes]]:
         """(position, line bytes) of each entry from ``after`` up to ``until``, oldest first."""
@@ -447,12 +451,15 @@ class RedisStore:
                 return
             start = "(" + page[-1][0]
 
-    def _page(self, reverse: bool, start: str, stop: str) -> list[tuple[str, bytes]]:
+    def _page(
+        self, reverse: bool, start: str, stop: str, count: int | None = None
+    ) -> list[tuple[str, bytes]]:
         """One XRANGE (or XREVRANGE from ``start`` down to ``stop``) page: (id, line)."""
+        n = count or PAGE
         if reverse:
-            got: Any = self._call(lambda: self.r.xrevrange(self.k_bus, start, stop, count=PAGE))
+            got: Any = self._call(lambda: self.r.xrevrange(self.k_bus, start, stop, count=n))
         else:
-            got = self._call(lambda: self.r.xrange(self.k_bus, start, stop, count=PAGE))
+            got = self._call(lambda: self.r.xrange(self.k_bus, start, stop, count=n))
         return [(_text(sid), bytes((fields or {}).get(b"r") or b"")) for sid, fields in got or ()]
 
     def scan(
