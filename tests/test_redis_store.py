@@ -205,12 +205,12 @@ def test_reader_lock_excludes_and_times_out(
 def test_reader_lock_is_renewed_while_held(
     store: RedisStore, url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(redis_store, "LOCK_TTL", 0.6)
+    monkeypatch.setattr(redis_store, "LOCK_TTL", 1.5)
     monkeypatch.setenv("KEI_MAILBOX_LOCK_TIMEOUT", "0.1")
     other = RedisStore(url)
     with store.reader_lock("bob"):
-        for _ in range(6):  # 1.8 s: three times the ttl
-            time.sleep(0.3)
+        for _ in range(4):  # 4 s: well past the ttl
+            time.sleep(1.0)
             with pytest.raises(MailboxLocked), other.reader_lock("bob"):
                 pass
 
