@@ -128,6 +128,8 @@ def _sync_event(event: str, payload: dict[str, Any]) -> None:
 
 def _wake() -> int:
     """Hand the waiter its input; it prints and picks the exit code itself (0 or 2)."""
+    if _print_mode():
+        return 0
     try:
         payload, raw_ok = read_payload(), True
     except Exception:
@@ -142,6 +144,22 @@ def _wake() -> int:
             return int(exc.code or 0)
         log_failure(_describe(exc))
         return 0  # never 2 without a message: that would wake the session for nothing
+
+
+def _print_mode() -> bool:
+    """Is the Claude Code above us a one-shot ``claude -p`` run?
+
+    Nothing there can be woken (the run ends with its turn), and ``claude -p``
+    waits for its async hooks before it exits (measured with 2.1.197: a waiter
+    made every ``-p`` run last 30 s longer), so the waiter must not start.
+    """
+    try:
+        from .sessions import claude_pid, cmdline
+
+        pid = claude_pid()
+        return pid is not None and any(a in ("-p", "--print") for a in cmdline(pid)[1:])
+    except Exception:
+        return False
 
 
 # --------------------------------------------------------------------------- input/output

@@ -40,7 +40,7 @@ def _stat(pid: int) -> tuple[str, int] | None:
         return None
 
 
-def _cmdline(pid: int) -> list[str]:
+def cmdline(pid: int) -> list[str]:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             raw = fh.read()
@@ -59,7 +59,7 @@ def is_claude(pid: int, comm: str | None = None) -> bool:
     if comm.startswith("claude"):
         return True
     if comm in ("node", "bun", "nodejs"):
-        return any("claude" in os.path.basename(a) or "claude-code" in a for a in _cmdline(pid))
+        return any("claude" in os.path.basename(a) or "claude-code" in a for a in cmdline(pid))
     return False
 
 
