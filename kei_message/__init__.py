@@ -5,7 +5,9 @@ Re-exports only; imported lazily so the hook's start-up stays lean.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # not `from typing import ...`: typing costs the hook ~8 ms (issue 6)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "KeiMessageError",
