@@ -412,13 +412,19 @@ def test_password_and_acl_user_in_the_url(tmp_path: Path) -> None:
             none.end()
         # an ACL user limited to the mailbox's keys is enough for everything
         admin = server.client()
-        admin.execute_command("ACL", "SETUSER", "kei", "on", ">pw", "~kei:*", "+@all")
+        # the rule README.md suggests
+        rule = ["on", ">pw", "~kei:*", "+@all", "-@dangerous", "+script|load"]
+        admin.execute_command("ACL", "SETUSER", "kei", *rule)
+        admin.script_flush()  # so the scripts must be loaded by the ACL user
         admin.close()
         acl = Mailbox(RedisStore(f"redis://kei:pw@127.0.0.1:{server.port}/0"))
         acl.send("as an ACL user", to="bob", sender="alice")
         assert [r["body"] for r in acl.read("bob")] == ["as an ACL user"]
         acl.store.put_session("s", {"name": "bob", "session_id": "s"})
         assert [row["name"] for row in acl.who()] == ["alice", "bob"]
+        assert acl.store.wait_for_change(acl.store.end(), 0.1) is False
+        assert acl.store.compact(acl.store.end()) == 1
+        assert acl.store.readers() == ["bob"]
         other = Mailbox(RedisStore(f"redis://kei:pw@127.0.0.1:{server.port}/0?prefix=x"))
         with pytest.raises(MailboxUnavailable, match="(?i)no permissions"):
             other.send("outside my keys", to="bob", sender="alice")
