@@ -77,7 +77,10 @@ class Fake:
             if self.args.yes_no:
                 lines += ["   2. No"]
             else:
-                lines += ["   2. Yes, and always allow access to proj/ from this project", "   3. No"]
+                lines += [
+                    "   2. Yes, and always allow access to proj/ from this project",
+                    "   3. No",
+                ]
             lines += ["", " Esc to cancel · Tab to amend"]
         else:
             if self.mode == "busy":
@@ -101,7 +104,10 @@ class Fake:
             # what the UserPromptSubmit hook would find at this moment
             import subprocess
 
-            code = "import sys; from kei_message.mailbox import Mailbox; print(Mailbox().count(sys.argv[1]))"
+            code = (
+                "import sys; from kei_message.mailbox import Mailbox; "
+                "print(Mailbox().count(sys.argv[1]))"
+            )
             got = subprocess.run(
                 [sys.executable, "-c", code, self.args.count_unread],
                 capture_output=True, text=True, timeout=20, check=False,
@@ -224,10 +230,10 @@ class Fake:
             self.typed(text)
 
     def tick(self) -> None:
-        if self.mode == "busy" and time.monotonic() >= self.busy_until:
-            if not os.path.exists(self.hold):
-                self.finish()
-                self.draw()
+        due = self.mode == "busy" and time.monotonic() >= self.busy_until
+        if due and not os.path.exists(self.hold):
+            self.finish()
+            self.draw()
 
     def run(self) -> None:
         fd = 0

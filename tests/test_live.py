@@ -25,7 +25,7 @@ from kei_message.live import deliver, registry
 from kei_message.mailbox import Mailbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tmuxharness import FakePane, Server, wait_until  # noqa: E402
+from tmuxharness import FakePane, Server, wait_until
 
 pytestmark = [
     pytest.mark.tmux,

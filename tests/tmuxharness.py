@@ -8,6 +8,7 @@ then removes the socket dir.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -148,17 +149,13 @@ class Server:
 
     def close(self) -> None:
         if self.started:
-            try:
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                 self.tmux("kill-server")
-            except (RuntimeError, subprocess.TimeoutExpired):
-                pass
         for pid in self.pids:
             if wait_until(lambda p=pid: not _alive(p), 3):
                 continue
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         shutil.rmtree(self.tmpdir, ignore_errors=True)
         assert not os.path.exists(self.socket)
 

@@ -44,7 +44,7 @@ def cancel(
     name: Name,
     text: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[TEXT]...", help="Sent as `send --live` would, once idle.")
+        typer.Argument(metavar="[TEXT]...", help="Sent as `send --live` would, once idle."),
     ] = None,
     sender: Annotated[
         str | None, typer.Option("--from", metavar="NAME", help="Send TEXT as NAME.")
@@ -57,7 +57,7 @@ def cancel(
 
     Example: kei message cancel frontend 'stop, the API changed: see #1795248002625564'
     """
-    from ..errors import Queued
+    from ..errors import Queued, Rejected
     from ..live import deliver
     from ..names import validate
 
@@ -66,18 +66,23 @@ def cancel(
     words = list(text or [])
     body = " ".join(words)
     me = resolve_me(sender) if body else None
-    after = deliver.cancel(mb, name)
-    out(f"-> sent Escape to {name} (now {after.state})")
+    before, after = deliver.cancel(mb, name)
+    if before in ("idle", "draft"):
+        out(f"-> {name} is {before}: nothing to interrupt")
+    else:
+        out(f"-> sent Escape to {name} (now {after.state})")
     if not body:
         return
-    if after.state == "draft" and not deliver.clear_composer(mb, name):
+    # only what the interrupt put back is cleared; a draft someone was typing stays
+    interrupted = before not in ("idle", "draft")
+    if interrupted and after.state == "draft" and not deliver.clear_composer(mb, name):
         warn(f"note: could not clear {name}'s prompt; the message is queued")
     assert me is not None
     rec = mb.send(body, to=name, sender=me)
     out(f"-> sent to {name!r} (from {me!r}) #{rec['id']}")
     try:
         typed = deliver.deliver_live(mb, name)
-    except Queued as exc:
+    except (Queued, Rejected) as exc:
         warn(f"note: {exc}")
         raise typer.Exit(exc.exit_code) from None
     out(f"-> typed {typed} message{'s' if typed != 1 else ''} into {name}'s pane")

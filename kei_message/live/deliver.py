@@ -120,8 +120,7 @@ def deliver_live(mailbox: Mailbox, name: str) -> int:
         shown = _wait_for(lambda: look(live), lambda s: s.state == screen.DRAFT, SHOW_TIMEOUT)
         if shown is None or shown.state != screen.DRAFT:
             raise Queued(
-                f"the text typed into {live.name}'s pane did not show up; "
-                "the messages stay unread"
+                f"the text typed into {live.name}'s pane did not show up; the messages stay unread"
             )
         batch.deliver(taken)
     # the cursor has moved: the UserPromptSubmit hook will not inject these again
@@ -161,17 +160,21 @@ def _require(mailbox: Mailbox, name: str) -> tuple[Live, screen.Screen]:
     return live, now
 
 
-def cancel(mailbox: Mailbox, name: str, *, wait: float = 15.0) -> screen.Screen:
+def cancel(mailbox: Mailbox, name: str, *, wait: float = 15.0) -> tuple[str, screen.Screen]:
     """Escape into NAME's pane: interrupts a turn or denies a permission prompt.
 
-    Returns the screen once the session is idle again (or ``wait`` runs out).
+    Returns the state before, and the screen once the session is idle again (or
+    ``wait`` runs out). An idle pane gets no Escape.
     """
-    live, _ = _require(mailbox, name)
+    live, now = _require(mailbox, name)
+    if now.state in (screen.IDLE, screen.DRAFT):
+        # nothing to interrupt; and a second Escape soon after opens Claude Code's rewind menu
+        return now.state, now
     tmux.keys(live.pane, "Escape")
     done = _wait_for(
         lambda: look(live), lambda s: s.state in (screen.IDLE, screen.DRAFT), wait, 0.1
     )
-    return done or screen.Screen(screen.UNKNOWN, "", {})
+    return now.state, done or screen.Screen(screen.UNKNOWN, "", {})
 
 
 def clear_composer(mailbox: Mailbox, name: str, *, rounds: int = 40) -> bool:
@@ -186,9 +189,10 @@ def clear_composer(mailbox: Mailbox, name: str, *, rounds: int = 40) -> bool:
         if now.state != screen.DRAFT:
             return now.state == screen.IDLE
         tmux.keys(live.pane, "End", "C-u", "BSpace")
-        now = _wait_for(lambda: look(live), lambda s: s.state != screen.DRAFT, 0.3)
-        if now is None:
+        got = _wait_for(lambda: look(live), lambda s: s.state != screen.DRAFT, 0.3)
+        if got is None:
             return False
+        now = got
     return now.state == screen.IDLE
 
 

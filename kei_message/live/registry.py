@@ -120,7 +120,7 @@ def _children() -> dict[int, list[int]]:
 
 
 def is_claude(pid: int) -> bool:
-    """Does ``pid`` run Claude Code? (``claude``, ``node .../claude``, ``.../claude-code/cli.js``)"""
+    """Does ``pid`` run Claude Code? (``claude``, ``node .../claude``, ``claude-code/cli.js``)"""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = f.read().split(b"\0")[:3]

@@ -21,6 +21,7 @@ Why each choice:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -65,9 +66,7 @@ def socket_from_env(tmux_env: str | None) -> str | None:
     return sock or None
 
 
-def run(
-    socket: str, *args: str, data: bytes | None = None, timeout: float = TIMEOUT
-) -> str:
+def run(socket: str, *args: str, data: bytes | None = None, timeout: float = TIMEOUT) -> str:
     """Run ``tmux -S socket ARGS...`` and return its stdout; raise TmuxError on failure."""
     argv = ["tmux", "-S", socket, *args]
     try:
@@ -89,7 +88,16 @@ def run(
     return proc.stdout.decode("utf-8", "replace")
 
 
-_INFO = "#{pane_id}\t#{pane_pid}\t#{pane_in_mode}\t#{pane_dead}\t#{pane_current_command}\t#{pane_width}\t#{pane_current_path}"
+_FIELDS = (
+    "pane_id",
+    "pane_pid",
+    "pane_in_mode",
+    "pane_dead",
+    "pane_current_command",
+    "pane_width",
+    "pane_current_path",
+)
+_INFO = "\t".join("#{" + f + "}" for f in _FIELDS)
 
 
 def _parse_info(line: str) -> PaneInfo | None:
@@ -131,10 +139,8 @@ def paste(p: Pane, text: str) -> None:
     try:
         run(p.socket, "paste-buffer", "-p", "-r", "-d", "-b", buf, "-t", p.pane)
     except TmuxError:
-        try:
+        with contextlib.suppress(TmuxError):
             run(p.socket, "delete-buffer", "-b", buf)
-        except TmuxError:
-            pass
         raise
 
 

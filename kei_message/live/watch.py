@@ -10,6 +10,7 @@ so a pass is never cut half-way through typing.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -87,10 +88,8 @@ def watch(
                 stop.wait(interval)
         finally:
             _untrap(old)
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(path)
-            except OSError:
-                pass
     finally:
         os.close(fd)  # releases the flock
 
