@@ -169,6 +169,16 @@ def migrate(source: Store, target: Store, *, batch: int = 500) -> Migrated:
                 _flush(target, pending, keys, orders, mapped, order)
         _flush(target, pending, keys, orders, mapped, order)
         copied_to = until
+    # A batch retried after a dropped connection could have been written twice:
+    # check before any cursor points into the copy.
+    found = sum(1 for _ in target.scan(None))
+    if found != len(keys):
+        from .errors import MailboxUnavailable
+
+        raise MailboxUnavailable(
+            f"{target.location} holds {found} records after copying {len(keys)}; "
+            "empty it and run migrate again"
+        )
     target_end = target.end()
     where = dict(zip(keys, mapped, strict=True))
 
