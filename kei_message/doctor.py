@@ -429,7 +429,20 @@ def _repair_cursors(report: Report, store: Any, states: list[_CursorState], repa
 
 
 # ----------------------------------------------------------------------------- quarantine
-def _quarantine(
+def _quarantine(report: Report, store: Any, *args: Any) -> None:
+    """Hold gc's lock too (when gc has run), so gc is not copying the bus meanwhile:
+    otherwise its copy could keep a line we blank (harmless, but found again)."""
+    archive = os.path.join(store.root, "archive")
+    if not os.path.isdir(archive):
+        _quarantine_locked(report, store, *args)
+        return
+    from .locks import locked
+
+    with locked(os.path.join(archive, "gc.lock")):
+        _quarantine_locked(report, store, *args)
+
+
+def _quarantine_locked(
     report: Report,
     store: Any,
     ino: int,
@@ -551,17 +564,39 @@ def _check_leftovers(report: Report, root: str, repair: bool) -> None:
         dirs[:] = [d for d in dirs if d != "quarantine"]
         for name in files:
             path = os.path.join(dirpath, name)
-            if ".tmp." in name:
-                pid = name.rsplit(".tmp.", 1)[1]
+            for mark in (".tmp.", ".gc."):  # write_atomic's and gc's temp files
+                pid = name.rsplit(mark, 1)[1] if mark in name else ""
                 if pid.isdigit() and not _alive(int(pid)):
                     _stale(report, path, f"temp file of a writer (pid {pid}) that died", repair)
-            elif name.endswith(".pid"):
-                pid_text = _read_small(path)
-                found = _pid_in(pid_text)
-                if found is None:
-                    _stale(report, path, "pid file without a pid in it", repair)
-                elif not _alive(found):
-                    _stale(report, path, f"pid file of process {found}, which is gone", repair)
+            if name.endswith(".pid"):
+                _check_pid_file(report, path, repair)
+
+
+def _check_pid_file(report: Report, path: str, repair: bool) -> None:
+    """A watcher's or waiter's pid file: stale when no one holds its flock and its pid is gone.
+
+    The flock decides first: a waiter that has just locked its file may not have
+    written its pid yet. The file is removed while we hold the lock, so no new
+    owner can be holding it at that moment.
+    """
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # its owner is alive and holds it
+        found = _pid_in(_read_small(path))
+        if found is not None and _alive(found):
+            return
+        why = "pid file without a pid" if found is None else f"pid file of process {found}, gone"
+        _stale(report, path, why + " (its owner died)", repair)
+    finally:
+        os.close(fd)
 
 
 def _stale(report: Report, path: str, why: str, repair: bool) -> None:
