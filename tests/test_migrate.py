@@ -73,7 +73,8 @@ def test_round_trip_keeps_lines_cursors_and_sessions(redis_url: str, tmp_path: P
     rmb = Mailbox(red)
     assert views(rmb) == before
     assert sorted(red.readers()) == sorted(src.readers())
-    assert red.sessions() == src.sessions()
+    # (Redis stamps each session with its host: several machines share the registry)
+    assert [{k: v for k, v in x.items() if k != "host"} for x in red.sessions()] == src.sessions()
     assert set(red.names()) >= {"alice", "bob", "carol", "dave", "erin", "old"}
     assert red.names()["bob"]["received"] == 4
     corrupt = [e for e in red.scan(None) if e.record is None]
