@@ -439,9 +439,8 @@ def test_jsonl_path_never_imports_redis(tmp_path: Path) -> None:
         mb.send("x", to="bob", sender="alice")
         mb.read("bob")
         mb.who()
-        # (portalocker itself imports redis when it is installed; that is its
-        # business, and locks.py's: what must not load is our Redis store)
         assert "kei_message.stores.redis" not in sys.modules
+        assert "redis" not in sys.modules, [m for m in sys.modules if "redis" in m]
         """
     )
     env = {k: v for k, v in os.environ.items() if k != "KEI_MAILBOX_URL"}
