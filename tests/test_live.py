@@ -116,6 +116,24 @@ def test_send_live_cli_exit_0_and_nothing_twice(
     assert "second" in fp.prompts()[1] and "ship it" not in fp.prompts()[1]
 
 
+def test_over_the_budget_the_rest_stays_unread(
+    server: Server, tmp_path: Path, mb: Mailbox
+) -> None:
+    fp = start(server, tmp_path, mb, "frontend")
+    bodies = [f"{i}:" + "x" * 3000 for i in range(4)]
+    for body in bodies:
+        mb.send(body, to="frontend", sender="backend")
+    typed = deliver.deliver_live(mb, "frontend")
+    assert 1 <= typed < 4
+    assert wait_until(fp.prompts, 5)
+    prompt = fp.prompts()[0]
+    assert len(prompt) <= 9000
+    assert all(b in prompt for b in bodies[:typed])
+    assert not any(b[:8] in prompt for b in bodies[typed:])
+    assert "wait" in prompt.rsplit("\n", 3)[-2]  # says how many more wait
+    assert mb.count("frontend") == 4 - typed
+
+
 def test_swallowed_enter_is_pressed_again_text_typed_once(
     server: Server, tmp_path: Path, mb: Mailbox
 ) -> None:

@@ -108,6 +108,9 @@ def session(
         )
         assert ok, f"the hooks ({how}) never registered the pane:\n{s.screen()}"
         s.until("idle")
+        # discover recognises the real TUI's process, and names it after the directory
+        found = registry.discover(mb.store, save=False)
+        assert [(x.name, x.pane.pane) for x in found] == [("frontend", pane)]
         yield s
     finally:
         server.close()

@@ -141,3 +141,22 @@ def test_draft_quoting_a_menu_stays_a_draft() -> None:
 )
 def test_unknown_screens(text: str) -> None:
     assert screen.read(text).state == "unknown"
+
+
+def boxed(composer: str, footer: str = "  ? for shortcuts", above: str = "") -> str:
+    """The input box as older builds drew it: rounded corners, │ borders, a > prompt."""
+    width = 80
+    top = "╭" + "─" * (width - 2) + "╮"
+    bottom = "╰" + "─" * (width - 2) + "╯"
+    inner = "│ > " + composer
+    inner = inner + " " * (width - 1 - len(inner)) + "│"
+    head = "╭─── Claude Code ───╮\n│ welcome │\n╰───────────────────╯\n\n> hello\n\n⏺ hi there\n\n"
+    return head + above + "\n".join([top, inner, bottom, footer]) + "\n"
+
+
+def test_older_boxed_input() -> None:
+    assert screen.read(boxed("")).state == "idle"
+    got = screen.read(boxed("hello there"))
+    assert (got.state, got.draft) == ("draft", "hello there")
+    old_busy = boxed("", above="✻ Thinking… (5s · ↑ 1.2k tokens · esc to interrupt)\n\n")
+    assert screen.read(old_busy).state == "busy"

@@ -35,6 +35,7 @@ STATES = (IDLE, DRAFT, BUSY, WAITING, UNKNOWN, GONE)
 
 _PROMPTS = ("❯", ">", "›")
 _RULE_CHARS = frozenset("─━═-")
+_CORNERS = "╭╮╰╯┌┐└┘"
 _MIN_RULE = 10
 _FOOTER_MAX = 8  # non-empty lines allowed under the box's closing rule
 _ABOVE = 5  # non-empty lines above the box searched for a spinner
@@ -52,12 +53,17 @@ class Screen(NamedTuple):
 
 
 def _is_rule(line: str) -> bool:
-    s = line.strip()
+    # older builds drew the input as a rounded box: ╭───╮ … ╰───╯
+    s = line.strip().strip(_CORNERS)
     return len(s) >= _MIN_RULE and frozenset(s) <= _RULE_CHARS
 
 
+def _unbox(line: str) -> str:
+    return line.strip().strip("│").strip()
+
+
 def _strip_prompt(line: str) -> str | None:
-    s = line.lstrip()
+    s = _unbox(line)
     for p in _PROMPTS:
         if s.startswith(p):
             return s[len(p) :]
@@ -121,7 +127,7 @@ def read(text: str, *, in_mode: bool = False) -> Screen:
     busy = bool(_INTERRUPT.search(footer)) or any(_SPINNER.match(x) for x in above)
     first = _strip_prompt(lines[top + 1]) or ""
     body = [first, *lines[top + 2 : bottom]]
-    draft = "\n".join(x.strip() for x in body).strip()
+    draft = "\n".join(_unbox(x) for x in body).strip()
     if busy:
         return Screen(BUSY, draft, {})
     if in_mode:
