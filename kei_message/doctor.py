@@ -619,20 +619,28 @@ def _check_lock(report: Report, path: str) -> None:
     except OSError:
         return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holders = _lock_holders(os.fstat(fd).st_ino)
-            who = ", ".join(f"pid {p} ({_cmdline(p)})" for p in holders) or "another process"
-            report.add(
-                "lock",
-                path,
-                f"the append lock is held right now by {who}",
-                "a send holds it for milliseconds; if it stays held, that process is stuck: "
-                + (f"kill {' '.join(map(str, holders))}" if holders else "find it with lsof"),
-            )
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        # A send holds it for milliseconds: only a lock held for a whole second is news.
+        deadline = time.monotonic() + 1.0
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    continue
+            else:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return
+            break
+        holders = _lock_holders(os.fstat(fd).st_ino)
+        who = ", ".join(f"pid {p} ({_cmdline(p)})" for p in holders) or "another process"
+        report.add(
+            "lock",
+            path,
+            f"the append lock has been held for over a second by {who}",
+            "a send holds it for milliseconds; if it stays held, that process is stuck: "
+            + (f"kill {' '.join(map(str, holders))}" if holders else "find it with lsof"),
+        )
     finally:
         os.close(fd)
 
