@@ -1,0 +1,138 @@
+"""The hook's common case at the cost of a few system calls: nothing unread (issue 6).
+
+Before every prompt the UserPromptSubmit hook asks "anything for R?", and
+almost always the answer is no. Answering that through the mailbox means
+importing orjson, portalocker, dataclasses and the stores: several times the
+interpreter's own start-up. This module answers it with ``os`` alone, and
+only when it can be *sure*:
+
+- R has a cursor (``cursors/R``: position, then the keys taken out of order);
+- the bus file and ``messages.base`` give the logical end (JSONL store, §1);
+- no complete line after the cursor contains ``"R"`` or ``"all"``: exactly
+  the hint the mailbox's own scan uses to skip lines, so if no line matches,
+  the full path would find nothing either.
+
+Anything else (no cursor, a line that may be for R, more than ``SCAN_LIMIT``
+bytes to look at, a Redis URL, an unsafe dir) says "not sure" and the hook
+takes the full path, which also moves the cursor on. Nothing here writes
+to the bus or the cursor; ``register`` writes the session file the way
+``JsonlStore.put_session`` does, with the standard ``json`` module.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+SCAN_LIMIT = 1 << 20  # bytes after the cursor worth a look; more goes the full way
+_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _safe_dir(path: str) -> bool:
+    """Ours, a directory, not writable by group or others (SPEC §1)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return st.st_mode & 0o170000 == 0o040000 and st.st_uid == os.geteuid() and not (
+        st.st_mode & 0o022
+    )
+
+
+def _read(path: str, limit: int = 4096) -> bytes | None:
+    try:
+        fd = os.open(path, _FLAGS)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _cursor_pos(root: str, reader: str) -> int | None:
+    data = _read(os.path.join(root, "cursors", reader))
+    if data is None:
+        return None
+    lines = data.split(b"\n")
+    if len(lines) != 3 or lines[2] or not lines[0].isdigit():
+        return None  # not the two-line cursor format: let the full path judge it
+    return int(lines[0])
+
+
+def _base(root: str, ino: int) -> int | None:
+    data = _read(os.path.join(root, "messages.base"))
+    if data is None:
+        return 0 if not os.path.lexists(os.path.join(root, "messages.base")) else None
+    for line in data.split(b"\n"):
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            if int(parts[0]) == ino:
+                return int(parts[1])
+    return None
+
+
+def nothing_unread(root: str, reader: str) -> bool:
+    """True only when ``reader`` surely has nothing unread in the JSONL bus under ``root``."""
+    if os.environ.get("KEI_MAILBOX_URL", "").strip() not in ("", "file:") or not _safe_dir(root):
+        return False
+    pos = _cursor_pos(root, reader)
+    if pos is None:
+        return False
+    try:
+        fd = os.open(os.path.join(root, "messages.jsonl"), _FLAGS)
+    except FileNotFoundError:
+        return True  # no bus, nothing for anyone
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        base = _base(root, st.st_ino)
+        if base is None:
+            return False  # gc is swapping the file right now
+        start = max(pos - base, 0)
+        if start >= st.st_size:
+            return True
+        if st.st_size - start > SCAN_LIMIT:
+            return False
+        chunk = os.pread(fd, st.st_size - start, start)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    region = chunk[: chunk.rfind(b"\n") + 1]  # a partial last line is nobody's yet
+    return b'"' + reader.encode() + b'"' not in region and b'"all"' not in region
+
+
+def session_file(session_id: str) -> str:
+    """The file name ``JsonlStore.put_session`` uses for ``session_id``."""
+    safe = "".join(c for c in session_id if c.isalnum() or c in "-_")[:80]
+    if safe != session_id or not safe:
+        import hashlib
+
+        safe = hashlib.sha256(session_id.encode()).hexdigest()[:32]
+    return safe + ".json"
+
+
+def register(root: str, info: dict[str, Any]) -> None:
+    """Write ``sessions/ID.json`` as ``JsonlStore.put_session`` would, without orjson."""
+    import json
+
+    from .paths import write_atomic
+
+    folder = os.path.join(root, "sessions")
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    if not _safe_dir(folder):
+        from .errors import UnsafeMailbox
+
+        raise UnsafeMailbox(f"{folder} is not a directory of yours; refusing to use it")
+    data = json.dumps(info, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    write_atomic(os.path.join(folder, session_file(str(info["session_id"]))), data)

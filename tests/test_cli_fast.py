@@ -1,0 +1,131 @@
+"""The typer-free path for send/inbox/list/who says exactly what the typer app says (issue 6).
+
+Each form runs twice, on two copies of one mailbox: through the console
+script as installed (fast path) and with ``KEI_MAILBOX_NO_FAST=1`` (typer).
+stdout, stderr, the exit code and the cursors afterwards must agree.
+
+Budget: about 30 s (two processes per form).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kei_message.cli import fast
+from kei_message.mailbox import Mailbox
+from kei_message.stores.jsonl import JsonlStore
+
+BIN = Path(sys.executable).parent
+
+HANDLED = [
+    ["send", "@bob", "hello", "there", "--from", "alice"],
+    ["send", "--from", "alice", "all", "TASK:", "everyone"],
+    ["send", "--to", "bob", "--from=alice", "@carol", "stays", "text"],
+    ["send", "@bobb", "typo", "--from", "alice"],
+    ["send", "@nobody-yet", "hi", "--from", "alice", "--kind", "question"],
+    ["send", "--json", "@bob", "x", "--from", "alice"],
+    ["send", "--from", "alice", "--", "@bob", "--not-an-option"],
+    ["send", "@bad/name", "x", "--from", "alice"],
+    ["send", "@bob", "x", "--from", "alice", "--kind", "NOPE"],
+    ["send", "@bob", "", "--from", "alice"],
+    ["inbox", "bob"],
+    ["inbox", "--me", "bob", "--json"],
+    ["inbox", "bob", "--peek"],
+    ["inbox", "--me", "carol", "--count"],
+    ["inbox", "--me", "nobody"],
+    ["list"],
+    ["list", "-n", "2"],
+    ["list", "--limit", "3", "--json"],
+    ["list", "--from", "alice", "--kind", "TASK"],
+    ["list", "--to", "@bad/x"],
+    ["who"],
+    ["channels", "--json"],
+    ["names"],
+]
+
+NOT_HANDLED = [
+    [],
+    ["send"],
+    ["send", "@bob"],
+    ["send", "-", "--from", "a"],
+    ["send", "@bob", "x", "--live"],
+    ["send", "@bob", "x", "--reply-to", "1"],
+    ["send", "-h"],
+    ["send", "@bob", "x", "--from"],
+    ["send", "@bob", "x", "--from", "-y"],
+    ["inbox", "pop"],
+    ["inbox", "--clear"],
+    ["inbox", "--all"],
+    ["inbox", "a", "b"],
+    ["inbox", "a", "--me", "b"],
+    ["list", "--since", "2h"],
+    ["list", "-n", "-1"],
+    ["list", "extra"],
+    ["who", "x"],
+    ["who", "--help"],
+    ["show", "1"],
+    ["--url", "redis://x", "list"],
+]
+
+
+def seed(root: Path) -> None:
+    mb = Mailbox(JsonlStore(str(root)))
+    mb.send("first", to="bob", sender="alice")
+    mb.send("TASK: do it", to="bob", sender="carol")
+    mb.send("to all\nsecond line", to="all", sender="alice")
+    mb.send("for carol", to="carol", sender="bob", kind="DONE")
+    mb.read("alice")
+
+
+def run(root: Path, args: list[str], *, no_fast: bool) -> tuple[int, str, str, dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEI_")}
+    env.update(KEI_MAILBOX_DIR=str(root), NO_COLOR="1")
+    if no_fast:
+        env["KEI_MAILBOX_NO_FAST"] = "1"
+    proc = subprocess.run(
+        [str(BIN / "kei-message"), *args], env=env, capture_output=True, text=True,
+        timeout=60, stdin=subprocess.DEVNULL,
+    )
+    cursors = {p.name: p.read_text() for p in sorted((root / "cursors").glob("*")) if
+               not p.name.endswith(".lock")}
+    return proc.returncode, proc.stdout, proc.stderr, cursors
+
+
+def normalise(text: str) -> str:
+    # ids and times of the record each run appends differ; everything else must not
+    text = re.sub(r"#\d{16}", "#ID", text)
+    text = re.sub(r'"id":\d+', '"id":ID', text)
+    text = re.sub(r'"ts":"[^"]*"', '"ts":TS', text)
+    return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "TIME", text)
+
+
+@pytest.mark.parametrize("args", HANDLED, ids=lambda a: " ".join(a) or "(none)")
+def test_fast_path_matches_typer(args: list[str], tmp_path: Path) -> None:
+    assert fast.COMMANDS[args[0]](args[1:]) is not None, "this form should be handled"
+    a, b = tmp_path / "fast", tmp_path / "typer"
+    seed(a)
+    shutil.copytree(a, b)
+    got = run(a, args, no_fast=False)
+    want = run(b, args, no_fast=True)
+    assert got[0] == want[0], (got, want)
+    assert normalise(got[1]) == normalise(want[1])
+    assert normalise(got[2]) == normalise(want[2])
+    assert got[3] == want[3]  # cursors moved alike
+
+
+@pytest.mark.parametrize("args", NOT_HANDLED, ids=lambda a: " ".join(a) or "(none)")
+def test_other_forms_go_to_typer(args: list[str]) -> None:
+    parse = fast.COMMANDS.get(args[0]) if args else None
+    assert parse is None or parse(args[1:]) is None
+
+
+def test_switched_off_by_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEI_MAILBOX_NO_FAST", "1")
+    assert fast.run(["who"]) is None
