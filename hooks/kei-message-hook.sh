@@ -7,14 +7,23 @@
 # $KEI_MESSAGE_HOOK; kei-message-hook on PATH; that venv; a .venv in this checkout.
 # Not found: a note on stderr and exit 0, so Claude Code carries on undisturbed.
 #
-# The Stop event delivers only with KEI_MAILBOX_STOP_DELIVERY=1 (the plugin's
-# counterpart of `kei message install --stop-delivery`); set it in settings.json "env".
-if [ "${1:-}" = stop ]; then
-  case ${KEI_MAILBOX_STOP_DELIVERY:-} in
-    1 | true | yes | on) ;;
-    *) exit 0 ;;
-  esac
-fi
+# The plugin cannot take install's options; environment variables stand in
+# (set them in settings.json "env"): the Stop event delivers only with
+# KEI_MAILBOX_STOP_DELIVERY=1 (`install --stop-delivery`), and
+# KEI_MAILBOX_NO_WAKE=1 turns the wake waiter off (`install --no-wake`).
+case ${1:-} in
+  stop)
+    case ${KEI_MAILBOX_STOP_DELIVERY:-} in
+      1 | true | yes | on) ;;
+      *) exit 0 ;;
+    esac
+    ;;
+  wake)
+    case ${KEI_MAILBOX_NO_WAKE:-} in
+      1 | true | yes | on) exit 0 ;;
+    esac
+    ;;
+esac
 root=$(dirname -- "$0")/..
 for hook in "${KEI_MESSAGE_HOOK:-}" "$(command -v kei-message-hook 2>/dev/null)" \
   "${HOME:-/nonexistent}/.local/share/kei-message/venv/bin/kei-message-hook" \
