@@ -467,3 +467,29 @@ def test_tls_with_rediss_url(tmp_path: Path) -> None:
         # and plain redis:// to a TLS port is no silent success either
         with pytest.raises(MailboxUnavailable):
             RedisStore(f"redis://127.0.0.1:{server.port}/0").end()
+
+
+def test_check_reports_what_doctor_should_say(tmp_path: Path) -> None:
+    from redis_server import RedisServer
+
+    with RedisServer(tmp_path / "r", appendonly=False) as server:
+        store = RedisStore(server.url)
+        mb = Mailbox(store)
+        mb.send("x", to="bob", sender="alice")
+        mb.read("bob")
+        store.r.xadd(store.k_bus, {"r": b"not json"})
+        end = store.end()
+        store.r.set(store._cursor + "carol", b"99999999999999-0\n\n")
+        store.r.sadd(store.k_readers, "carol")
+        findings, notes = store.check()
+        problems = {f["area"]: f for f in findings}
+        assert "appendonly is off" in problems["redis"]["problem"]
+        assert "1 of 2 entries" in problems["bus"]["problem"]
+        assert problems["cursor"]["repairable"] and problems["cursor"]["repaired"] is None
+        assert any("Redis 7" in n or "Redis 6" in n for n in notes)
+        findings, _ = store.check(repair=True)
+        fixed = [f for f in findings if f["area"] == "cursor"]
+        assert fixed[0]["repaired"] == f"moved back to {end}"
+        assert store.load_cursor("carol") == Cursor(end)
+        assert [f["area"] for f in store.check()[0]] == ["redis", "bus"]
+        assert store.load_cursor("bob") is not None  # a good cursor is left alone

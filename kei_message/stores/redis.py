@@ -249,6 +249,13 @@ return #items
 )
 
 
+def _finding(
+    where: str, problem: str, fix: str, *, area: str = "redis", repairable: bool = False
+) -> dict[str, Any]:
+    return {"area": area, "where": where, "problem": problem, "fix": fix,
+            "repairable": repairable, "repaired": None}  # fmt: skip
+
+
 def host_id() -> str:
     """This machine, as sessions record it: ``KEI_MAILBOX_HOST``, else the host name."""
     import socket
@@ -616,6 +623,75 @@ class RedisStore:
     def archive_path(self) -> str:
         """Where ``compact`` puts what it moves (shown by ``kei message gc``)."""
         return f"{self.location} stream {self.k_archive}"
+
+    # ------------------------------------------------------------------ doctor
+    def check(self, *, repair: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
+        """What ``kei message doctor`` should say about this store: (findings, notes).
+
+        A finding has ``area``, ``where``, ``problem``, ``fix``, ``repairable``
+        and, when ``repair`` fixed it, ``repaired``. Nothing on the server's
+        configuration is ever changed; a cursor past the end is moved back to
+        the end (redeliver, never skip).
+        """
+        findings: list[dict[str, Any]] = []
+        notes: list[str] = []
+        where = self.location
+        try:
+            server: Any = self.r.info("server")
+            persistence: Any = self.r.info("persistence")
+        except redis.exceptions.NoPermissionError:
+            notes.append(f"{where}: this user may not run INFO; persistence not checked")
+            server = persistence = {}
+        except redis.RedisError as exc:
+            raise MailboxUnavailable(f"Redis at {where} is unavailable: {_one_line(exc)}") from exc
+        version = str(server.get("redis_version", ""))
+        if version:
+            parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+            if parts < (6, 2):
+                findings.append(_finding(
+                    where, f"Redis {version} is older than 6.2, which the store needs",
+                    "upgrade Redis (or Valkey) to 6.2 or later",
+                ))  # fmt: skip
+            notes.append(f"{where}: Redis {version}")
+        if persistence and not int(persistence.get("aof_enabled", 0)):
+            findings.append(_finding(
+                where, "appendonly is off: a restart of Redis loses the mailbox",
+                "set `appendonly yes` in redis.conf (and `appendfsync always` to keep every "
+                "acknowledged send through a crash); `CONFIG SET appendonly yes` applies it now",
+            ))  # fmt: skip
+        end = self.end()
+        corrupt = total = 0
+        for entry in self.scan(None):
+            total += 1
+            if entry.record is None:
+                corrupt += 1
+        if corrupt:
+            findings.append(_finding(
+                f"{where} stream {self.k_bus}",
+                f"{corrupt} of {total} entries are not records; readers skip them",
+                "nothing to do unless a foreign tool writes there",
+                area="bus",
+            ))  # fmt: skip
+        notes.append(f"{where}: {total} records, {len(self.readers())} readers")
+        for reader in self.readers():
+            cursor = self.load_cursor(reader)
+            if cursor is None or cursor.pos is None:
+                continue
+            if self.order(cursor.pos) > self.order(end):
+                found = _finding(
+                    f"{where} key {self._cursor}{reader}",
+                    f"cursor {cursor.pos} is past the end {end}: new messages would be skipped",
+                    "`kei message doctor --repair` moves it back to the end",
+                    area="cursor",
+                    repairable=True,
+                )
+                if repair:
+                    with self.reader_lock(reader):
+                        key, value = self._cursor + reader, f"{end}\n\n".encode()
+                        self._call(partial(self.r.set, key, value))
+                    found["repaired"] = f"moved back to {end}"
+                findings.append(found)
+        return findings, notes
 
     # ------------------------------------------------------------------ sessions
     def put_session(self, session_id: str, info: dict[str, Any]) -> None:
