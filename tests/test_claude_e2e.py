@@ -1,0 +1,123 @@
+"""End to end with the real Claude Code CLI (``claude -p``) against the fake API (SPEC §7).
+
+``kei message install`` runs in a temporary HOME; the project dir is named
+``proj``, so that is the session's identity. What the hooks inject shows up
+in the request bodies the fake API records. Budget: about 30 s.
+
+The wake hook stays installed (the default): under ``claude -p`` the waiter
+returns at once (``hooks._print_mode``), since ``claude -p`` would otherwise
+wait for it before exiting.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import claude_env
+
+from kei_message.mailbox import Mailbox
+
+pytestmark = [pytest.mark.claude, pytest.mark.slow]
+
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    path = tmp_path / "proj"
+    path.mkdir()
+    return path
+
+
+def install(env: dict[str, str], project: Path, *args: str) -> None:
+    proc = subprocess.run([str(BIN / "kei"), "message", "install", *args], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def claude_p(claude_bin: str, env: dict[str, str], project: Path, prompt: str,
+             *extra: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([claude_bin, *extra, "-p", prompt], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def carrying(api: Any, text: str, start: int = 0) -> list[int]:
+    """Indexes of the recorded requests (from ``start``) whose body holds ``text``."""
+    return [i for i, body in enumerate(api.texts()) if i >= start and text in body]
+
+
+def test_unread_reach_claude_once(claude_bin: str, fake_api: Any, tmp_path: Path,
+                                  project: Path, mailbox_dir: Path) -> None:
+    env = claude_env(tmp_path / "home", fake_api.url, project)
+    install(env, project)
+    mb = Mailbox()
+    mb.send("zebra-7431: the API moved to /v2", to="proj", sender="backend")
+    mb.send("for someone else: kiwi-1182", to="frontend", sender="backend")
+
+    claude_p(claude_bin, env, project, "hello")
+    hits = carrying(fake_api, "zebra-7431")
+    assert hits, "no request carried the message"
+    assert carrying(fake_api, "kiwi-1182") == []
+    assert mb.count("proj") == 0
+    sessions = [s for s in mb.store.sessions() if s["name"] == "proj"]
+    assert sessions and sessions[0]["cwd"] == str(project)
+    assert isinstance(sessions[0]["pid"], int)  # found Claude Code above the hook's shell
+
+    before = len(fake_api.requests)
+    claude_p(claude_bin, env, project, "anything new?")
+    assert len(fake_api.requests) > before
+    assert carrying(fake_api, "zebra-7431", start=before) == []
+    assert not (mailbox_dir / "hook.log").exists()
+
+
+def test_stop_delivery_keeps_claude_going(claude_bin: str, fake_api: Any, tmp_path: Path,
+                                          project: Path) -> None:
+    env = claude_env(tmp_path / "home", fake_api.url, project)
+    install(env, project, "--stop-delivery")
+    mb = Mailbox()
+
+    # Send while the turn runs: once the first real turn request is in, and
+    # before its (delayed) reply lets the turn end.
+    fake_api.delay = 1.0
+    sent = threading.Event()
+
+    def send_mid_turn() -> None:
+        if fake_api.wait_for(lambda: any(b.get("tools") for b in fake_api.requests), 60):
+            Mailbox().send("heron-5520: also update the changelog", to="proj",
+                           sender="backend")
+            sent.set()
+
+    sender = threading.Thread(target=send_mid_turn, daemon=True)
+    sender.start()
+    try:
+        claude_p(claude_bin, env, project, "do the task")
+    finally:
+        sender.join(timeout=70)
+    assert sent.is_set()
+    hits = carrying(fake_api, "heron-5520")
+    assert hits, "the Stop hook did not make Claude go on with the message"
+    first_turn = next(i for i, b in enumerate(fake_api.requests) if b.get("tools"))
+    assert min(hits) > first_turn  # a further request, after the turn that was running
+    assert mb.count("proj") == 0
+    # it went on once, and stopped: no loop
+    assert len([b for b in fake_api.requests if b.get("tools")]) <= 3
+
+
+def test_plugin_delivers_the_same(claude_bin: str, fake_api: Any, tmp_path: Path,
+                                  project: Path) -> None:
+    env = claude_env(tmp_path / "home", fake_api.url, project)
+    env["KEI_MESSAGE_HOOK"] = str(BIN / "kei-message-hook")
+    Mailbox().send("plover-2291 via the plugin", to="proj", sender="backend")
+    claude_p(claude_bin, env, project, "hello", "--plugin-dir", str(REPO))
+    assert carrying(fake_api, "plover-2291")
+    before = len(fake_api.requests)
+    claude_p(claude_bin, env, project, "again", "--plugin-dir", str(REPO))
+    assert carrying(fake_api, "plover-2291", start=before) == []
