@@ -315,7 +315,9 @@ def plan_install(
     plan = Plan(path, before, after)
     targets = [(os.path.join(base, "skills", "msg", "SKILL.md"), skill_text())]
     if not project:
-        targets.append((os.path.join(claude_home(home), "scripts", "kei-message.sh"), dropin_text()))
+        targets.append(
+            (os.path.join(claude_home(home), "scripts", "kei-message.sh"), dropin_text())
+        )
     for target, content in targets:
         change = _file_install(target, content)
         if change is not None:
@@ -436,7 +438,7 @@ def _write_file(path: str, content: bytes, mode: int) -> None:
 
 
 def _remove_empty_dir(path: str) -> None:
-    try:
+    import contextlib
+
+    with contextlib.suppress(OSError):
         os.rmdir(path)  # only ever succeeds when empty: ours, and nothing else is there
-    except OSError:
-        pass

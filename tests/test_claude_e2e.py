@@ -36,15 +36,28 @@ def project(tmp_path: Path) -> Path:
 
 
 def install(env: dict[str, str], project: Path, *args: str) -> None:
-    proc = subprocess.run([str(BIN / "kei"), "message", "install", *args], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(BIN / "kei"), "message", "install", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
-def claude_p(claude_bin: str, env: dict[str, str], project: Path, prompt: str,
-             *extra: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([claude_bin, *extra, "-p", prompt], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=120)
+def claude_p(
+    claude_bin: str, env: dict[str, str], project: Path, prompt: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [claude_bin, *extra, "-p", prompt],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
@@ -54,8 +67,9 @@ def carrying(api: Any, text: str, start: int = 0) -> list[int]:
     return [i for i, body in enumerate(api.texts()) if i >= start and text in body]
 
 
-def test_unread_reach_claude_once(claude_bin: str, fake_api: Any, tmp_path: Path,
-                                  project: Path, mailbox_dir: Path) -> None:
+def test_unread_reach_claude_once(
+    claude_bin: str, fake_api: Any, tmp_path: Path, project: Path, mailbox_dir: Path
+) -> None:
     env = claude_env(tmp_path / "home", fake_api.url, project)
     install(env, project)
     mb = Mailbox()
@@ -78,8 +92,9 @@ def test_unread_reach_claude_once(claude_bin: str, fake_api: Any, tmp_path: Path
     assert not (mailbox_dir / "hook.log").exists()
 
 
-def test_stop_delivery_keeps_claude_going(claude_bin: str, fake_api: Any, tmp_path: Path,
-                                          project: Path) -> None:
+def test_stop_delivery_keeps_claude_going(
+    claude_bin: str, fake_api: Any, tmp_path: Path, project: Path
+) -> None:
     env = claude_env(tmp_path / "home", fake_api.url, project)
     install(env, project, "--stop-delivery")
     mb = Mailbox()
@@ -91,8 +106,7 @@ def test_stop_delivery_keeps_claude_going(claude_bin: str, fake_api: Any, tmp_pa
 
     def send_mid_turn() -> None:
         if fake_api.wait_for(lambda: any(b.get("tools") for b in fake_api.requests), 60):
-            Mailbox().send("heron-5520: also update the changelog", to="proj",
-                           sender="backend")
+            Mailbox().send("heron-5520: also update the changelog", to="proj", sender="backend")
             sent.set()
 
     sender = threading.Thread(target=send_mid_turn, daemon=True)
@@ -111,8 +125,9 @@ def test_stop_delivery_keeps_claude_going(claude_bin: str, fake_api: Any, tmp_pa
     assert len([b for b in fake_api.requests if b.get("tools")]) <= 3
 
 
-def test_plugin_delivers_the_same(claude_bin: str, fake_api: Any, tmp_path: Path,
-                                  project: Path) -> None:
+def test_plugin_delivers_the_same(
+    claude_bin: str, fake_api: Any, tmp_path: Path, project: Path
+) -> None:
     env = claude_env(tmp_path / "home", fake_api.url, project)
     env["KEI_MESSAGE_HOOK"] = str(BIN / "kei-message-hook")
     Mailbox().send("plover-2291 via the plugin", to="proj", sender="backend")

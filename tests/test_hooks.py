@@ -157,8 +157,9 @@ def test_over_budget_leaves_the_rest_unread(proj: Path, mailbox: Mailbox) -> Non
 def test_one_message_over_the_budget_is_cut_with_a_pointer(proj: Path, mailbox: Mailbox) -> None:
     rec = mailbox.send("y" * 5000, to="proj", sender="backend")
     env = {"KEI_MAILBOX_HOOK_BUDGET": "1200"}
-    text = context_of(run_hook("session-start", payload("session-start", proj), env=env),
-                      "session-start")
+    text = context_of(
+        run_hook("session-start", payload("session-start", proj), env=env), "session-start"
+    )
     assert len(text) <= 1200
     assert f"kei message show {rec['id']}" in text
     assert mailbox.count("proj") == 0
@@ -171,8 +172,9 @@ def test_identity_from_env_then_normalised_cwd(tmp_path: Path, jsonl: Mailbox) -
     jsonl.send("to the env name", to="lead", sender="backend")
     r = run_hook("user-prompt-submit", payload("user-prompt-submit", odd))
     assert "to the dir name" in context_of(r, "user-prompt-submit")
-    r = run_hook("user-prompt-submit", payload("user-prompt-submit", odd),
-                 env={"KEI_MAILBOX_ME": "lead"})
+    r = run_hook(
+        "user-prompt-submit", payload("user-prompt-submit", odd), env={"KEI_MAILBOX_ME": "lead"}
+    )
     text = context_of(r, "user-prompt-submit")
     assert "to the env name" in text and "for lead" in text
 
@@ -227,8 +229,7 @@ def test_session_is_registered_for_who(proj: Path, mailbox: Mailbox) -> None:
     assert again["last_seen"] > first_seen
 
 
-def test_claude_pid_is_found_through_the_shell(tmp_path: Path, proj: Path,
-                                               jsonl: Mailbox) -> None:
+def test_claude_pid_is_found_through_the_shell(tmp_path: Path, proj: Path, jsonl: Mailbox) -> None:
     # Claude Code runs hooks as `/bin/sh -c COMMAND`; a script named `claude` stands in for it.
     fake = tmp_path / "bin" / "claude"
     fake.parent.mkdir()
@@ -262,8 +263,9 @@ def test_stop_never_blocks_twice_in_a_row(proj: Path, mailbox: Mailbox) -> None:
 
 
 # ----------------------------------------------------------------------------- failing open
-def test_bypass_exits_at_once_and_changes_nothing(proj: Path, mailbox: Mailbox,
-                                                   mailbox_dir: Path) -> None:
+def test_bypass_exits_at_once_and_changes_nothing(
+    proj: Path, mailbox: Mailbox, mailbox_dir: Path
+) -> None:
     mailbox.send("stay unread", to="proj", sender="backend")
     for event in SYNC_EVENTS:
         r = run_hook(event, payload(event, proj), env={"KEI_MAILBOX_BYPASS": "1"})
@@ -279,10 +281,14 @@ def test_bypass_touches_no_mailbox_at_all(proj: Path, mailbox_dir: Path) -> None
     assert not mailbox_dir.exists()
 
 
-@pytest.mark.parametrize("raw", [b"", b"   \n", b"{not json", b"[1, 2]", b"\xff\xfe"],
-                         ids=["empty", "blank", "garbage", "array", "binary"])
-def test_bad_stdin_prints_nothing_and_logs(raw: bytes, proj: Path, jsonl: Mailbox,
-                                           mailbox_dir: Path) -> None:
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"   \n", b"{not json", b"[1, 2]", b"\xff\xfe"],
+    ids=["empty", "blank", "garbage", "array", "binary"],
+)
+def test_bad_stdin_prints_nothing_and_logs(
+    raw: bytes, proj: Path, jsonl: Mailbox, mailbox_dir: Path
+) -> None:
     jsonl.send("still waiting", to="proj", sender="backend")
     r = run_hook("user-prompt-submit", raw)
     assert (r.code, r.stdout) == (0, b"")
@@ -291,8 +297,9 @@ def test_bad_stdin_prints_nothing_and_logs(raw: bytes, proj: Path, jsonl: Mailbo
     assert jsonl.count("proj") == 1
 
 
-def test_corrupt_lines_are_skipped_and_logged(proj: Path, jsonl: Mailbox,
-                                              mailbox_dir: Path) -> None:
+def test_corrupt_lines_are_skipped_and_logged(
+    proj: Path, jsonl: Mailbox, mailbox_dir: Path
+) -> None:
     jsonl.send("before the damage", to="proj", sender="backend")
     with open(mailbox_dir / "messages.jsonl", "ab") as fh:
         # both mention "proj", so a reader scanning for its name must parse them
@@ -304,8 +311,9 @@ def test_corrupt_lines_are_skipped_and_logged(proj: Path, jsonl: Mailbox,
     assert "corrupt" in log_text(mailbox_dir)
 
 
-def test_unusable_bus_prints_nothing_and_logs(tmp_path: Path, proj: Path, jsonl: Mailbox,
-                                              mailbox_dir: Path) -> None:
+def test_unusable_bus_prints_nothing_and_logs(
+    tmp_path: Path, proj: Path, jsonl: Mailbox, mailbox_dir: Path
+) -> None:
     jsonl.send("unreachable", to="proj", sender="backend")
     bus = mailbox_dir / "messages.jsonl"
     moved = tmp_path / "elsewhere.jsonl"
@@ -316,8 +324,7 @@ def test_unusable_bus_prints_nothing_and_logs(tmp_path: Path, proj: Path, jsonl:
     assert "symlink" in log_text(mailbox_dir)
 
 
-def test_unsafe_mailbox_dir_prints_nothing(proj: Path, jsonl: Mailbox,
-                                           mailbox_dir: Path) -> None:
+def test_unsafe_mailbox_dir_prints_nothing(proj: Path, jsonl: Mailbox, mailbox_dir: Path) -> None:
     jsonl.send("in a loose dir", to="proj", sender="backend")
     mailbox_dir.chmod(0o777)
     try:
@@ -329,33 +336,44 @@ def test_unsafe_mailbox_dir_prints_nothing(proj: Path, jsonl: Mailbox,
 
 
 def test_invalid_me_prints_nothing(proj: Path, mailbox_dir: Path) -> None:
-    r = run_hook("user-prompt-submit", payload("user-prompt-submit", proj),
-                 env={"KEI_MAILBOX_ME": "-bad name"})
+    r = run_hook(
+        "user-prompt-submit",
+        payload("user-prompt-submit", proj),
+        env={"KEI_MAILBOX_ME": "-bad name"},
+    )
     assert (r.code, r.stdout) == (0, b"")
     assert "InvalidName" in log_text(mailbox_dir)
 
 
-def test_lock_held_elsewhere_exits_0_within_2s(proj: Path, jsonl: Mailbox,
-                                               mailbox_dir: Path) -> None:
+def test_lock_held_elsewhere_exits_0_within_2s(
+    proj: Path, jsonl: Mailbox, mailbox_dir: Path
+) -> None:
     jsonl.send("behind a lock", to="proj", sender="backend")
     jsonl.count("proj")
     lock = mailbox_dir / "cursors" / "proj.lock"
     lock.parent.mkdir(exist_ok=True)
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import fcntl, os, sys, time\n"
-         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
-         "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-         "print('locked', flush=True)\n"
-         "time.sleep(60)\n",
-         str(lock)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(60)\n",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
         # even a user's long lock timeout does not hold the prompt up
-        r = run_hook("user-prompt-submit", payload("user-prompt-submit", proj),
-                     env={"KEI_MAILBOX_LOCK_TIMEOUT": "30"})
+        r = run_hook(
+            "user-prompt-submit",
+            payload("user-prompt-submit", proj),
+            env={"KEI_MAILBOX_LOCK_TIMEOUT": "30"},
+        )
     finally:
         holder.kill()
         holder.wait(timeout=10)
@@ -369,12 +387,15 @@ def test_lock_held_elsewhere_exits_0_within_2s(proj: Path, jsonl: Mailbox,
     assert "behind a lock" in context_of(r, "user-prompt-submit")
 
 
-def test_hard_stop_when_stdin_never_ends(proj: Path, jsonl: Mailbox,
-                                         mailbox_dir: Path) -> None:
+def test_hard_stop_when_stdin_never_ends(proj: Path, jsonl: Mailbox, mailbox_dir: Path) -> None:
     jsonl.send("not this time", to="proj", sender="backend")
     start = time.monotonic()
-    proc = subprocess.Popen([HOOK, "user-prompt-submit"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [HOOK, "user-prompt-submit"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdin is not None and proc.stdout is not None
     try:
         proc.stdin.write(b'{"cwd": ')  # and never more, never closed
@@ -396,8 +417,7 @@ def test_hard_stop_when_stdin_never_ends(proj: Path, jsonl: Mailbox,
     assert jsonl.count("proj") == 1
 
 
-def test_output_lost_means_not_delivered(proj: Path, jsonl: Mailbox,
-                                         mailbox_dir: Path) -> None:
+def test_output_lost_means_not_delivered(proj: Path, jsonl: Mailbox, mailbox_dir: Path) -> None:
     # deliver, then commit: when stdout is gone the cursor does not move
     jsonl.send("keep me", to="proj", sender="backend")
     read_end, write_end = os.pipe()
@@ -406,7 +426,9 @@ def test_output_lost_means_not_delivered(proj: Path, jsonl: Mailbox,
         proc = subprocess.run(
             [HOOK, "user-prompt-submit"],
             input=json.dumps(payload("user-prompt-submit", proj)).encode(),
-            stdout=write_end, stderr=subprocess.PIPE, timeout=20,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=20,
         )
     finally:
         os.close(write_end)
@@ -436,8 +458,11 @@ def test_unknown_event_fails_open(proj: Path) -> None:
 # ----------------------------------------------------------------------------- other entry points
 def test_kei_message_hook_command_is_the_same(proj: Path, jsonl: Mailbox) -> None:
     jsonl.send("via the big CLI", to="proj", sender="backend")
-    r = run_hook("user-prompt-submit", payload("user-prompt-submit", proj),
-                 argv=[str(BIN / "kei"), "message", "hook", "user-prompt-submit"])
+    r = run_hook(
+        "user-prompt-submit",
+        payload("user-prompt-submit", proj),
+        argv=[str(BIN / "kei"), "message", "hook", "user-prompt-submit"],
+    )
     assert r.code == 0
     assert "via the big CLI" in context_of(r, "user-prompt-submit")
 
@@ -454,13 +479,12 @@ def test_hook_does_not_import_typer() -> None:
         "import sys\n"
         "sys.argv = ['kei-message-hook', 'user-prompt-submit']\n"
         "import io\n"
-        "sys.stdin = io.TextIOWrapper(io.BytesIO(b'{\"cwd\": \"/nonexistent/proj\"}'))\n"
+        'sys.stdin = io.TextIOWrapper(io.BytesIO(b\'{"cwd": "/nonexistent/proj"}\'))\n'
         "from kei_message import hooks\n"
         "hooks.run(['user-prompt-submit'])\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'click', 'rich'))\n"
         "print(','.join(bad))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=20)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""

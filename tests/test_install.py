@@ -95,7 +95,7 @@ def test_fresh_install(home: Path) -> None:
         "UserPromptSubmit": ["user-prompt-submit"],
         "Stop": ["wake"],
     }
-    for event, hs in entries.items():
+    for hs in entries.values():
         for h in hs:
             program, arg = shlex.split(h["command"])
             assert program == HOOK and os.path.isabs(program) and os.access(program, os.X_OK)
@@ -121,8 +121,9 @@ def test_installed_dropin_runs_the_cli(home: Path) -> None:
     dropin = home / ".claude" / "scripts" / "kei-message.sh"
     env = {k: v for k, v in os.environ.items() if k != "KEI_MESSAGE_BIN"}
     env["PATH"] = "/usr/bin:/bin"  # found through the installing interpreter, not PATH
-    proc = subprocess.run([str(dropin), "path"], capture_output=True, text=True, env=env,
-                          timeout=30)
+    proc = subprocess.run(
+        [str(dropin), "path"], capture_output=True, text=True, env=env, timeout=30
+    )
     assert proc.returncode == 0, proc.stderr
     assert os.environ["KEI_MAILBOX_DIR"] in proc.stdout
 
@@ -255,9 +256,26 @@ def test_uninstall_keeps_hooks_sharing_a_group_with_ours(home: Path) -> None:
     path = settings_path(home)
     path.parent.mkdir()
     mine = {"type": "command", "command": "echo mine"}
-    path.write_text(json.dumps({"hooks": {"UserPromptSubmit": [{"hooks": [
-        mine, {"type": "command", "command": f"{HOOK} user-prompt-submit", "timeout": 10},
-    ]}]}}))
+    path.write_text(
+        json.dumps(
+            {
+                "hooks": {
+                    "UserPromptSubmit": [
+                        {
+                            "hooks": [
+                                mine,
+                                {
+                                    "type": "command",
+                                    "command": f"{HOOK} user-prompt-submit",
+                                    "timeout": 10,
+                                },
+                            ]
+                        }
+                    ]
+                }
+            }
+        )
+    )
     assert kei("uninstall").exit_code == 0
     assert load(path) == {"hooks": {"UserPromptSubmit": [{"hooks": [mine]}]}}
 
@@ -303,8 +321,9 @@ def test_symlinked_settings_stay_a_symlink(home: Path, tmp_path: Path) -> None:
     assert load(real)["model"] == "opus"
 
 
-def test_claude_config_dir_is_honoured(home: Path, tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_claude_config_dir_is_honoured(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "cfg"
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
     assert kei("install").exit_code == 0
@@ -319,9 +338,13 @@ def test_installed_command_runs_without_path(home: Path, tmp_path: Path) -> None
     (entry,) = ours(load(settings_path(home)))["UserPromptSubmit"]
     Mailbox().send("through the installed command", to="work", sender="backend")
     env = dict(os.environ, PATH="/nonexistent")
-    proc = subprocess.run(["/bin/sh", "-c", entry["command"]], capture_output=True, env=env,
-                          input=json.dumps({"cwd": str(Path.cwd()), "session_id": "s"}).encode(),
-                          timeout=30)
+    proc = subprocess.run(
+        ["/bin/sh", "-c", entry["command"]],
+        capture_output=True,
+        env=env,
+        input=json.dumps({"cwd": str(Path.cwd()), "session_id": "s"}).encode(),
+        timeout=30,
+    )
     assert proc.returncode == 0
     assert b"through the installed command" in proc.stdout
 
@@ -364,8 +387,13 @@ def test_plugin_hooks_match_the_installer() -> None:
 def launcher(event: str, stdin: bytes, **env: str) -> subprocess.CompletedProcess[bytes]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("KEI_MAILBOX_STOP")}
     full.update(env)
-    return subprocess.run([str(REPO / "hooks" / "kei-message-hook.sh"), event], input=stdin,
-                          capture_output=True, env=full, timeout=30)
+    return subprocess.run(
+        [str(REPO / "hooks" / "kei-message-hook.sh"), event],
+        input=stdin,
+        capture_output=True,
+        env=full,
+        timeout=30,
+    )
 
 
 def test_plugin_launcher_runs_the_hook(tmp_path: Path) -> None:
@@ -390,8 +418,13 @@ def test_plugin_launcher_without_the_package_fails_open(tmp_path: Path) -> None:
     shutil.copy2(REPO / "hooks" / "kei-message-hook.sh", copy)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEI_MESSAGE")}
     env.update(HOME=str(tmp_path), PATH="/usr/bin:/bin")
-    proc = subprocess.run([str(copy), "user-prompt-submit"], input=b'{"cwd": "/x"}',
-                          capture_output=True, env=env, timeout=30)
+    proc = subprocess.run(
+        [str(copy), "user-prompt-submit"],
+        input=b'{"cwd": "/x"}',
+        capture_output=True,
+        env=env,
+        timeout=30,
+    )
     assert (proc.returncode, proc.stdout) == (0, b"")
     assert b"kei-message-hook not found" in proc.stderr
 
@@ -399,9 +432,15 @@ def test_plugin_launcher_without_the_package_fails_open(tmp_path: Path) -> None:
 @pytest.mark.claude
 def test_plugin_validates_with_claude_code(claude_bin: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLAUDE", "ANTHROPIC"))}
-    env.update(HOME=str(tmp_path), DISABLE_AUTOUPDATER="1",
-               CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1")
-    proc = subprocess.run([claude_bin, "plugin", "validate", str(REPO)], capture_output=True,
-                          text=True, env=env, timeout=60)
+    env.update(
+        HOME=str(tmp_path), DISABLE_AUTOUPDATER="1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1"
+    )
+    proc = subprocess.run(
+        [claude_bin, "plugin", "validate", str(REPO)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation passed" in proc.stdout

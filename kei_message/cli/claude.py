@@ -23,9 +23,7 @@ Project = Annotated[
     bool,
     typer.Option("--project", help="This project's settings, ./.claude/settings.json."),
 ]
-DryRun = Annotated[
-    bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
-]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")]
 
 
 def _scope(user: bool, project: bool) -> bool:
@@ -64,8 +62,9 @@ def install(
     """
     from .. import install as inst
 
-    plan = inst.plan_install(project=_scope(user, project), stop_delivery=stop_delivery,
-                             wake=not no_wake)
+    plan = inst.plan_install(
+        project=_scope(user, project), stop_delivery=stop_delivery, wake=not no_wake
+    )
     if not plan.changed:
         out(f"kei-message is already installed in {plan.settings_path}: nothing to change")
         return
@@ -108,9 +107,7 @@ def uninstall(*, user: User = False, project: Project = False, dry_run: DryRun =
 def hook(
     event: Annotated[
         str,
-        typer.Argument(
-            metavar="EVENT", help="user-prompt-submit, session-start, stop or wake."
-        ),
+        typer.Argument(metavar="EVENT", help="user-prompt-submit, session-start, stop or wake."),
     ],
 ) -> None:
     """Run one Claude Code hook event: JSON on stdin, at most one JSON object out, exit 0.
