@@ -380,3 +380,36 @@ def test_unreachable_redis_cli_exits_3_and_hook_stays_silent(tmp_path: Path) -> 
         )
         assert (res.returncode, res.stdout, res.stderr) == (0, b"", b""), event
         assert time.monotonic() - started < 10  # generous: the contract says 2 s
+
+
+def test_a_blocked_wait_rides_out_a_restart(tmp_path: Path, machines: list[Machine]) -> None:
+    with RedisServer(tmp_path / "redis", appendonly=True, appendfsync="always") as server:
+        b = Machine(tmp_path, "machine-b", server.url)
+        machines.append(b)
+        waiter = subprocess.Popen(
+            ["kei-message", "wait", "--me", "beta", "--timeout", "60"],
+            env=b.env,
+            cwd=b.dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        b.procs.append(waiter)
+
+        def blocked() -> bool:
+            client = server.client()
+            try:
+                return int(client.info("clients")["blocked_clients"]) > 0
+            finally:
+                client.close()
+
+        assert wait_until(blocked, 30)  # in XREAD BLOCK, not polling
+        server.kill()
+        time.sleep(0.5)
+        server.start()
+        from kei_message.mailbox import Mailbox
+        from kei_message.stores.redis import RedisStore
+
+        Mailbox(RedisStore(server.url)).send("after the restart", to="beta", sender="alpha")
+        out, err = waiter.communicate(timeout=60)
+        assert waiter.returncode == 0, err
+        assert b"after the restart" in out
