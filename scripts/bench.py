@@ -132,7 +132,7 @@ class Bench:
         self.bindir = bindir
         self.python = str(bindir / "python")
         self.runs = runs
-        self._ten: tuple[str, int] = ("", 0)  # (mailbox, cursor with 10 unread after it)
+        self._ten: dict[Path, int] = {}  # mailbox -> a cursor with 10 unread after it
 
     def env(self, root: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KEI_", "TMUX"))}
@@ -162,13 +162,12 @@ class Bench:
 
         def ten_unread() -> None:
             """Put the reader's cursor back so that exactly 10 messages wait."""
-            mb = self.mailbox(root)
-            end = bus_end(root)
-            if self._ten[0] != str(root):
+            if root not in self._ten:
+                self._ten[root] = bus_end(root)
+                mb = self.mailbox(root)
                 for i in range(10):
                     mb.send(f"unread {i}", to=READER, sender=NAMES[i % 20])
-                self._ten = (str(root), end)
-            set_cursor(root, READER, self._ten[1])
+            set_cursor(root, READER, self._ten[root])
 
         def hook_idle() -> float:
             set_cursor(root, READER, bus_end(root))
@@ -322,8 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     table: dict[str, dict[int, float]] = {}
     firsts: dict[str, dict[int, float]] = {}
     try:
+        roots: dict[int, Path] = {}
         for n in sizes:
-            root = tmp / f"mailbox-{size_label(n)}"
+            root = roots[n] = tmp / f"mailbox-{size_label(n)}"
             t = time.perf_counter()
             build_bus(root, n)
             built = time.perf_counter() - t
@@ -331,22 +331,26 @@ def main(argv: list[str] | None = None) -> int:
                   f"in {built:.1f}s", file=sys.stderr)
             for name, took in bench.first_reads(root).items():
                 firsts.setdefault(name, {})[n] = took
-            cmds = bench.commands(root)
-            for c in cmds.values():  # warm the page cache and the index
+        cmds = {n: bench.commands(roots[n]) for n in sizes}
+        for n in sizes:  # warm the page cache, the index, the 10 unread
+            for c in cmds[n].values():
                 c()
-            samples: dict[str, list[float]] = {name: [] for name in cmds}
-            for _ in range(bench.runs):
-                for name, c in cmds.items():
-                    samples[name].append(c())
-            for name, vals in samples.items():
-                table.setdefault(name, {})[n] = statistics.median(vals)
-            print(f"bench: timed {size_label(n)}", file=sys.stderr)
-            if not args.keep:
-                shutil.rmtree(root)
+        samples: dict[tuple[str, int], list[float]] = {}
+        # sizes and commands interleaved in every round: load on the machine that
+        # comes and goes hits every figure alike, and the ratios stay fair
+        for r in range(bench.runs):
+            for n in sizes:
+                for name, c in cmds[n].items():
+                    samples.setdefault((name, n), []).append(c())
+            print(f"bench: round {r + 1}/{bench.runs}", file=sys.stderr)
+        for (name, n), vals in samples.items():
+            table.setdefault(name, {})[n] = statistics.median(vals)
         rate = append_rate(args.appends)
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"bench: kept {tmp}", file=sys.stderr)
     print(render(table, firsts, sizes, rate, bench.runs))
     return 0
 
