@@ -43,7 +43,7 @@ from .. import paths
 from ..cursors import Cursor, Pos
 from ..errors import MailboxUnavailable
 from ..locks import acquire, locked, release
-from ..records import CorruptLine, Record
+from ..records import MAX_ID, CorruptLine, Record
 from .base import Entry
 
 CHUNK = 1 << 20
@@ -566,11 +566,11 @@ class JsonlStore:
 
 
 def _session_file(session_id: str) -> str:
-    import hashlib
-
     # session ids come from Claude Code; never let one pick a path
     safe = "".join(c for c in session_id if c.isalnum() or c in "-_")[:80]
     if safe != session_id or not safe:
+        import hashlib  # only here: it costs the hook ~3 ms (issue 6)
+
         safe = hashlib.sha256(session_id.encode()).hexdigest()[:32]
     return safe + ".json"
 
@@ -669,12 +669,13 @@ def _tail_info(fd: int, size: int) -> tuple[int, bool]:
     end = 0
     while end < len(digits) and digits[end : end + 1].isdigit():
         end += 1
-    return (int(digits[:end]) if end else 0), ends_line
+    tail_id = int(digits[:end]) if end else 0
+    return (tail_id if tail_id < MAX_ID else 0), ends_line  # a hostile id: not ours (#7)
 
 
 def _read_max_id(fd: int) -> int | None:
     raw = os.pread(fd, 64, 0).strip()
-    return int(raw) if raw.isdigit() else None
+    return int(raw) if raw.isdigit() and int(raw) < MAX_ID else None
 
 
 _sigxfsz_ignored = False
