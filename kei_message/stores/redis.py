@@ -37,8 +37,8 @@ another key prefix than ``kei``). Keys, all under the prefix ``P``:
     connection) return the record it already wrote instead of writing it twice.
 
 Appending is one Lua script: read the server clock (``TIME``) and ``maxid``,
-take ``id = max(now_us, maxid + 1)``, build the line, ``XADD`` it and update
-``meta`` and ``names``, all atomically. Durability is Redis': with
+take ``id = max(now_us, maxid + 1)`` and ``ts`` = now (to the second), build
+the line, ``XADD`` it and update ``meta`` and ``names``, all atomically. Durability is Redis': with
 ``appendonly yes`` and ``appendfsync always`` a send that exited 0 survives
 a crash of redis-server or of the machine; with ``everysec`` (Redis' default)
 it survives a crash of redis-server, and the last second or so may be lost
@@ -141,7 +141,8 @@ local rid = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local last = tonumber(redis.call('HGET', KEYS[2], 'maxid') or '0')
 if rid <= last then rid = last + 1 end
 local rids = int(rid)
-local ts = ts_of(math.floor(rid / 1000000))
+-- ts is when it was sent, even when the id was pushed ahead of the clock
+local ts = ts_of(tonumber(t[1]))
 local rec = '{"id":' .. rids .. ',"ts":"' .. ts .. '",' .. string.sub(ARGV[1], 2)
 local ms = math.floor(rid / 1000)
 local sid = xadd(KEYS[1], int(ms) .. '-' .. int(rid - ms * 1000), 'r', rec)
