@@ -38,11 +38,13 @@ another key prefix than ``kei``). Keys, all under the prefix ``P``:
 
 Appending is one Lua script: read the server clock (``TIME``) and ``maxid``,
 take ``id = max(now_us, maxid + 1)`` and ``ts`` = now (to the second), build
-the line, ``XADD`` it and update ``meta`` and ``names``, all atomically. Durability is Redis': with
+the line, ``XADD`` it and update ``meta`` and ``names``, all atomically.
+
+Durability is Redis' (``KEI_MAILBOX_FSYNC`` has no effect here): with
 ``appendonly yes`` and ``appendfsync always`` a send that exited 0 survives
-a crash of redis-server or of the machine; with ``everysec`` (Redis' default)
-it survives a crash of redis-server, and the last second or so may be lost
-if the machine itself goes down.
+a crash of redis-server or of the machine; with ``everysec`` (Redis'
+default) the last second or so of sends may be lost if the machine goes
+down (and, rarely, if redis-server is killed while the disk is slow).
 """
 
 from __future__ import annotations
