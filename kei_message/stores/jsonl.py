@@ -43,7 +43,7 @@ from .. import paths
 from ..cursors import Cursor, Pos
 from ..errors import MailboxUnavailable
 from ..locks import acquire, locked, release
-from ..records import MAX_ID, CorruptLine, Record
+from ..records import CorruptLine, Record
 from .base import Entry
 
 CHUNK = 1 << 20
@@ -669,13 +669,12 @@ def _tail_info(fd: int, size: int) -> tuple[int, bool]:
     end = 0
     while end < len(digits) and digits[end : end + 1].isdigit():
         end += 1
-    tail_id = int(digits[:end]) if end else 0
-    return (tail_id if tail_id < MAX_ID else 0), ends_line  # a hostile id: not ours (#7)
+    return (int(digits[:end]) if end else 0), ends_line
 
 
 def _read_max_id(fd: int) -> int | None:
     raw = os.pread(fd, 64, 0).strip()
-    return int(raw) if raw.isdigit() and int(raw) < MAX_ID else None
+    return int(raw) if raw.isdigit() else None
 
 
 _sigxfsz_ignored = False
