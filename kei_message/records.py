@@ -17,6 +17,7 @@ import orjson
 
 KINDS = ("TASK", "DONE", "BLOCKED", "QUESTION")
 DEFAULT_MAX_BODY = 1024 * 1024
+MAX_ID = 2**64 - 1  # the largest integer orjson writes; a larger id is not a record (#7)
 
 Record = dict[str, Any]
 
@@ -39,6 +40,8 @@ def parse(line: bytes) -> Record:
         rec["id"] = rid = int(rid)
     if not isinstance(rid, int) or isinstance(rid, bool):
         raise CorruptLine("id is missing or not an integer")
+    if not 0 <= rid <= MAX_ID:
+        raise CorruptLine("id is out of range")
     for field in ("from", "to", "body"):
         if not isinstance(rec.get(field), str):
             raise CorruptLine(f"{field!r} is missing or not a string")

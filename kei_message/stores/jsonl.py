@@ -43,7 +43,7 @@ from .. import paths
 from ..cursors import Cursor, Pos
 from ..errors import MailboxUnavailable
 from ..locks import acquire, locked, release
-from ..records import CorruptLine, Record
+from ..records import MAX_ID, CorruptLine, Record
 from .base import Entry
 
 CHUNK = 1 << 20
@@ -356,7 +356,7 @@ class JsonlStore:
         best = 0
         size = os.fstat(fd).st_size
         for entry in _lines(fd, 0, size, 0, None):
-            if entry.record is not None:
+            if entry.record is not None and entry.record["id"] < MAX_ID:
                 best = max(best, entry.record["id"])
         return best
 
@@ -669,12 +669,13 @@ def _tail_info(fd: int, size: int) -> tuple[int, bool]:
     end = 0
     while end < len(digits) and digits[end : end + 1].isdigit():
         end += 1
-    return (int(digits[:end]) if end else 0), ends_line
+    tail_id = int(digits[:end]) if end else 0
+    return (tail_id if tail_id < MAX_ID else 0), ends_line  # a hostile id: not ours (#7)
 
 
 def _read_max_id(fd: int) -> int | None:
     raw = os.pread(fd, 64, 0).strip()
-    return int(raw) if raw.isdigit() else None
+    return int(raw) if raw.isdigit() and int(raw) < MAX_ID else None
 
 
 _sigxfsz_ignored = False
