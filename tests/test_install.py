@@ -444,3 +444,53 @@ def test_plugin_validates_with_claude_code(claude_bin: str, tmp_path: Path) -> N
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation passed" in proc.stdout
+
+
+# ----------------------------------------------------------------------------- scripts/install.sh
+@pytest.mark.slow
+def test_install_sh_installs_links_and_wires(tmp_path: Path) -> None:
+    """The README's first command, in a temporary HOME; twice (the second changes nothing).
+
+    Needs the package index for the dependencies (as scripts/test.sh does).
+    """
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLAUDE", "KEI_MESSAGE"))}
+    env.update(
+        HOME=str(home),
+        PATH="/usr/local/bin:/usr/bin:/bin",
+        PIP_CACHE_DIR=os.path.expanduser("~/.cache/pip"),  # the real one: no re-download
+        PYTHON=sys.executable,
+    )
+    script = str(REPO / "scripts" / "install.sh")
+    first = subprocess.run(
+        ["bash", script, "--stop-delivery"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert first.returncode == 0, first.stderr
+    venv_bin = home / ".local" / "share" / "kei-message" / "venv" / "bin"
+    for name in ("kei", "kei-message", HOOK_PROGRAM):
+        link = home / ".local" / "bin" / name
+        assert link.is_symlink() and link.resolve() == (venv_bin / name).resolve()
+    settings = load(home / ".claude" / "settings.json")
+    assert events_of(ours(settings))["Stop"] == ["stop", "wake"]
+    for hs in ours(settings).values():
+        for h in hs:
+            assert shlex.split(h["command"])[0] == str(venv_bin / HOOK_PROGRAM)
+    assert (home / ".claude" / "skills" / "msg" / "SKILL.md").exists()
+    before = (home / ".claude" / "settings.json").read_bytes()
+    second = subprocess.run(
+        ["bash", script, "--stop-delivery"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert second.returncode == 0, second.stderr
+    assert "already installed" in second.stdout
+    assert (home / ".claude" / "settings.json").read_bytes() == before
+    # the installed copy works on its own, from outside the checkout
+    proc = subprocess.run(
+        [str(home / ".local" / "bin" / "kei"), "message", "path"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and os.environ["KEI_MAILBOX_DIR"] in proc.stdout
