@@ -432,6 +432,18 @@ def test_password_and_acl_user_in_the_url(tmp_path: Path) -> None:
             other.send("outside my keys", to="bob", sender="alice")
 
 
+def test_locations_never_show_a_password() -> None:
+    safe = redis_store._safe_url
+    assert safe("redis://u:p%40ss@[::1]:6379/0") == "redis://u:***@[::1]:6379/0"
+    assert safe("rediss://:pw@host:6380/2?ssl_ca_certs=/ca.pem") == (
+        "rediss://:***@host:6380/2?ssl_ca_certs=/ca.pem"
+    )
+    assert safe("unix:///run/redis.sock?db=1&password=pw") == (
+        "unix:///run/redis.sock?db=1&password=***"
+    )
+    assert safe("redis://host:6379/0") == "redis://host:6379/0"
+
+
 def test_jsonl_path_never_imports_redis(tmp_path: Path) -> None:
     code = textwrap.dedent(
         """

@@ -310,14 +310,20 @@ def _one_line(exc: BaseException) -> str:
 
 def _safe_url(url: str) -> str:
     """The URL without its password, for messages and ``kei message path``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    base, sep, query = url.partition("?")
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k == "password" for k, _ in pairs):
+            query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs], safe="*/")
+    parts = urlsplit(base)
+    if parts.password is not None:
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"  # IPv6
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        base = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    return base + sep + query
 
 
 class RedisStore:
