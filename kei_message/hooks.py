@@ -99,10 +99,13 @@ def _sync_event(event: str, payload: dict[str, Any]) -> None:
     from .mailbox import Mailbox
 
     mailbox = Mailbox()
-    try:
-        from .sessions import register
+    from .errors import MailboxUnavailable
+    from .sessions import register
 
+    try:
         register(mailbox.store, name, payload)
+    except MailboxUnavailable:
+        raise  # delivery would fail the same way: one log line, not two
     except Exception as exc:  # registration is a courtesy to `who`; delivery matters more
         log_failure(f"registering the session: {_describe(exc)}")
 
@@ -119,7 +122,11 @@ def _sync_event(event: str, payload: dict[str, Any]) -> None:
             out: dict[str, Any] = {"decision": "block", "reason": text}
         else:
             out = {"hookSpecificOutput": {"hookEventName": hook_name, "additionalContext": text}}
-        write_stdout(_dumps(out))
+        data = _dumps(out)
+        # From here the hard stop waits: it must not cut the JSON in half, and
+        # what is left (committing the cursor, under the lock we hold) is quick.
+        _hold_hard_stop()
+        write_stdout(data)
 
     from .inject import take
 
@@ -227,6 +234,15 @@ def _arm_hard_stop() -> None:
         signal.signal(signal.SIGALRM, stop)
         signal.setitimer(signal.ITIMER_REAL, HARD_STOP)
     except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGALRM
+        pass
+
+
+def _hold_hard_stop() -> None:
+    import signal
+
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    except (ValueError, OSError, AttributeError):
         pass
 
 

@@ -333,6 +333,7 @@ def test_unsafe_mailbox_dir_prints_nothing(proj: Path, jsonl: Mailbox, mailbox_d
         mailbox_dir.chmod(0o700)
     assert (r.code, r.stdout) == (0, b"")
     assert "writable by group or others" in log_text(mailbox_dir)
+    assert log_text(mailbox_dir).count("\n") == 1
 
 
 def test_invalid_me_prints_nothing(proj: Path, mailbox_dir: Path) -> None:
@@ -382,6 +383,7 @@ def test_lock_held_elsewhere_exits_0_within_2s(
     assert (r.code, r.stdout) == (0, b"")
     assert r.elapsed < 2.0
     assert "locked" in log_text(mailbox_dir)
+    assert log_text(mailbox_dir).count("\n") == 1
     assert jsonl.count("proj") == 1  # nothing lost: the next prompt gets it
     r = run_hook("user-prompt-submit", payload("user-prompt-submit", proj))
     assert "behind a lock" in context_of(r, "user-prompt-submit")
@@ -488,3 +490,15 @@ def test_hook_does_not_import_typer() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_unreachable_redis_fails_open(proj: Path, mailbox_dir: Path) -> None:
+    r = run_hook(
+        "user-prompt-submit",
+        payload("user-prompt-submit", proj),
+        env={"KEI_MAILBOX_URL": "redis://127.0.0.1:1/0"},
+    )
+    assert (r.code, r.stdout) == (0, b"")
+    assert r.elapsed < 2.0
+    assert log_text(mailbox_dir).count("\n") == 1
+    assert "unavailable" in log_text(mailbox_dir)
