@@ -24,6 +24,7 @@ never read without reading the bus. gc subtracts what it moved out
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -45,8 +46,14 @@ def _path(store: Any) -> str:
 
 
 def _empty() -> dict[str, Any]:
-    return {"v": VERSION, "pos": None, "start": None, "names": {}, "broadcasts": [],
-            "complete_from": 0.0}
+    return {
+        "v": VERSION,
+        "pos": None,
+        "start": None,
+        "names": {},
+        "broadcasts": [],
+        "complete_from": 0.0,
+    }
 
 
 def _load(path: str) -> dict[str, Any]:
@@ -83,9 +90,7 @@ def _catch_up(store: Any, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     if pos is not None and order(pos) > order(end):
         data, pos = _empty(), None  # the bus was replaced: start over
     elif (
-        start is not None
-        and data.get("start") is not None
-        and order(data["start"]) < order(start)
+        start is not None and data.get("start") is not None and order(data["start"]) < order(start)
     ):
         data, pos = _empty(), None  # gc moved records out without telling us: recount
     if pos is None:
@@ -130,10 +135,9 @@ def _prune(data: dict[str, Any]) -> None:
 
 
 def _save(path: str, data: dict[str, Any]) -> None:
-    try:
+    # an index we cannot save is caught up again next time
+    with contextlib.suppress(Exception):
         paths.write_atomic(path, orjson.dumps(data))
-    except Exception:  # an index we cannot save is caught up again next time
-        pass
 
 
 def current(store: Any) -> dict[str, Any]:
@@ -217,7 +221,5 @@ def forget(store: Any, moved: dict[str, int], old_start: Any, cut: Any) -> None:
             data["start"] = cut
             _save(path, data)
     except MailboxLocked:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # recounted on next use rather than left wrong
-        except FileNotFoundError:
-            pass

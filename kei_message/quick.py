@@ -37,8 +37,8 @@ def _safe_dir(path: str) -> bool:
         st = os.lstat(path)
     except OSError:
         return False
-    return st.st_mode & 0o170000 == 0o040000 and st.st_uid == os.geteuid() and not (
-        st.st_mode & 0o022
+    return (
+        st.st_mode & 0o170000 == 0o040000 and st.st_uid == os.geteuid() and not (st.st_mode & 0o022)
     )
 
 
@@ -71,9 +71,8 @@ def _base(root: str, ino: int) -> int | None:
         return 0 if not os.path.lexists(os.path.join(root, "messages.base")) else None
     for line in data.split(b"\n"):
         parts = line.split()
-        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-            if int(parts[0]) == ino:
-                return int(parts[1])
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and int(parts[0]) == ino:
+            return int(parts[1])
     return None
 
 
@@ -126,11 +125,10 @@ def register(root: str, info: dict[str, Any]) -> None:
     from .paths import write_atomic
 
     folder = os.path.join(root, "sessions")
-    try:
+    if not os.path.isdir(folder):
         os.mkdir(folder, 0o700)
-    except FileExistsError:
-        pass
-    if not _safe_dir(folder):
+    st = os.lstat(folder)
+    if st.st_mode & 0o170000 != 0o040000 or st.st_uid != os.geteuid():  # as store.prepare
         from .errors import UnsafeMailbox
 
         raise UnsafeMailbox(f"{folder} is not a directory of yours; refusing to use it")

@@ -93,9 +93,7 @@ def build_bus(root: Path, n: int) -> None:
             else:
                 to = NAMES[(i * 7 + 3) % 20]
             body = BODY.format(i=i)
-            fh.write(
-                f'{{"id":{rid},"ts":"{ts}","from":"{sender}","to":"{to}","body":"{body}"}}\n'
-            )
+            fh.write(f'{{"id":{rid},"ts":"{ts}","from":"{sender}","to":"{to}","body":"{body}"}}\n')
     (root / "messages.lock").write_text(str(rid).zfill(20))
     os.chmod(root / "messages.lock", 0o600)
     end = bus.stat().st_size
@@ -106,8 +104,12 @@ def build_bus(root: Path, n: int) -> None:
     sessions = root / "sessions"
     sessions.mkdir(mode=0o700)
     for i, name in enumerate([READER, NAMES[0]]):
-        info = {"name": name, "session_id": f"bench-{i}", "cwd": f"/work/{name}",
-                "last_seen": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        info = {
+            "name": name,
+            "session_id": f"bench-{i}",
+            "cwd": f"/work/{name}",
+            "last_seen": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         path = sessions / f"bench-{i}.json"
         path.write_text(json.dumps(info))
         os.chmod(path, 0o600)
@@ -153,10 +155,15 @@ class Bench:
         env = self.env(root)
         b = self.bindir
         hook = [str(b / "kei-message-hook"), "user-prompt-submit"]
-        payload = json.dumps({
-            "session_id": "bench-0", "cwd": f"/work/{READER}", "prompt": "go on",
-            "hook_event_name": "UserPromptSubmit", "transcript_path": "/dev/null",
-        }).encode()
+        payload = json.dumps(
+            {
+                "session_id": "bench-0",
+                "cwd": f"/work/{READER}",
+                "prompt": "go on",
+                "hook_event_name": "UserPromptSubmit",
+                "transcript_path": "/dev/null",
+            }
+        ).encode()
         hook_env = dict(env, KEI_MAILBOX_ME=READER)
         cli = str(b / "kei-message")
 
@@ -184,8 +191,9 @@ class Bench:
         counter = iter(range(10**9))
 
         def send() -> float:
-            took = self.run([cli, "send", f"@{NAMES[1]}", f"bench {next(counter)}",
-                             "--from", NAMES[2]], env)
+            took = self.run(
+                [cli, "send", f"@{NAMES[1]}", f"bench {next(counter)}", "--from", NAMES[2]], env
+            )
             return took
 
         return {
@@ -211,7 +219,9 @@ class Bench:
         set_cursor(root, waiter, bus_end(root))
         proc = subprocess.Popen(
             [str(self.bindir / "kei-message"), "wait", "--me", waiter, "--timeout", "60"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         try:
             wait_blocked(proc.pid)
@@ -305,8 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=15, help="runs per figure (median)")
     ap.add_argument("--quick", action="store_true", help="1k and 10k, 5 runs, 5k appends")
     ap.add_argument("--appends", type=int, default=50_000, help="records for the append rate")
-    ap.add_argument("--bin", default=str(Path(sys.executable).parent),
-                    help="directory of the installed console scripts (default: this venv's)")
+    ap.add_argument(
+        "--bin",
+        default=str(Path(sys.executable).parent),
+        help="directory of the installed console scripts (default: this venv's)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temporary mailbox dirs")
     args = ap.parse_args(argv)
     if args.quick:
@@ -327,8 +340,11 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             build_bus(root, n)
             built = time.perf_counter() - t
-            print(f"bench: built {size_label(n)} records ({bus_end(root) / 1e6:.0f} MB) "
-                  f"in {built:.1f}s", file=sys.stderr)
+            print(
+                f"bench: built {size_label(n)} records ({bus_end(root) / 1e6:.0f} MB) "
+                f"in {built:.1f}s",
+                file=sys.stderr,
+            )
             for name, took in bench.first_reads(root).items():
                 firsts.setdefault(name, {})[n] = took
         cmds = {n: bench.commands(roots[n]) for n in sizes}

@@ -28,7 +28,9 @@ ROWS = [
 def test_bench_smoke(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(BENCH), "--sizes", "100,300", "--runs", "1", "--appends", "300"],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
@@ -49,7 +51,10 @@ def test_bench_leaves_no_temp_dirs(tmp_path: Path) -> None:
     env = dict(os.environ, TMPDIR=str(tmp_path))
     proc = subprocess.run(
         [sys.executable, str(BENCH), "--sizes", "50", "--runs", "1", "--appends", "50"],
-        capture_output=True, text=True, timeout=240, env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| median ms | 50 |" in proc.stdout

@@ -90,11 +90,18 @@ def run(root: Path, args: list[str], *, no_fast: bool) -> tuple[int, str, str, d
     if no_fast:
         env["KEI_MAILBOX_NO_FAST"] = "1"
     proc = subprocess.run(
-        [str(BIN / "kei-message"), *args], env=env, capture_output=True, text=True,
-        timeout=60, stdin=subprocess.DEVNULL,
+        [str(BIN / "kei-message"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
-    cursors = {p.name: p.read_text() for p in sorted((root / "cursors").glob("*")) if
-               not p.name.endswith(".lock")}
+    cursors = {
+        p.name: p.read_text()
+        for p in sorted((root / "cursors").glob("*"))
+        if not p.name.endswith(".lock")
+    }
     return proc.returncode, proc.stdout, proc.stderr, cursors
 
 

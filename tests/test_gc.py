@@ -25,8 +25,12 @@ DAY = 86400.0
 def old_line(rid: int, sender: str, to: str, body: str) -> bytes:
     """A record written long ago, straight in the bus format."""
     ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rid / 1e6))
-    return (json.dumps({"id": rid, "ts": ts, "from": sender, "to": to, "body": body},
-                       separators=(",", ":")) + "\n").encode()
+    return (
+        json.dumps(
+            {"id": rid, "ts": ts, "from": sender, "to": to, "body": body}, separators=(",", ":")
+        )
+        + "\n"
+    ).encode()
 
 
 def write_old(mailbox_dir: Path, rows: list[tuple[str, str, str]], age_days: float = 60) -> None:
@@ -97,8 +101,10 @@ def test_out_of_order_consumption_survives(mailbox_dir: Path) -> None:
 
 
 def test_registered_session_without_cursor_keeps_its_mail(mailbox_dir: Path) -> None:
-    write_old(mailbox_dir, [("alice", "bob", "for bob"), ("alice", "dave", "for dave"),
-                            ("alice", "bob", "bob again")])
+    write_old(
+        mailbox_dir,
+        [("alice", "bob", "for bob"), ("alice", "dave", "for dave"), ("alice", "bob", "bob again")],
+    )
     Mailbox().read("bob")
     JsonlStore().put_session("s1", {"name": "dave", "session_id": "s1"})
     result = gc.collect(Mailbox(), 0)
@@ -202,7 +208,9 @@ def test_gc_while_processes_send_and_consume(mailbox_dir: Path) -> None:
     env = dict(os.environ)
     consumer = subprocess.Popen(
         [sys.executable, "-c", CONSUMER, str(senders * per)],
-        stdout=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     procs = [
         subprocess.Popen([sys.executable, "-c", SENDER, f"s{i}", str(per)], env=env)

@@ -72,10 +72,20 @@ def test_who_unread_matches_count_for_every_kind_of_reader(
     monkeypatch.setenv("KEI_MAILBOX_BROADCAST_REPLAY", "1h")
     old = int((time.time() - 3 * 3600) * 1e6)
     rows = [
-        {"id": old, "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(old / 1e6)),
-         "from": "alice", "to": "all", "body": "old broadcast"},
-        {"id": old + 1, "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(old / 1e6)),
-         "from": "alice", "to": "erin", "body": "old personal"},
+        {
+            "id": old,
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(old / 1e6)),
+            "from": "alice",
+            "to": "all",
+            "body": "old broadcast",
+        },
+        {
+            "id": old + 1,
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(old / 1e6)),
+            "from": "alice",
+            "to": "erin",
+            "body": "old personal",
+        },
     ]
     mailbox_dir.mkdir(mode=0o700, exist_ok=True)
     with open(mailbox_dir / "messages.jsonl", "w") as fh:

@@ -5,6 +5,7 @@ Budget: about 10 s.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -33,15 +34,16 @@ def test_agrees_with_the_mailbox(mb: Mailbox, mailbox_dir: Path) -> None:
     for i in range(300):
         action = rng.random()
         if action < 0.5:
-            mb.send(f"m{i} {rng.choice(PEOPLE)}", to=rng.choice([*PEOPLE, "all"]),
-                    sender=rng.choice(PEOPLE))
+            mb.send(
+                f"m{i} {rng.choice(PEOPLE)}",
+                to=rng.choice([*PEOPLE, "all"]),
+                sender=rng.choice(PEOPLE),
+            )
         elif action < 0.8:
             mb.read(rng.choice(PEOPLE))
         elif action < 0.9:
-            try:
+            with contextlib.suppress(LookupError):
                 mb.pop(rng.choice(PEOPLE))
-            except LookupError:
-                pass
         else:
             gc.collect(Mailbox(JsonlStore()), 0)
         for name in PEOPLE:
@@ -109,9 +111,16 @@ def test_garbage_cursor_goes_the_full_way(mb: Mailbox, mailbox_dir: Path) -> Non
 
 
 def test_register_writes_what_put_session_writes(mailbox_dir: Path) -> None:
-    info = {"name": "bob", "session_id": "abc-123", "cwd": "/w/bob", "tmux": None,
-            "tmux_pane": None, "last_seen": "2026-11-21T10:00:00.000Z",
-            "transcript_path": None, "pid": 42}
+    info = {
+        "name": "bob",
+        "session_id": "abc-123",
+        "cwd": "/w/bob",
+        "tmux": None,
+        "tmux_pane": None,
+        "last_seen": "2026-11-21T10:00:00.000Z",
+        "transcript_path": None,
+        "pid": 42,
+    }
     store = JsonlStore()
     store.put_session("abc-123", info)
     orig = (mailbox_dir / "sessions" / "abc-123.json").read_bytes()
@@ -120,7 +129,8 @@ def test_register_writes_what_put_session_writes(mailbox_dir: Path) -> None:
     quick.register(str(mailbox_dir), dict(info, session_id="../../etc/x"))
     assert sorted(s["session_id"] for s in store.sessions()) == ["../../etc/x", "abc-123"]
     assert {p.name for p in (mailbox_dir / "sessions").iterdir()} == {
-        "abc-123.json", quick.session_file("../../etc/x")
+        "abc-123.json",
+        quick.session_file("../../etc/x"),
     }
 
 
@@ -128,7 +138,8 @@ HOOK = """
 import sys
 from kei_message import hooks
 code = hooks.run(["user-prompt-submit"])
-heavy = sorted(m for m in ("orjson", "portalocker", "typer", "kei_message.mailbox") if m in sys.modules)
+heavy = ("orjson", "portalocker", "typer", "kei_message.mailbox")
+heavy = sorted(m for m in heavy if m in sys.modules)
 sys.stderr.write("HEAVY=" + ",".join(heavy) + "\\n")
 sys.exit(code)
 """
@@ -141,8 +152,14 @@ def test_hook_with_nothing_unread_imports_nothing_heavy(mb: Mailbox, mailbox_dir
     mb.send("for someone else", to="carol", sender="alice")
     payload = json.dumps({"session_id": "s-1", "cwd": "/work/bob", "prompt": "hi"})
     env = {k: v for k, v in os.environ.items() if k != "KEI_MAILBOX_ME"}
-    proc = subprocess.run([sys.executable, "-c", HOOK], input=payload, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", HOOK],
+        input=payload,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0
     assert proc.stdout == ""
     assert "HEAVY=\n" in proc.stderr, proc.stderr
@@ -150,8 +167,14 @@ def test_hook_with_nothing_unread_imports_nothing_heavy(mb: Mailbox, mailbox_dir
     assert [(s["name"], s["session_id"]) for s in sessions] == [("bob", "s-1")]
     # and with a message waiting, the full path delivers it
     mb.send("for bob", to="bob", sender="alice")
-    proc = subprocess.run([sys.executable, "-c", HOOK], input=payload, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", HOOK],
+        input=payload,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     out = json.loads(proc.stdout)
     assert "for bob" in out["hookSpecificOutput"]["additionalContext"]
     assert mb.count("bob") == 0

@@ -249,8 +249,14 @@ def _who(args: list[str]) -> Callable[[], None] | None:
         from .. import render
 
         extra = [k for k in ("state", "waiter") if any(k in r for r in rows)]
-        header = ["NAME", "LAST MESSAGE", "LAST SEEN", "UNREAD", *(k.upper() for k in extra),
-                  "SESSIONS"]
+        header = [
+            "NAME",
+            "LAST MESSAGE",
+            "LAST SEEN",
+            "UNREAD",
+            *(k.upper() for k in extra),
+            "SESSIONS",
+        ]
         table: list[list[str]] = []
         for r in rows:
             cells = [

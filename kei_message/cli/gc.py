@@ -43,7 +43,4 @@ def gc(
         held = result.wanted - result.moved
         readers = ", ".join(neutralise(r, multiline=False) for r in result.held_by[:5])
         more = f" and {len(result.held_by) - 5} more" if len(result.held_by) > 5 else ""
-        out(
-            f"kept {held} older record{'s' if held != 1 else ''}: not yet read by "
-            f"{readers}{more}"
-        )
+        out(f"kept {held} older record{'s' if held != 1 else ''}: not yet read by {readers}{more}")

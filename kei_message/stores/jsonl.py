@@ -228,9 +228,8 @@ class JsonlStore:
                 prefix = b""
                 last = self._last_append[2]
             else:
-                last = _read_max_id(lock_fd)
-                if last is None:
-                    last = self._scan_max_id(fd)
+                known = _read_max_id(lock_fd)
+                last = known if known is not None else self._scan_max_id(fd)
                 tail_id, ends_line = _tail_info(fd, size)
                 prefix = b"" if ends_line else b"\n"
                 last = max(last, tail_id)
