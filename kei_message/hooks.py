@@ -238,12 +238,11 @@ def _arm_hard_stop() -> None:
 
 
 def _hold_hard_stop() -> None:
+    import contextlib
     import signal
 
-    try:
+    with contextlib.suppress(ValueError, OSError, AttributeError):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
-    except (ValueError, OSError, AttributeError):
-        pass
 
 
 def log_path() -> str:
