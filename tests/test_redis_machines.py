@@ -413,3 +413,30 @@ def test_a_blocked_wait_rides_out_a_restart(tmp_path: Path, machines: list[Machi
         out, err = waiter.communicate(timeout=60)
         assert waiter.returncode == 0, err
         assert b"after the restart" in out
+
+
+def test_hook_with_the_reader_lock_held_elsewhere_stays_silent(
+    tmp_path: Path, redis_server: object
+) -> None:
+    from kei_message.mailbox import Mailbox
+    from kei_message.stores.redis import RedisStore
+
+    url = str(redis_server.url)  # type: ignore[attr-defined]
+    store = RedisStore(url)
+    store.r.flushdb()
+    mb = Mailbox(store)
+    mb.send("held back", to="beta", sender="alpha")
+    m = Machine(tmp_path, "machine-b", url)
+    payload = json.dumps({"session_id": "s1", "cwd": str(tmp_path / "beta"), "prompt": "hi"})
+    with store.reader_lock("beta"):  # another machine is delivering to beta right now
+        started = time.monotonic()
+        res = subprocess.run(
+            ["kei-message-hook", "user-prompt-submit"],
+            input=payload.encode(),
+            env=m.env,
+            capture_output=True,
+            timeout=30,
+        )
+        assert (res.returncode, res.stdout, res.stderr) == (0, b"", b"")
+        assert time.monotonic() - started < 10  # generous: the contract says 2 s
+    assert [r["body"] for r in mb.unread("beta")] == ["held back"]  # still there for later
