@@ -52,7 +52,9 @@ def redis_server():  # type: ignore[no-untyped-def]
 
     if redis_server_bin() is None:
         pytest.skip("redis-server is not installed: run scripts/test.sh")
-    with RedisServer() as server:
+    # no append-only file: these tests are about behaviour, and fsyncs cost the
+    # shared machine; tests/test_redis_machines.py restarts one with it on
+    with RedisServer(appendonly=False) as server:
         yield server
 
 
