@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 VERSION = 2
 MAX_BROADCASTS = 20_000  # beyond this, old ones are dropped and `who` counts the slow way
-_BROADCAST_KEEP = 7 * 86400.0  # at least this window of broadcasts is kept
+_BROADCAST_KEEP = 86400.0  # at least this window of broadcasts is kept (rewritten on each send)
 
 
 def _path(store: Any) -> str:
