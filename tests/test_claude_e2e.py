@@ -136,3 +136,22 @@ def test_plugin_delivers_the_same(
     before = len(fake_api.requests)
     claude_p(claude_bin, env, project, "again", "--plugin-dir", str(REPO))
     assert carrying(fake_api, "plover-2291", start=before) == []
+
+
+def test_msg_skill_is_installed_and_may_send(
+    claude_bin: str, fake_api: Any, tmp_path: Path, project: Path
+) -> None:
+    env = claude_env(tmp_path / "home", fake_api.url, project)
+    install(env, project)
+    body = 'hi "there" $HOME `x`'
+    # the model does what the skill says: the text on stdin through a quoted here-document
+    fake_api.reply_tool(f"kei message send --to backend <<'KEI_MSG'\n{body}\nKEI_MSG", "send")
+    fake_api.reply_text("sent")
+    claude_p(claude_bin, env, project, f"/msg @backend {body}")
+    texts = fake_api.texts()
+    assert any("# /msg: the kei-message mailbox" in t for t in texts)  # the skill was loaded
+    assert any("Arguments: `@backend hi" in t for t in texts)
+    assert not any("kei-message:managed" in t for t in texts)  # the marker stays in the file
+    # allowed-tools let the command run without a permission prompt, as this session
+    (rec,) = Mailbox().recent(5, to="backend")
+    assert (rec["from"], rec["body"]) == ("proj", body)
