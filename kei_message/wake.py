@@ -70,7 +70,8 @@ class Proc(NamedTuple):
 
 
 def _stat(pid: int) -> tuple[int, int, str] | None:
-    """(ppid, start time, comm) of ``pid`` from ``/proc``, or None when it is gone."""
+    """(ppid, start time, comm) of ``pid`` from ``/proc``, or None when it is gone
+    (a zombie is gone: it runs no more, only its parent has not reaped it)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             raw = fh.read()
@@ -79,7 +80,7 @@ def _stat(pid: int) -> tuple[int, int, str] | None:
     # comm may hold spaces and parentheses: it ends at the last ")"
     head, _, rest = raw.rpartition(b")")
     fields = rest.split()
-    if len(fields) < 20:
+    if len(fields) < 20 or fields[0] in (b"Z", b"X"):
         return None
     comm = head.partition(b"(")[2].decode("utf-8", "replace")
     return int(fields[1]), int(fields[19]), comm

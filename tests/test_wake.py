@@ -231,6 +231,22 @@ def test_default_deadline_is_under_the_registered_timeout(monkeypatch) -> None: 
     assert wake.HOOK_TIMEOUT * 1000 < 2**31 - 1  # Claude Code's timer would overflow
 
 
+def test_installer_and_plugin_register_the_timeout_the_waiter_expects() -> None:
+    from kei_message import install
+
+    assert install.WAKE_TIMEOUT == wake.HOOK_TIMEOUT
+    plugin = json.loads((Path(__file__).parent.parent / "hooks" / "hooks.json").read_text())
+    wakes = [
+        h
+        for event in ("SessionStart", "Stop")
+        for group in plugin["hooks"][event]
+        for h in group["hooks"]
+        if h["command"].endswith(" wake")
+    ]
+    assert len(wakes) == 2
+    assert all(h["timeout"] == wake.HOOK_TIMEOUT and h["asyncRewake"] for h in wakes)
+
+
 STAND_IN = """
 import subprocess, sys
 out = open(sys.argv[1], "wb")
