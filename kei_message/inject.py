@@ -35,9 +35,19 @@ def format_message(rec: Record) -> str:
 
 def compose(reader: str, messages: list[Message], limit: int) -> tuple[str, list[Message]]:
     """The text for as many of ``messages`` as fit in ``limit``; and which went in."""
+    slack = _SLACK
+    while True:
+        text, taken = _compose(reader, messages, limit - slack)
+        # Long names make the header and reply lines outgrow the slack (#4): give
+        # the messages less room until the whole text fits.
+        if len(text) <= limit or slack >= limit:
+            return text, taken
+        slack += len(text) - limit
+
+
+def _compose(reader: str, messages: list[Message], room: int) -> tuple[str, list[Message]]:
     chosen: list[str] = []
     taken: list[Message] = []
-    room = limit - _SLACK
     for m in messages:
         part = format_message(m.record)
         if len(part) > room:

@@ -502,3 +502,14 @@ def test_unreachable_redis_fails_open(proj: Path, mailbox_dir: Path) -> None:
     assert r.elapsed < 2.0
     assert log_text(mailbox_dir).count("\n") == 1
     assert "unavailable" in log_text(mailbox_dir)
+
+
+def test_budget_holds_with_long_names(proj: Path, jsonl: Mailbox) -> None:
+    # 64-character senders make the header and reply lines long: still within the budget
+    for i in range(8):
+        jsonl.send("short", to="proj", sender=chr(ord("a") + i) * 64)
+    env = {"KEI_MAILBOX_HOOK_BUDGET": "1000"}
+    r = run_hook("user-prompt-submit", payload("user-prompt-submit", proj), env=env)
+    text = context_of(r, "user-prompt-submit")
+    assert len(text) <= 1000
+    assert "more messages for proj wait" in text
