@@ -96,12 +96,11 @@ def _sync_event(event: str, payload: dict[str, Any]) -> None:
         min(LOCK_WAIT, _env_float("KEI_MAILBOX_LOCK_TIMEOUT", LOCK_WAIT))
     )
     _log_library_warnings()
-    from .mailbox import Mailbox
-
-    mailbox = Mailbox()
     from .errors import MailboxUnavailable
+    from .mailbox import Mailbox
     from .sessions import register
 
+    mailbox = Mailbox()
     try:
         register(mailbox.store, name, payload)
     except MailboxUnavailable:
@@ -142,7 +141,7 @@ def _wake() -> int:
     except Exception:
         payload, raw_ok = {}, False
     try:
-        from . import wake  # type: ignore[attr-defined,unused-ignore]
+        from . import wake
 
         code = wake.run(payload, raw_ok)
         return code if code in (0, 2) else 0
