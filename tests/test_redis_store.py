@@ -24,6 +24,7 @@ from kei_message.cursors import Cursor
 from kei_message.errors import MailboxLocked, MailboxUnavailable
 from kei_message.mailbox import Mailbox
 from kei_message.stores import redis as redis_store
+from kei_message.stores import redis_scripts
 from kei_message.stores.redis import RedisStore
 
 pytestmark = pytest.mark.redis
@@ -49,7 +50,7 @@ def store(url: str) -> Iterator[RedisStore]:
 
 def test_lua_time_format_matches_python(store: RedisStore) -> None:
     script = store.r.register_script(
-        redis_store._LUA_TS
+        redis_scripts.LUA_TS
         + "local out = {} for i, s in ipairs(ARGV) do out[i] = ts_of(tonumber(s)) end return out"
     )
     samples = [0, 59, 86399, 86400, 951782400, 951868799, 1709164800, 4107542400]
