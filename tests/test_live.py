@@ -393,3 +393,21 @@ def test_process_one_pass_skips_busy_and_waiting(
     assert mb.count("worker") == 1 and mb.count("asker") == 1
     with pytest.raises(Rejected):
         deliver.deliver_live(mb, "asker")
+
+
+def test_hostile_registrations_are_ignored(mb: Mailbox) -> None:
+    bad = [
+        {"name": "a", "tmux": 5, "tmux_pane": "%1"},
+        {"name": "b", "tmux": "/tmp/x,1,0", "tmux_pane": "frontend"},  # a session name
+        {"name": "c", "tmux": "/tmp/x,1,0", "tmux_pane": "%1; rm -rf /"},
+        {"name": "../d", "tmux": "/tmp/x,1,0", "tmux_pane": "%1"},
+        {"name": "e", "tmux": "", "tmux_pane": "%1"},
+        {"name": "f", "tmux": "/tmp/x,1,0", "tmux_pane": "%2", "pid": True, "last_seen": 7},
+    ]
+    for i, info in enumerate(bad):
+        mb.store.put_session(f"s{i}", info)
+    assert [x.name for x in registry.registered(mb.store)] == ["f"]
+    assert registry.registered(mb.store)[0].pid is None
+    rows = {r["name"]: r for r in mb.who()}
+    assert rows["f"]["state"] == "gone"  # no server at /tmp/x
+    assert "state" not in rows.get("a", {})

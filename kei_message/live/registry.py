@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from typing import Any, NamedTuple
 
@@ -22,6 +23,7 @@ from .. import names
 from ..stores.base import Store
 from . import tmux
 
+_PANE_ID = re.compile(r"%[0-9]{1,9}")
 _SHELLS = frozenset({"bash", "zsh", "sh", "dash", "fish", "ksh", "tcsh", "csh", "nu", "login"})
 
 
@@ -35,21 +37,25 @@ class Live(NamedTuple):
 
 
 def _from_session(sess: dict[str, Any]) -> Live | None:
+    # registrations are files anyone with the mailbox could have edited: check every field
     name = sess.get("name")
     pane = sess.get("tmux_pane")
-    socket = tmux.socket_from_env(sess.get("tmux"))
+    env = sess.get("tmux")
+    socket = tmux.socket_from_env(env) if isinstance(env, str) else None
     if not isinstance(name, str) or not names.is_valid(name):
         return None
-    if not isinstance(pane, str) or not pane.startswith("%") or not socket:
+    if not isinstance(pane, str) or not _PANE_ID.fullmatch(pane) or not socket:
         return None
     pid = sess.get("pid")
+    if isinstance(pid, bool):
+        pid = None
     return Live(
         name,
         tmux.Pane(socket, pane),
         str(sess.get("session_id") or ""),
         pid if isinstance(pid, int) and pid > 0 else None,
         str(sess.get("last_seen") or ""),
-        str(sess.get("source") or "hook"),
+        "discover" if sess.get("source") == "discover" else "hook",
     )
 
 
@@ -57,7 +63,7 @@ def registered(store: Store) -> list[Live]:
     """Every registered pane, newest registration per pane, newest first."""
     by_pane: dict[tmux.Pane, Live] = {}
     for sess in store.sessions():
-        live = _from_session(sess)
+        live = _from_session(sess) if isinstance(sess, dict) else None
         if live is None:
             continue
         old = by_pane.get(live.pane)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from ..stores.base import Store
 from . import screen, tmux
+
+log = logging.getLogger("kei_message")
 
 
 def states(store: Store) -> dict[str, str]:
@@ -22,5 +26,9 @@ def states(store: Store) -> dict[str, str]:
     for live in lives:
         if out.get(live.name, screen.GONE) != screen.GONE:
             continue
-        out[live.name] = look(live).state
+        try:
+            out[live.name] = look(live).state
+        except Exception as exc:  # `who` must list names whatever one pane does
+            log.warning("reading %s's pane: %s", live.name, exc)
+            out[live.name] = screen.UNKNOWN
     return out
