@@ -313,6 +313,15 @@ def plan_install(
     wanted = wanted_hooks(program or hook_program(), stop_delivery=stop_delivery, wake=wake)
     after = merged(before or {}, wanted)
     plan = Plan(path, before, after)
+    plugins = (before or {}).get("enabledPlugins")
+    if isinstance(plugins, dict):
+        for key, enabled in plugins.items():
+            if enabled is True and str(key).split("@")[0] == "kei-message":
+                plan.notes.append(
+                    f"warning: the plugin {key} is enabled in {path}: its hooks and these "
+                    "would both run, delivering twice. Use one way: "
+                    f"`claude plugin disable {key}`, or `kei message uninstall`."
+                )
     targets = [(os.path.join(base, "skills", "msg", "SKILL.md"), skill_text())]
     if not project:
         targets.append(

@@ -3,6 +3,7 @@
 # Claude Code. Safe to run again (it upgrades in place; settings stay as they are).
 #
 #   scripts/install.sh [--project] [--stop-delivery] [--no-wake] [--dry-run]
+#   scripts/install.sh --package-only     (for the plugin: steps 1 and 2 only)
 #
 # 1. a virtual environment in ~/.local/share/kei-message/venv with the package
 #    (Python >= 3.11: $PYTHON, else the newest python3.X found);
@@ -54,4 +55,8 @@ case ":${PATH}:" in
   *) echo "install.sh: note: $bin is not on your PATH; add it to use kei directly" >&2 ;;
 esac
 
+if [ "${1:-}" = --package-only ]; then
+  echo "install.sh: installed the package; Claude Code is not wired (the plugin does that)" >&2
+  exit 0
+fi
 exec "$venv/bin/kei" message install "$@"

@@ -494,3 +494,21 @@ def test_install_sh_installs_links_and_wires(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 0 and os.environ["KEI_MAILBOX_DIR"] in proc.stdout
+    # for the plugin: the package only, Claude Code left as it is
+    (home / ".claude" / "settings.json").unlink()
+    third = subprocess.run(
+        ["bash", script, "--package-only"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert third.returncode == 0, third.stderr
+    assert not (home / ".claude" / "settings.json").exists()
+    assert (venv_bin / HOOK_PROGRAM).exists()
+
+
+def test_install_warns_when_the_plugin_is_enabled(home: Path) -> None:
+    path = settings_path(home)
+    path.parent.mkdir()
+    path.write_text(json.dumps({"enabledPlugins": {"kei-message@kei-message": True}}))
+    r = kei("install")
+    assert r.exit_code == 0
+    assert "warning: the plugin kei-message@kei-message is enabled" in r.stdout
+    assert "claude plugin disable kei-message@kei-message" in r.stdout
