@@ -24,7 +24,7 @@ class FakeAPI:
         self.requests: list[dict[str, Any]] = []
         self.replies: list[dict[str, Any]] = []
         self.delay = 0.0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # wait_for predicates call count_containing
         self._cond = threading.Condition(self._lock)
         fake = self
 
