@@ -166,11 +166,17 @@ class WaiterLock:
         os.makedirs(folder, paths.DIR_MODE, exist_ok=True)
         for _ in range(10):
             fd = paths.open_file(self.path, os.O_RDWR | os.O_CREAT)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                return False
+            # `doctor` probes waiter files with a brief flock of its own: a few tries
+            # tell that moment from a waiter that holds the lock for good.
+            for attempt in range(5):
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if attempt == 4:
+                        os.close(fd)
+                        return False
+                    time.sleep(0.05)
             # The holder before us unlinks the file on exit; if it did so after we
             # opened it, we locked a file no one else will find: open the new one.
             try:
