@@ -7,6 +7,7 @@ Budget: about 25 s on a busy 2-core machine (one CLI process is ~0.4 s).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -117,6 +118,21 @@ def test_disk_full_exits_3_and_leaves_bus_as_before(tmp_path: Path, monkeypatch)
         assert kei("send", "--from", "alice", "--to", "bob", "small").returncode == 0
         doc = kei("doctor")
         assert doc.returncode == 0, doc.stdout.decode()
+        # Completely full: reading prints, cannot commit its cursor (exit 3), and the
+        # messages come again once there is room: at least once, never lost.
+        filler = mnt / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"f" * 4096)
+        os.close(fd)
+        first = kei("inbox", "--me", "bob")
+        assert_clean_error(first, 3)
+        filler.unlink()
+        again = kei("inbox", "--me", "bob")
+        assert again.returncode == 0, again.stderr.decode()
+        assert again.stdout.count(b"small") == 1 and b"000007" in again.stdout
+        assert kei("inbox", "--me", "bob", "--count").stdout.strip() == b"0"
 
 
 # ----------------------------------------------------------------------------- lock held forever
@@ -254,6 +270,13 @@ def test_garbage_cursor(mailbox_dir: Path, garbage: bytes) -> None:
     else:
         line = assert_clean_error(proc, 3)
         assert "doctor" in line
+    if hook_available():
+        hook = kei(
+            "user-prompt-submit",
+            input=json.dumps({"session_id": "s1", "cwd": "/w/bob", "prompt": "hi"}),
+            script="kei-message-hook",
+        )
+        assert hook.returncode == 0 and b"Traceback" not in hook.stderr
     doc = kei("doctor")
     if proc.returncode != 0:
         assert doc.returncode == 1 and b"garbage cursor" in doc.stdout, doc.stdout.decode()
