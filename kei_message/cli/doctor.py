@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from .app import _err, app, out
+from .app import _err, app, get_mailbox, out
 
 
 @app.command()
@@ -37,7 +37,8 @@ def doctor(
     def safe(text: str) -> str:
         return neutralise(text, multiline=False)
 
-    report = check(repair=repair)
+    store = get_mailbox().store
+    report = check(repair=repair, remote=None if store.name == "jsonl" else store.location)
     out(f"mailbox: {safe(report.root)}")
     for note in report.notes:
         out(f"  ok: {safe(note)}")
