@@ -441,13 +441,20 @@ def _quarantine(report: Report, store: Any, *args: Any) -> None:
     """Hold gc's lock too (when gc has run), so gc is not copying the bus meanwhile:
     otherwise its copy could keep a line we blank (harmless, but found again)."""
     archive = os.path.join(store.root, "archive")
-    if not os.path.isdir(archive):
+    if not stat.S_ISDIR(_lstat_mode(archive)):  # none yet, or a symlink (reported)
         _quarantine_locked(report, store, *args)
         return
     from .locks import locked
 
     with locked(os.path.join(archive, "gc.lock")):
         _quarantine_locked(report, store, *args)
+
+
+def _lstat_mode(path: str) -> int:
+    try:
+        return os.lstat(path).st_mode
+    except OSError:
+        return 0
 
 
 def _quarantine_locked(
@@ -547,6 +554,15 @@ def _quarantine_copy(root: str, what: str, data: bytes, suffix: str = "") -> str
         os.chmod(folder, paths.DIR_MODE)
     except FileExistsError:
         pass
+    except OSError as exc:
+        raise MailboxUnavailable(f"cannot create {folder}: {exc.strerror}") from exc
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        # O_NOFOLLOW guards the last component only: a symlinked quarantine/ would
+        # have us write outside the mailbox dir.
+        from .errors import UnsafeMailbox
+
+        raise UnsafeMailbox(f"{folder} is not a directory of yours; refusing to write into it")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     for n in range(1000):
         path = os.path.join(folder, f"{what}-{stamp}{f'-{n}' if n else ''}{suffix}")

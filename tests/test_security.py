@@ -245,3 +245,21 @@ def test_session_ids_stay_inside_sessions(session_id: str) -> None:
         for f in files:
             assert os.path.realpath(os.path.join(dirpath, f)).startswith(root + os.sep)
     store.remove_session(session_id)
+
+
+def test_doctor_never_writes_through_a_symlinked_quarantine(
+    mailbox_dir: Path, tmp_path: Path
+) -> None:
+    mb = Mailbox()
+    mb.send("x", to="bob", sender="alice")
+    with open(mailbox_dir / "messages.jsonl", "ab") as fh:
+        fh.write(b"corrupt\n")
+    target = tmp_path / "outside"
+    target.mkdir()
+    (mailbox_dir / "quarantine").symlink_to(target)
+    before = (mailbox_dir / "messages.jsonl").read_bytes()
+    res = cli("doctor", "--repair")
+    assert_clean_result(res, 3)
+    assert "symlink" in res.stdout and "not a directory of yours" in res.stderr
+    assert list(target.iterdir()) == []
+    assert (mailbox_dir / "messages.jsonl").read_bytes() == before  # nothing blanked
