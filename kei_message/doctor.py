@@ -424,7 +424,7 @@ def _repair_cursors(report: Report, store: Any, states: list[_CursorState], repa
                 did = f"moved to {dest}; {st.name!r} starts over as a new reader"
             else:
                 pos = st.cursor.pos
-                if pos is not None and int(pos) in st.snap:
+                if pos is not None and st.snap.get(int(pos), -1) >= 0:
                     pos = st.snap[int(pos)]
                 limit = -1 if pos is None else int(pos)
                 done = frozenset(

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import select
 import signal
 import subprocess
 import time
@@ -38,6 +39,8 @@ ROUNDS = 200
 SENDERS_PER_ROUND = 3
 MAX_BODY = 1 << 17  # 128 KiB: keeps the bus well under 100 MB over the rounds
 CLI_ROUNDS = 20
+KILL_WINDOW = 0.002  # seconds after a sender is ready
+PER_SENDER = 15  # sends before a sender idles: 600 senders x 15 x ~11 KB mean
 
 
 _POOL = "".join(random.Random(3).choices('abcdefghijklmnopqrstuvwxyz \n"\\é', k=MAX_BODY))
@@ -73,17 +76,20 @@ def _fork(fn: Callable[[], None]) -> int:
     return pid
 
 
-def _sender(who: str, seed: int, acks: str, to: str) -> Callable[[], None]:
+def _sender(who: str, seed: int, acks: str, to: str, ready: int) -> Callable[[], None]:
     def run() -> None:
         rng = random.Random(seed)
         mb = Mailbox()
         fd = os.open(acks, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        seq = 0
-        while True:
-            rec = mb.send(_body(rng, who, seq), to=to, sender=who)
+        # Bodies first, then "ready": from then on the sender is all appends, so a
+        # random kill lands inside one far more often than in our own set-up.
+        bodies = [_body(rng, who, seq) for seq in range(PER_SENDER)]
+        os.write(ready, b"r")
+        for seq, body in enumerate(bodies):
+            rec = mb.send(body, to=to, sender=who)
             # The send returned: from here on it must be in the bus.
             os.write(fd, f"{who} {seq} {rec['id']}\n".encode())
-            seq += 1
+        time.sleep(60)  # wait for the kill; keeps the bus near 100 MB on a fast machine
 
     return run
 
@@ -187,16 +193,23 @@ def test_senders_killed_mid_append(mailbox_dir: Path, tmp_path: Path) -> None:
                 rid = _cli_round(rng, rnd)
                 if rid is not None:
                     cli_ok.append(rid)
-            pids = [
-                _fork(_sender(f"s{rnd}x{k}", rng.randrange(1 << 30), acks, "watcher"))
-                for k in range(SENDERS_PER_ROUND)
-            ]
-            for pid in pids:
-                time.sleep(rng.uniform(0.0, 0.008))
-                os.kill(pid, signal.SIGKILL)
+            pipes = [os.pipe() for _ in range(SENDERS_PER_ROUND)]
+            try:
+                pids = [
+                    _fork(_sender(f"s{rnd}x{k}", rng.randrange(1 << 30), acks, "watcher", w))
+                    for k, (_, w) in enumerate(pipes)
+                ]
+                for pid, (r, _) in zip(pids, pipes, strict=True):
+                    assert select.select([r], [], [], 60)[0], "a sender never got ready"
+                    time.sleep(rng.uniform(0.0, KILL_WINDOW))
+                    os.kill(pid, signal.SIGKILL)
+            finally:
+                for fds in pipes:
+                    os.close(fds[0])
+                    os.close(fds[1])
             for pid in pids:
                 _, status = os.waitpid(pid, 0)
-                assert os.WIFSIGNALED(status), "a sender died of something else"
+                assert os.WIFSIGNALED(status), f"a sender died of something else: {status}"
                 killed += 1
             with open(mailbox_dir / "messages.jsonl", "rb") as fh:
                 fh.seek(-1, os.SEEK_END)
