@@ -99,26 +99,41 @@ def check(
     *,
     repair: bool = False,
     settings: list[str] | None = None,
-    remote: str | None = None,
+    remote: Any = None,
 ) -> Report:
     """Check the mailbox in ``root`` (default: the mailbox dir); repair when asked.
 
-    ``remote``: where the bus is when it is not the JSONL file (a Redis URL); then
-    only the dir, leftovers and hooks are checked here.
+    ``remote``: the store when the bus is not the JSONL file (Redis). The dir,
+    leftovers and hooks are checked here; the bus and cursors by the store's own
+    ``check`` (which never changes the server's configuration).
     """
     root = root or paths.mailbox_dir()
     report = Report(root)
     try:
         if _check_dir(report, root, repair):
-            if remote:
-                report.notes.append(f"the bus is on {remote}: not checked here")
-            else:
+            if remote is None:
                 _check_bus_and_cursors(report, root, repair)
             check_leftovers(report, root, repair)
+        if remote is not None:  # the bus is elsewhere: check it even with no local dir
+            _check_remote(report, remote, repair)
     except MailboxUnavailable as exc:
         report.unavailable = str(exc)
     check_hooks(report, settings if settings is not None else default_settings())
     return report
+
+
+def _check_remote(report: Report, store: Any, repair: bool) -> None:
+    found, notes = store.check(repair=repair)
+    report.notes.extend(notes)
+    for f in found:
+        report.add(
+            f.get("area", "bus"),
+            f["where"],
+            f["problem"],
+            f["fix"],
+            repairable=bool(f.get("repairable")),
+            repaired=f.get("repaired"),
+        )
 
 
 def default_settings() -> list[str]:

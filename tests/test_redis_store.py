@@ -508,3 +508,20 @@ def test_check_reports_what_doctor_should_say(tmp_path: Path) -> None:
         assert store.load_cursor("carol") == Cursor(end)
         assert [f["area"] for f in store.check()[0]] == ["redis", "bus"]
         assert store.load_cursor("bob") is not None  # a good cursor is left alone
+
+
+def test_doctor_command_checks_the_redis_store(url: str) -> None:
+    """`kei message doctor` on Redis reports the store's own findings, not "healthy"."""
+    from typer.testing import CliRunner
+
+    from kei_message.cli import get_app
+
+    store = RedisStore(url)
+    try:
+        store.r.xadd(store.k_bus, {"r": b"not json"})
+    finally:
+        store.close()
+    res = CliRunner().invoke(get_app(), ["doctor"], prog_name="kei message")
+    assert res.exit_code == 1, res.output
+    assert "1 of 1 entries" in res.stdout
+    assert "healthy" not in res.stdout

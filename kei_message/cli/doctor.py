@@ -38,7 +38,7 @@ def doctor(
         return neutralise(text, multiline=False)
 
     store = get_mailbox().store
-    report = check(repair=repair, remote=None if store.name == "jsonl" else store.location)
+    report = check(repair=repair, remote=None if store.name == "jsonl" else store)
     out(f"mailbox: {safe(report.root)}")
     for note in report.notes:
         out(f"  ok: {safe(note)}")
