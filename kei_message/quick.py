@@ -127,6 +127,7 @@ def register(root: str, info: dict[str, Any]) -> None:
     folder = os.path.join(root, "sessions")
     if not os.path.isdir(folder):
         os.mkdir(folder, 0o700)
+        os.chmod(folder, 0o700)  # mkdir applies the umask, as store.prepare knows
     st = os.lstat(folder)
     if st.st_mode & 0o170000 != 0o040000 or st.st_uid != os.geteuid():  # as store.prepare
         from .errors import UnsafeMailbox

@@ -145,7 +145,6 @@ sys.exit(code)
 """
 
 
-@pytest.mark.xfail(reason="wired into hooks.py at ~11:00 (issue 6)", strict=False)
 def test_hook_with_nothing_unread_imports_nothing_heavy(mb: Mailbox, mailbox_dir: Path) -> None:
     mb.send("old", to="bob", sender="alice")
     mb.read("bob")

@@ -41,12 +41,18 @@ def get_app() -> typer.Typer:
 def main(argv: Sequence[str] | None = None) -> None:
     """``kei-message ARGS`` and ``python -m kei_message ARGS``; exits with the code."""
     _reconfigure_streams()
+    args = list(sys.argv[1:] if argv is None else argv)
+    # The everyday forms of send/inbox/list/who without typer (issue 6): typer
+    # and pydantic cost 100 ms and more; anything else returns None untouched.
+    from .fast import run as run_fast
+
+    code = run_fast(args)
+    if code is not None:
+        sys.exit(code)
     app = get_app()
     from typer.main import get_command
 
-    get_command(app).main(
-        args=list(sys.argv[1:] if argv is None else argv), prog_name="kei message"
-    )
+    get_command(app).main(args=args, prog_name="kei message")
 
 
 def kei_main(argv: Sequence[str] | None = None) -> None:
