@@ -235,36 +235,7 @@ def test_send_live_without_a_pane_is_queued(mailbox: Any) -> None:
     assert [r["body"] for r in bus(mailbox)] == ["hi"]
 
 
-@pytest.mark.parametrize("error, code", [("NoLiveSession", 4), ("Rejected", 5), ("Queued", 6)])
-def test_send_live_exit_codes(
-    mailbox: Any, monkeypatch: pytest.MonkeyPatch, error: str, code: int
-) -> None:
-    # The real tmux path is tested by the live-delivery tests; here: the mapping.
-    live = pytest.importorskip("kei_message.live")
-    from kei_message import errors
-
-    def deliver_live(mb: Any, name: str) -> int:
-        raise getattr(errors, error)(f"{name}: {error.lower()}")
-
-    monkeypatch.setattr(live, "deliver_live", deliver_live, raising=False)
-    res = kei("send", "--live", "@w", "hi", "--from", "a")
-    assert res.exit_code == code
-    assert res.stderr.splitlines()[-1] == f"kei message: note: w: {error.lower()}"
-    assert len(bus(mailbox)) == 1
-
-
-def test_send_live_typed(mailbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    live = pytest.importorskip("kei_message.live")
-    seen: list[str] = []
-
-    def deliver_live(mb: Any, name: str) -> int:
-        seen.append(name)
-        return len(mb.read(name))
-
-    monkeypatch.setattr(live, "deliver_live", deliver_live, raising=False)
-    res = ok("send", "--live", "--to", "w", "hi", "--from", "a")
-    assert seen == ["w"]
-    assert res.stdout.splitlines()[1] == "-> typed 1 message into w's pane"
+# Exits 0, 5 and 6 of `send --live` against real tmux panes: tests/test_live.py.
 
 
 # ----------------------------------------------------------------------------- reply, show
