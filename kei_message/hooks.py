@@ -148,16 +148,17 @@ def _nothing_unread(name: str, payload: dict[str, Any]) -> bool:
     root = paths.mailbox_dir()
     if not quick.nothing_unread(root, name):
         return False
-    from .errors import MailboxUnavailable
     from .sessions import session_info
 
     try:
         info = session_info(name, payload)
         if info["session_id"]:
             quick.register(root, info)
-    except MailboxUnavailable:
-        raise  # one log line, as on the full path
     except Exception as exc:  # registration is a courtesy to `who`
+        from .errors import MailboxUnavailable
+
+        if isinstance(exc, MailboxUnavailable):
+            raise  # one log line, as on the full path
         log_failure(f"registering the session: {_describe(exc)}")
     return True
 
