@@ -317,6 +317,14 @@ class Mailbox:
         armed = armed_names(self.store)
         for name, row in found.items():
             row["waiter"] = name in armed
+        if not any(
+            s.get("tmux") and s.get("tmux_pane")
+            for row in found.values()
+            for s in row.get("sessions", ())
+        ):
+            # no pane registered: skip importing live/ (its regexes and tmux
+            # plumbing cost `who` ~10 ms; issue 6)
+            return [found[n] for n in sorted(found)]
         from .live.status import states  # one capture per live pane, tmux calls bounded
 
         for name, state in states(self.store).items():
