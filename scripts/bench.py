@@ -21,8 +21,8 @@ recently), then times the *installed* commands as whole processes, beside
 Every figure is a median over ``--runs`` runs, the commands interleaved so
 load on the machine hits them alike. First reads (a reader with no cursor,
 the names index built from nothing) scan the bus once; they are timed once
-each and shown apart. In-process append throughput (``Mailbox.send``, no
-fsync) is measured last.
+each and shown apart. In-process append throughput (``Mailbox.send`` and
+``JsonlStore.append``, no fsync) is measured last.
 
 Usage::
 
@@ -287,20 +287,32 @@ def wait_blocked(pid: int, limit: float = 30.0) -> None:
     raise SystemExit("bench: the waiter never blocked")
 
 
-def append_rate(n: int) -> float:
-    """Records per second through ``Mailbox.send`` in one process, no fsync."""
+def append_rate(n: int) -> tuple[float, float]:
+    """Records per second in one process, no fsync: (``Mailbox.send``, ``JsonlStore.append``).
+
+    ``send`` validates names and the body and picks the kind; ``append`` is the
+    store's locked write alone. Bodies are formatted beforehand in both.
+    """
     from kei_message.mailbox import Mailbox
     from kei_message.stores.jsonl import JsonlStore
 
+    bodies = [BODY.format(i=i) for i in range(n)]
+    rates = []
     with tempfile.TemporaryDirectory(prefix="kei-bench-") as tmp:
-        root = Path(tmp) / "mailbox"
         os.environ.pop("KEI_MAILBOX_FSYNC", None)
-        mb = Mailbox(JsonlStore(str(root)))
-        mb.send("warm up", to=NAMES[0], sender=NAMES[1])
-        t = time.perf_counter()
-        for i in range(n):
-            mb.send(BODY.format(i=i), to=NAMES[i % 20], sender=NAMES[(i + 1) % 20])
-        return n / (time.perf_counter() - t)
+        for kind in ("send", "append"):
+            store = JsonlStore(str(Path(tmp) / kind))
+            mb = Mailbox(store)
+            mb.send("warm up", to=NAMES[0], sender=NAMES[1])
+            t = time.perf_counter()
+            if kind == "send":
+                for i, body in enumerate(bodies):
+                    mb.send(body, to=NAMES[i % 20], sender=NAMES[(i + 1) % 20])
+            else:
+                for i, body in enumerate(bodies):
+                    store.append({"from": NAMES[(i + 1) % 20], "to": NAMES[i % 20], "body": body})
+            rates.append(n / (time.perf_counter() - t))
+    return rates[0], rates[1]
 
 
 def compile_package() -> None:
@@ -390,7 +402,7 @@ def render(
     table: dict[str, dict[int, float]],
     firsts: dict[str, dict[int, float]],
     sizes: list[int],
-    rate: float,
+    rate: tuple[float, float],
     runs: int,
 ) -> str:
     ratio = len(sizes) > 1
@@ -412,7 +424,10 @@ def render(
     for name, row in firsts.items():
         lines.append(f"| {name} | " + " | ".join(fmt_ms(row[n]) for n in sizes) + " |")
     lines.append("")
-    lines.append(f"In-process append (`Mailbox.send`, no fsync): {rate:,.0f} records/s.")
+    lines.append(
+        f"In-process append, no fsync: {rate[0]:,.0f} records/s through `Mailbox.send`, "
+        f"{rate[1]:,.0f} records/s through `JsonlStore.append`."
+    )
     lines.append("")
     lines.append(
         f"{runs} runs per figure; {platform.python_implementation()} "

@@ -40,8 +40,14 @@ def test_bench_smoke(tmp_path: Path) -> None:
         assert line is not None, f"no row {row!r} in:\n{out}"
         cells = [c.strip() for c in line.strip("|").split("|")[1:]]
         assert cells and all(re.fullmatch(r"\d+(\.\d+)?", c) for c in cells), line
-    rate = re.search(r"In-process append \(`Mailbox.send`, no fsync\): ([\d,]+) records/s", out)
-    assert rate and int(rate.group(1).replace(",", "")) > 0
+    rate = re.search(
+        r"In-process append, no fsync: ([\d,]+) records/s through `Mailbox.send`, "
+        r"([\d,]+) records/s through `JsonlStore.append`",
+        out,
+    )
+    assert (
+        rate and int(rate.group(1).replace(",", "")) > 0 and int(rate.group(2).replace(",", "")) > 0
+    )
     assert "built 300 records" in proc.stderr
 
 
