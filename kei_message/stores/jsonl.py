@@ -218,8 +218,7 @@ class JsonlStore:
         lock_fd = self._lock_fd
         acquire(lock_fd, self.lock_path)
         try:
-            fd = self._append_fd()
-            st = os.fstat(fd)
+            fd, st = self._append_fd()
             size = st.st_size
             if self._last_append is not None and self._last_append[:2] == (st.st_ino, size):
                 # Nobody appended since our last record (any append grows the file), so
@@ -261,13 +260,14 @@ class JsonlStore:
         finally:
             release(lock_fd)
 
-    def _append_fd(self) -> int:
-        """The bus opened for appending, reopened when gc replaced the file."""
+    def _append_fd(self) -> tuple[int, os.stat_result]:
+        """The bus opened for appending (reopened when gc replaced the file), and its stat."""
         fd = self._bus_fd
         if fd is not None:
             try:
-                if os.stat(self.location).st_ino == os.fstat(fd).st_ino:
-                    return fd
+                st = os.fstat(fd)  # one fstat serves the check and the caller (issue 6)
+                if os.stat(self.location).st_ino == st.st_ino:
+                    return fd, st
             except FileNotFoundError:
                 pass
             os.close(fd)
@@ -278,7 +278,7 @@ class JsonlStore:
         except FileNotFoundError:
             fd = self._create_bus()
         self._bus_fd = fd
-        return fd
+        return fd, os.fstat(fd)
 
     def _create_bus(self) -> int:
         """Create the bus; the caller holds the append lock.
