@@ -351,7 +351,7 @@ def _load_cursors(report: Report, root: str) -> list[_CursorState]:
         return []
     out = []
     for name in found:
-        if not is_valid(name) or name.endswith(".lock") or ".tmp." in name:
+        if not is_valid(name):  # .NAME.lock and .NAME.tmp.PID are not cursors
             continue
         path = os.path.join(folder, name)
         try:

@@ -59,9 +59,14 @@ def known_readers(store: Any) -> tuple[dict[str, Pos], set[str]]:
             locks = os.listdir(os.path.join(root, "cursors"))
         except FileNotFoundError:
             locks = []
-        for entry in locks:
-            name = entry[:-5]
-            if entry.endswith(".lock") and names.is_valid(name) and name not in with_cursor:
+        for entry in locks:  # .NAME.lock: a reader that has locked but not yet committed
+            name = entry[1:-5]
+            if (
+                entry.startswith(".")
+                and entry.endswith(".lock")
+                and names.is_valid(name)
+                and name not in with_cursor
+            ):
                 without.add(name)
     without.discard(names.BROADCAST)
     return with_cursor, without

@@ -175,9 +175,7 @@ class Mailbox:
             pending = [m for m in msgs if m.key not in delivered]
             pos = pending[0].key if pending else until
             limit = order(pos)
-            done = frozenset(
-                k for k in (*delivered, *skipped) if order(k) >= limit
-            )
+            done = frozenset(k for k in (*delivered, *skipped) if order(k) >= limit)
             new = merge(cursor, Cursor(pos, done), order)
             if new != cursor:
                 store.save_cursor(reader, new)
@@ -192,9 +190,7 @@ class Mailbox:
             batch.deliver()
         return batch.records
 
-    def pop(
-        self, reader: str, *, deliver: Callable[[Record], None] | None = None
-    ) -> Record:
+    def pop(self, reader: str, *, deliver: Callable[[Record], None] | None = None) -> Record:
         """Consume R's oldest unread only. Raises NothingToReturn when there is none."""
         with self.consuming(reader) as batch:
             if not batch.messages:
@@ -297,12 +293,10 @@ class Mailbox:
         for name, info in self.store.names().items():
             found[name] = {"name": name, "last_message": info.get("last_ts"), "last_seen": None}
         for sess in self.store.sessions():
-            name = sess.get("name")
-            if not isinstance(name, str) or not names.is_valid(name):
+            sname = sess.get("name")
+            if not isinstance(sname, str) or not names.is_valid(sname):
                 continue
-            row = found.setdefault(
-                name, {"name": name, "last_message": None, "last_seen": None}
-            )
+            row = found.setdefault(sname, {"name": sname, "last_message": None, "last_seen": None})
             seen = sess.get("last_seen")
             if seen and (row["last_seen"] is None or seen > row["last_seen"]):
                 row["last_seen"] = seen

@@ -2,14 +2,20 @@
 
 Layout of the mailbox dir (mode 0700, every file 0600)::
 
-    messages.jsonl        the bus: one JSON record per line (bus.py)
+    messages.jsonl        the bus: one JSON record per line (stores/jsonl.py)
     messages.lock         append lock; its content is the largest id handed out
     messages.base         bytes moved out of the bus by gc (logical offsets)
-    cursors/NAME          one reader's cursor; cursors/NAME.lock guards it
+    cursors/NAME          one reader's cursor; cursors/.NAME.lock guards it
     sessions/ID.json      registered Claude Code sessions (hooks, live delivery)
     index/names.json      names seen on the bus, kept current by send
+    waiters/SESSION.pid   the wake waiter of one session (flock held while it waits)
+    live-watch.pid        the running `process --watch`
     archive/              records moved out by `kei message gc`
+    quarantine/           what `doctor --repair` copied out
     hook.log              bounded log of hook failures
+
+Temp files are hidden (``.NAME.tmp.PID``), as are reader locks: no name
+starts with ``.``, so neither can ever be taken for a reader's cursor.
 """
 
 from __future__ import annotations
@@ -96,7 +102,9 @@ def write_atomic(path: str, data: bytes, *, fsync: bool = False) -> None:
     """Replace ``path`` with ``data``: write a temp file beside it, then rename."""
     from .errors import MailboxUnavailable
 
-    tmp = f"{path}.tmp.{os.getpid()}"
+    # hidden (".NAME.tmp.PID"): no name starts with ".", so a temp file is never a cursor
+    head, tail = os.path.split(path)
+    tmp = os.path.join(head, f".{tail}.tmp.{os.getpid()}")
     try:
         fd = open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:

@@ -109,7 +109,10 @@ def nothing_unread(root: str, reader: str) -> bool:
 
 
 def session_file(session_id: str) -> str:
-    """The file name ``JsonlStore.put_session`` uses for ``session_id``."""
+    """The file name of ``session_id`` under ``sessions/`` (shared with ``JsonlStore``).
+
+    Session ids come from Claude Code: never let one pick a path.
+    """
     safe = "".join(c for c in session_id if c.isalnum() or c in "-_")[:80]
     if safe != session_id or not safe:
         import hashlib

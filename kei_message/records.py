@@ -1,6 +1,9 @@
 """One record: one line of the bus (SPEC §2).
 
-    {"id":1795248002625564,"ts":"2026-11-21T08:00:02Z","from":"backend","to":"frontend","body":"ship it"}
+    {"id":1795248002625564,"ts":"2026-11-21T08:00:02Z",
+     "from":"backend","to":"frontend","body":"ship it"}
+
+(shown on two lines here; on the bus it is one).
 
 ``id`` is microseconds since the epoch, unique and strictly increasing in
 file order for records we write. Lines written by the original
@@ -113,10 +116,7 @@ def parse_duration(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     raw = text.strip().lower()
     try:
-        if raw and raw[-1] in units:
-            value = float(raw[:-1]) * units[raw[-1]]
-        else:
-            value = float(raw)
+        value = float(raw[:-1]) * units[raw[-1]] if raw and raw[-1] in units else float(raw)
     except ValueError:
         raise UsageError(f"bad duration {text!r}: use e.g. 30s, 15m, 24h, 7d") from None
     if value < 0 or value != value:

@@ -59,9 +59,7 @@ def redis_server():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(params=["jsonl", pytest.param("redis", marks=pytest.mark.redis)])
-def store_url(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> str | None:
+def store_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
     """The store under test: None (the JSONL bus in ``mailbox_dir``) or a clean Redis.
 
     The Redis case sets KEI_MAILBOX_URL, so CLI and hook subprocesses use it too.

@@ -110,7 +110,10 @@ class Fake:
             )
             got = subprocess.run(
                 [sys.executable, "-c", code, self.args.count_unread],
-                capture_output=True, text=True, timeout=20, check=False,
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=False,
             )
             self.log(event="unread_at_submit", count=got.stdout.strip(), err=got.stderr[-300:])
         self.log(event="prompt", text=text)
@@ -221,7 +224,7 @@ class Fake:
             # a run of ordinary characters (UTF-8 kept whole)
             stop = len(data)
             for i, c in enumerate(data):
-                if c in (0x1b, 0x0d, 0x15, 0x7f, 0x08, 0x03):
+                if c in (0x1B, 0x0D, 0x15, 0x7F, 0x08, 0x03):
                     stop = i
                     break
             chunk, data = data[:stop], data[stop:]

@@ -90,14 +90,30 @@ class FakeAPI:
                         delta = {"type": "text_delta", "text": block["text"]}
                     else:
                         start = {**block, "input": {}}
-                        delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+                        delta = {
+                            "type": "input_json_delta",
+                            "partial_json": json.dumps(block["input"]),
+                        }
                     events += [
-                        ("content_block_start", {"type": "content_block_start", "index": i, "content_block": start}),
-                        ("content_block_delta", {"type": "content_block_delta", "index": i, "delta": delta}),
+                        (
+                            "content_block_start",
+                            {"type": "content_block_start", "index": i, "content_block": start},
+                        ),
+                        (
+                            "content_block_delta",
+                            {"type": "content_block_delta", "index": i, "delta": delta},
+                        ),
                         ("content_block_stop", {"type": "content_block_stop", "index": i}),
                     ]
                 events += [
-                    ("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": 5}}),
+                    (
+                        "message_delta",
+                        {
+                            "type": "message_delta",
+                            "delta": {"stop_reason": stop, "stop_sequence": None},
+                            "usage": {"output_tokens": 5},
+                        },
+                    ),
                     ("message_stop", {"type": "message_stop"}),
                 ]
                 out = b"".join(
@@ -121,14 +137,18 @@ class FakeAPI:
     def reply_tool(self, command: str, description: str = "Run a command") -> None:
         with self._lock:
             self.replies.append(
-                {"type": "tool_use", "name": "Bash", "input": {"command": command, "description": description}}
+                {
+                    "type": "tool_use",
+                    "name": "Bash",
+                    "input": {"command": command, "description": description},
+                }
             )
 
     def _record(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._cond:
             self.requests.append(body)
             self._cond.notify_all()
-            # side requests (titles, quota checks) are small and use no tools: keep plans for real turns
+            # side requests (titles, quota checks) use no tools: keep plans for real turns
             if self.replies and body.get("tools"):
                 return self.replies.pop(0)
             return {"type": "text", "text": "ok from fake"}
@@ -136,7 +156,12 @@ class FakeAPI:
     def _message(self, body: dict[str, Any], reply: dict[str, Any]) -> dict[str, Any]:
         n = len(self.requests)
         if reply["type"] == "tool_use":
-            block = {"type": "tool_use", "id": f"toolu_fake{n}", "name": reply["name"], "input": reply["input"]}
+            block = {
+                "type": "tool_use",
+                "id": f"toolu_fake{n}",
+                "name": reply["name"],
+                "input": reply["input"],
+            }
             stop = "tool_use"
         else:
             block = {"type": "text", "text": reply["text"]}

@@ -254,7 +254,7 @@ def test_a_reader_lock_timeout_is_mailbox_locked_and_moves_nothing(
 ) -> None:
     mb.send("hello", to="b", sender="a")
     monkeypatch.setenv("KEI_MAILBOX_LOCK_TIMEOUT", "0.2")
-    fd = hold(mailbox_dir / "cursors" / "b.lock")
+    fd = hold(mailbox_dir / "cursors" / ".b.lock")
     try:
         with pytest.raises(MailboxLocked):
             mb.read("b")

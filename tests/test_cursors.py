@@ -93,8 +93,21 @@ def test_readers_lists_cursors_not_locks_or_temp_files(mailbox_dir: Path) -> Non
     mb.send("x", sender="a")
     mb.read("b")
     mb.read("c.d")
-    (mailbox_dir / "cursors" / "e.tmp.123").write_bytes(b"0\n\n")
+    (mailbox_dir / "cursors" / ".e.tmp.123").write_bytes(b"0\n\n")
     assert mb.store.readers() == ["b", "c.d"]
+
+
+def test_a_reader_called_x_lock_is_not_x_s_lock(mailbox_dir: Path) -> None:
+    # reader locks are ".NAME.lock": no valid name starts with ".", so "x.lock" is free
+    mb = Mailbox(JsonlStore(str(mailbox_dir)))
+    mb.send("for x", to="x", sender="a")
+    mb.send("for x.lock", to="x.lock", sender="a")
+    with mb.consuming("x") as batch:
+        assert [r["body"] for r in mb.read("x.lock")] == ["for x.lock"]
+        assert [m.record["body"] for m in batch.messages] == ["for x"]
+        batch.deliver()
+    assert mb.store.readers() == ["x", "x.lock"]
+    assert mb.unread("x") == [] and mb.unread("x.lock") == []
 
 
 def test_a_reader_that_only_peeked_has_no_cursor(mailbox: Mailbox) -> None:

@@ -188,7 +188,7 @@ def test_reader_lock_held_forever_inbox_exits_3_hook_exits_0_fast(mailbox_dir: P
     procs: list[subprocess.Popen[bytes]] = []
     try:
         (mailbox_dir / "cursors").mkdir(exist_ok=True)
-        _hold(mailbox_dir / "cursors" / "bob.lock", procs)
+        _hold(mailbox_dir / "cursors" / ".bob.lock", procs)
         _hold(mailbox_dir / "messages.lock", procs)
         proc = kei("inbox", "--me", "bob", env={"KEI_MAILBOX_LOCK_TIMEOUT": "1"})
         assert_clean_error(proc, 3)

@@ -351,7 +351,7 @@ def test_lock_held_elsewhere_exits_0_within_2s(
 ) -> None:
     jsonl.send("behind a lock", to="proj", sender="backend")
     jsonl.count("proj")
-    lock = mailbox_dir / "cursors" / "proj.lock"
+    lock = mailbox_dir / "cursors" / ".proj.lock"
     lock.parent.mkdir(exist_ok=True)
     holder = subprocess.Popen(
         [

@@ -116,9 +116,7 @@ def test_send_live_cli_exit_0_and_nothing_twice(
     assert "second" in fp.prompts()[1] and "ship it" not in fp.prompts()[1]
 
 
-def test_over_the_budget_the_rest_stays_unread(
-    server: Server, tmp_path: Path, mb: Mailbox
-) -> None:
+def test_over_the_budget_the_rest_stays_unread(server: Server, tmp_path: Path, mb: Mailbox) -> None:
     fp = start(server, tmp_path, mb, "frontend")
     bodies = [f"{i}:" + "x" * 3000 for i in range(4)]
     for body in bodies:
@@ -164,9 +162,7 @@ def test_busy_exit_6_then_process_delivers(server: Server, tmp_path: Path, mb: M
     assert mb.count("frontend") == 0
 
 
-def test_draft_exit_6_leaves_the_draft_alone(
-    server: Server, tmp_path: Path, mb: Mailbox
-) -> None:
+def test_draft_exit_6_leaves_the_draft_alone(server: Server, tmp_path: Path, mb: Mailbox) -> None:
     fp = start(server, tmp_path, mb, "frontend")
     server.tmux("send-keys", "-t", fp.pane, "-l", "half a thought")
     until_state(mb, "frontend", "draft")
@@ -204,9 +200,7 @@ def test_permission_prompt_exit_5_then_approve_1(
     assert res.returncode == 1, res.stderr
 
 
-def test_approve_2_and_refused_when_2_is_no(
-    server: Server, tmp_path: Path, mb: Mailbox
-) -> None:
+def test_approve_2_and_refused_when_2_is_no(server: Server, tmp_path: Path, mb: Mailbox) -> None:
     fp = start(server, tmp_path, mb, "frontend")
     fp.type_prompt("ASK-PERMISSION")
     until_state(mb, "frontend", "waiting")
@@ -262,9 +256,7 @@ def test_no_pane(mb: Mailbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
         deliver.approve(mb, "nobody")
 
 
-def test_gone_pane_queues_and_who_says_gone(
-    server: Server, tmp_path: Path, mb: Mailbox
-) -> None:
+def test_gone_pane_queues_and_who_says_gone(server: Server, tmp_path: Path, mb: Mailbox) -> None:
     fp = start(server, tmp_path, mb, "frontend")
     start(server, tmp_path, mb, "keepalive")  # the server outlives the first pane
     server.tmux("kill-pane", "-t", fp.pane)

@@ -33,7 +33,10 @@ BIN = Path(sys.executable).parent
 
 def kei(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / "kei-message"), *args], capture_output=True, text=True, timeout=timeout,
+        [str(BIN / "kei-message"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         check=False,
     )
 
@@ -43,7 +46,11 @@ def install_hooks(env: dict[str, str], home: Path) -> str:
     for the same messages); its own settings.json if install is missing."""
     res = subprocess.run(
         [str(BIN / "kei-message"), "install", "--user", "--no-wake"],
-        capture_output=True, text=True, timeout=60, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
     )
     if res.returncode == 0:
         return "install"
@@ -86,7 +93,10 @@ class Session:
 
 @pytest.fixture
 def session(
-    claude_bin: str, fake_api: Any, tmp_path: Path, mailbox_dir: Path,
+    claude_bin: str,
+    fake_api: Any,
+    tmp_path: Path,
+    mailbox_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Session]:
     project = tmp_path / "frontend"

@@ -133,7 +133,7 @@ def test_symlinked_cursor_and_locks_are_refused(
     elif which == "lock":
         link = mailbox_dir / "messages.lock"
     elif which == "reader-lock":
-        link = mailbox_dir / "cursors" / "bob.lock"
+        link = mailbox_dir / "cursors" / ".bob.lock"
     else:
         link = mailbox_dir / "cursors"
         for f in link.iterdir():

@@ -122,8 +122,21 @@ class Server:
         fmt = "#{pane_id} #{pane_pid}"
         if not self.started:
             out = self.tmux(
-                "-f", "/dev/null", "new-session", "-d", "-P", "-F", fmt,
-                "-x", str(width), "-y", str(height), "-c", cwd, "--", *argv,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-P",
+                "-F",
+                fmt,
+                "-x",
+                str(width),
+                "-y",
+                str(height),
+                "-c",
+                cwd,
+                "--",
+                *argv,
             )
             self.started = True
             self.tmux("set-option", "-g", "remain-on-exit", "off")

@@ -26,7 +26,7 @@ On disk, in the mailbox dir (see ``paths``):
 
 ``cursors/NAME``
     One reader's cursor (``cursors`` module), replaced atomically (write a
-    temp file, rename) while ``cursors/NAME.lock`` is held. A consumer holds
+    temp file, rename) while ``cursors/.NAME.lock`` is held. A consumer holds
     that lock from reading its unread to committing the new cursor, after
     the messages were delivered: concurrent readers of one identity never
     both deliver a message, and a crash in between redelivers, never loses.
@@ -43,6 +43,7 @@ from .. import paths
 from ..cursors import Cursor, Pos
 from ..errors import MailboxUnavailable
 from ..locks import acquire, locked, release
+from ..quick import session_file as _session_file
 from ..records import MAX_ID, CorruptLine, Record
 from .base import Entry
 
@@ -130,9 +131,8 @@ class JsonlStore:
             raise MailboxUnavailable(f"cannot read {self.base_path}: {exc.strerror}") from exc
         for line in data.split(b"\n"):
             parts = line.split()
-            if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-                if int(parts[0]) == ino:
-                    return int(parts[1])
+            if len(parts) == 2 and parts[0].isdigit() and int(parts[0]) == ino:
+                return int(parts[1]) if parts[1].isdigit() else None
         return None
 
     def _open_read(self) -> tuple[int, int, int] | None:
@@ -302,9 +302,9 @@ class JsonlStore:
             except FileNotFoundError:
                 old = []
             # the new file's line first: a reused inode number matches it first
-            paths.write_atomic(self.base_path, f"{ino} {floor}\n".encode() + b"".join(
-                ln + b"\n" for ln in old
-            ))
+            paths.write_atomic(
+                self.base_path, f"{ino} {floor}\n".encode() + b"".join(ln + b"\n" for ln in old)
+            )
             os.link(tmp, self.location)  # unlike rename, never replaces a bus made meanwhile
         except FileExistsError:
             os.close(fd)
@@ -473,9 +473,14 @@ class JsonlStore:
     def _cursor_path(self, reader: str) -> str:
         return os.path.join(self.prepare("cursors"), reader)
 
+    def reader_lock_path(self, reader: str) -> str:
+        # ".NAME.lock": a name cannot start with ".", so no reader's cursor (a reader
+        # may well be called "x.lock") is ever another reader's lock file.
+        return os.path.join(self.prepare("cursors"), f".{reader}.lock")
+
     @contextmanager
     def reader_lock(self, reader: str) -> Iterator[None]:
-        with locked(self._cursor_path(reader) + ".lock"):
+        with locked(self.reader_lock_path(reader)):
             yield
 
     def load_cursor(self, reader: str) -> Cursor | None:
@@ -513,10 +518,8 @@ class JsonlStore:
             found = os.listdir(os.path.join(self.root, "cursors"))
         except FileNotFoundError:
             return []
-        # NAME and NAME.lock live side by side; temp files are NAME.tmp.PID
-        return sorted(
-            n for n in found if is_valid(n) and not n.endswith(".lock") and ".tmp." not in n
-        )
+        # locks (.NAME.lock) and temp files (.NAME.tmp.PID) start with "." as no name can
+        return sorted(n for n in found if is_valid(n))
 
     # ------------------------------------------------------------------ names index
     def names(self) -> dict[str, dict[str, Any]]:
@@ -562,16 +565,6 @@ class JsonlStore:
             os.unlink(os.path.join(self.root, "sessions", _session_file(session_id)))
         except FileNotFoundError:
             pass
-
-
-def _session_file(session_id: str) -> str:
-    # session ids come from Claude Code; never let one pick a path
-    safe = "".join(c for c in session_id if c.isalnum() or c in "-_")[:80]
-    if safe != session_id or not safe:
-        import hashlib  # only here: it costs the hook ~3 ms (issue 6)
-
-        safe = hashlib.sha256(session_id.encode()).hexdigest()[:32]
-    return safe + ".json"
 
 
 def _entry(line: bytes, start: int, end: int) -> Entry:
