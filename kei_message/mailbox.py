@@ -123,9 +123,10 @@ class Mailbox:
 
     # ------------------------------------------------------------------ reading
     def _collect(
-        self, reader: str, cursor: Cursor | None, until: Pos
-    ) -> tuple[list[Message], list[Pos]]:
-        """R's unread up to ``until``, and keys of old broadcasts a new reader skips."""
+        self, reader: str, cursor: Cursor | None, until: Pos, limit: int | None = None
+    ) -> tuple[list[Message], list[Pos], Pos]:
+        """R's unread up to ``until`` (at most ``limit``), keys of old broadcasts a new
+        reader skips, and where the scan stopped (``until``, or after the ``limit``-th)."""
         order = self.store.order
         fresh = cursor is None or cursor.pos is None
         oldest = time.time() - replay_window() if fresh else 0.0
@@ -147,27 +148,31 @@ class Mailbox:
                 skipped.append(entry.pos)
                 continue
             out.append(Message(entry.pos, entry.end, rec))
-        return out, skipped
+            if limit is not None and len(out) >= limit and not fresh:
+                # `pop` needs one: do not read (under the lock) a backlog it will not take.
+                # A new reader reads on: the old broadcasts it skips must all be recorded.
+                return out, skipped, entry.end
+        return out, skipped, until
 
     def unread(self, reader: str) -> list[Record]:
         """R's unread, oldest first, without marking them read."""
         reader = names.validate(reader)
         cursor = self.store.load_cursor(reader)
-        msgs, _ = self._collect(reader, cursor, self.store.end())
+        msgs, _, _ = self._collect(reader, cursor, self.store.end())
         return [m.record for m in msgs]
 
     def count(self, reader: str) -> int:
         return len(self.unread(reader))
 
     @contextmanager
-    def consuming(self, reader: str) -> Iterator[Batch]:
-        """Hold R's reader lock; yield R's unread; on exit advance past what was delivered."""
+    def consuming(self, reader: str, *, limit: int | None = None) -> Iterator[Batch]:
+        """Hold R's reader lock; yield R's unread (the oldest ``limit`` of them); on exit
+        advance past what was delivered."""
         reader = names.validate(reader)
         store = self.store
         with store.reader_lock(reader):
             cursor = store.load_cursor(reader)
-            until = store.end()
-            msgs, skipped = self._collect(reader, cursor, until)
+            msgs, skipped, until = self._collect(reader, cursor, store.end(), limit)
             batch = Batch(msgs, until)
             yield batch
             delivered = {m.key for m in batch.delivered}
@@ -192,7 +197,7 @@ class Mailbox:
 
     def pop(self, reader: str, *, deliver: Callable[[Record], None] | None = None) -> Record:
         """Consume R's oldest unread only. Raises NothingToReturn when there is none."""
-        with self.consuming(reader) as batch:
+        with self.consuming(reader, limit=1) as batch:
             if not batch.messages:
                 raise NothingToReturn(f"no unread messages for {reader!r}")
             first = batch.messages[0]

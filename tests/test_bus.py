@@ -127,6 +127,25 @@ def test_corrupt_lines_in_the_middle_are_skipped_and_reported(
     assert [e.record["body"] for e in mb.store.scan_reverse() if e.record] == ["two", "one"]
 
 
+def test_pop_reads_no_further_than_the_message_it_takes(
+    mb: Mailbox, mailbox_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # pop holds the reader lock: it must not parse the whole backlog behind the
+    # one message it takes (consumers of one identity starved each other on it)
+    mb.read("b")  # b has a cursor: a new reader reads on, to skip old broadcasts
+    mb.send("one", to="b", sender="a")
+    with open(bus(mailbox_dir), "ab") as fh:
+        fh.write(b'{"to":"b" torn\n')
+    mb.send("two", to="b", sender="a")
+    with caplog.at_level(logging.WARNING, logger="kei_message"):
+        assert mb.pop("b")["body"] == "one"
+    assert not [r for r in caplog.records if "corrupt" in r.getMessage()]
+    with caplog.at_level(logging.WARNING, logger="kei_message"):
+        assert mb.pop("b")["body"] == "two"
+    assert [r for r in caplog.records if "corrupt" in r.getMessage()]
+    assert mb.unread("b") == []
+
+
 def test_a_bus_not_ending_in_newline_from_the_start(mailbox_dir: Path) -> None:
     mailbox_dir.mkdir(mode=0o700)
     bus(mailbox_dir).write_bytes(b"partial")
