@@ -20,17 +20,12 @@ tests/test_cli_fast.py runs every form both ways and compares the output.
 from __future__ import annotations
 
 import os
-import sys
+
+from .output import guarded, install_log_handler, out, print_records, print_who, unknown_note
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
-
-    from ..mailbox import Mailbox
-    from ..records import Record
-
-PROG = "kei message"
 
 Parsed = tuple[list[str], dict[str, "str | bool"]]
 
@@ -64,44 +59,6 @@ def _parse(args: list[str], valued: set[str], flags: set[str]) -> Parsed | None:
     return words, opts
 
 
-# ----------------------------------------------------------------------------- output
-def _use_color() -> bool:
-    if "NO_COLOR" in os.environ:
-        return False
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-def _err(line: str) -> None:
-    try:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-
-
-def _print_records(recs: list[Record], as_json: bool) -> None:
-    if as_json:
-        from ..records import dumps
-
-        for rec in recs:
-            sys.stdout.write(dumps(rec).decode("utf-8"))
-        sys.stdout.flush()
-        return
-    from .. import render
-
-    lines = render.record_lines(recs, color=_use_color())
-    if lines:
-        _out("\n".join(lines))
-
-
 # ----------------------------------------------------------------------------- commands
 def _send(args: list[str]) -> Callable[[], None] | None:
     parsed = _parse(args, {"--to", "--from", "--kind"}, {"--json"})
@@ -131,38 +88,12 @@ def _send(args: list[str]) -> Callable[[], None] | None:
         kind = _str(opts.get("--kind"))
         rec = mb.send(" ".join(words), to=target, sender=me, kind=kind, reply_to=None)
         if opts.get("--json"):
-            _print_records([rec], True)
+            print_records([rec], True)
         else:
-            _out(f"-> sent to {rec['to']!r} (from {rec['from']!r}) #{rec['id']}")
-        _unknown_note(mb, target, known)
+            out(f"-> sent to {rec['to']!r} (from {rec['from']!r}) #{rec['id']}")
+        unknown_note(mb, target, known)
 
     return run
-
-
-def _unknown_note(mb: Mailbox, to: str, known: dict[str, Any]) -> None:
-    """As ``messages._unknown_note``: a note when sending to a name never seen."""
-    if to == "all" or to in known:
-        return
-    pool = set(known)
-    for sess in mb.store.sessions():
-        if sess.get("name") == to:
-            return
-        if isinstance(sess.get("name"), str):
-            pool.add(sess["name"])
-    from ..names import BROADCAST, is_valid
-
-    pool = {n for n in pool if n != BROADCAST and is_valid(n)}
-    import difflib
-
-    close = difflib.get_close_matches(to, sorted(pool), n=3, cutoff=0.6)
-    if close:
-        hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
-    elif pool:
-        shown = sorted(pool)[:8]
-        hint = "known names: " + ", ".join(shown) + (", ..." if len(pool) > 8 else "")
-    else:
-        hint = "no names are known yet"
-    _err(f"{PROG}: note: no one called {to!r} has been seen yet; sent anyway ({hint})")
 
 
 def _inbox(args: list[str]) -> Callable[[], None] | None:
@@ -184,16 +115,16 @@ def _inbox(args: list[str]) -> Callable[[], None] | None:
         reader = resolve(words[0] if words else me)
         mb = Mailbox()
         if opts.get("--count"):
-            _out(str(mb.count(reader)))
+            out(str(mb.count(reader)))
             return
         if opts.get("--peek"):
             recs = mb.unread(reader)
-            _print_records(recs, as_json)
+            print_records(recs, as_json)
         else:
             # printed (and flushed) before the cursor moves: a crash re-delivers
-            recs = mb.read(reader, deliver=lambda rs: _print_records(rs, as_json))
+            recs = mb.read(reader, deliver=lambda rs: print_records(rs, as_json))
         if not recs and not as_json:
-            _out(f"no unread messages for {reader!r}")
+            out(f"no unread messages for {reader!r}")
 
     return run
 
@@ -221,7 +152,7 @@ def _list(args: list[str]) -> Callable[[], None] | None:
             to=validate(to, allow_all=True) if to is not None else None,
             kind=check_kind(kind) if kind is not None else None,
         )
-        _print_records(recs, bool(opts.get("--json")))
+        print_records(recs, bool(opts.get("--json")))
 
     return run
 
@@ -235,44 +166,7 @@ def _who(args: list[str]) -> Callable[[], None] | None:
     def run() -> None:
         from ..mailbox import Mailbox
 
-        rows = Mailbox().who()
-        if as_json:
-            import orjson
-
-            for row in rows:
-                sys.stdout.write(orjson.dumps(row, default=str).decode() + "\n")
-            sys.stdout.flush()
-            return
-        if not rows:
-            _out("no names known yet: nobody has sent a message or registered a session")
-            return
-        from .. import render
-
-        extra = [k for k in ("state", "waiter") if any(k in r for r in rows)]
-        header = [
-            "NAME",
-            "LAST MESSAGE",
-            "LAST SEEN",
-            "UNREAD",
-            *(k.upper() for k in extra),
-            "SESSIONS",
-        ]
-        table: list[list[str]] = []
-        for r in rows:
-            cells = [
-                str(r.get("name", "?")),
-                render.local_time(r.get("last_message")),
-                render.local_time(r.get("last_seen")),
-                str(r.get("unread", 0)),
-            ]
-            for k in extra:
-                v = r.get(k)
-                cells.append(
-                    "-" if v is None else ("yes" if v is True else "no" if v is False else str(v))
-                )
-            cells.append(str(len(r.get("sessions") or [])))
-            table.append(cells)
-        _out("\n".join(render.table(header, table, color=_use_color())))
+        print_who(Mailbox().who(), as_json)
 
     return run
 
@@ -300,62 +194,5 @@ def run(args: list[str]) -> int | None:
     command = parse(args[1:]) if parse is not None else None
     if command is None:
         return None
-    _install_log_handler()
-    return _guarded(command)
-
-
-def _guarded(command: Callable[[], None]) -> int:
-    """What ``app.run_guarded`` does for the errors these commands can raise."""
-    from ..errors import KeiMessageError
-
-    try:
-        command()
-        return 0
-    except KeiMessageError as exc:
-        _report(str(exc), exc)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        _err("")
-        return 130
-    except BrokenPipeError:
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-        except (OSError, ValueError, AttributeError):
-            pass
-        return 141
-    except OSError as exc:
-        detail = exc.strerror or str(exc)
-        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-        _report(f"mailbox unavailable: {detail}{where}", exc)
-        return 3
-    except Exception as exc:
-        _report(
-            f"internal error: {type(exc).__name__}: {exc} "
-            "(set KEI_MAILBOX_DEBUG=1 for the traceback)",
-            exc,
-        )
-        return 1
-
-
-def _report(message: str, exc: BaseException) -> None:
-    if os.environ.get("KEI_MAILBOX_DEBUG", "") not in ("", "0"):
-        import traceback
-
-        traceback.print_exception(exc, file=sys.stderr)
-    _err(f"{PROG}: error: {message}")
-
-
-def _install_log_handler() -> None:
-    """Library warnings go to stderr as ``kei message: warning: …`` (as app.py does)."""
-    import logging
-
-    class _StderrHandler(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            level = "warning" if record.levelno < logging.ERROR else "error"
-            _err(f"{PROG}: {level}: {record.getMessage()}")
-
-    logger = logging.getLogger("kei_message")
-    logger.addHandler(_StderrHandler(logging.WARNING))
-    logger.propagate = False
+    install_log_handler()
+    return guarded(command)

@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .app import app, get_mailbox, out, out_json, resolve_me, use_color, warn
+from .app import app, get_mailbox, out, out_json, resolve_me, warn
+from .output import print_records as _print_records
+from .output import print_who, use_color
+from .output import unknown_note as _unknown_note
 
 if TYPE_CHECKING:
     from ..mailbox import Mailbox
@@ -101,50 +104,11 @@ def _msg_id(text: str) -> int:
     return int(raw)
 
 
-def _unknown_note(mb: Mailbox, to: str, known: dict[str, Any]) -> None:
-    """Typo help: sending to a name never seen before still works, with a note."""
-    if to == "all" or to in known:
-        return
-    pool = set(known)
-    for sess in mb.store.sessions():
-        if sess.get("name") == to:
-            return
-        if isinstance(sess.get("name"), str):
-            pool.add(sess["name"])
-    from ..names import BROADCAST, is_valid
-
-    # foreign records and session files may hold anything: only real names
-    pool = {n for n in pool if n != BROADCAST and is_valid(n)}
-    import difflib
-
-    close = difflib.get_close_matches(to, sorted(pool), n=3, cutoff=0.6)
-    if close:
-        hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
-    elif pool:
-        shown = sorted(pool)[:8]
-        hint = "known names: " + ", ".join(shown) + (", ..." if len(pool) > 8 else "")
-    else:
-        hint = "no names are known yet"
-    warn(f"note: no one called {to!r} has been seen yet; sent anyway ({hint})")
-
-
 def _sent_line(rec: Record, as_json: bool) -> None:
     if as_json:
         out_json(rec)
     else:
         out(f"-> sent to {rec['to']!r} (from {rec['from']!r}) #{rec['id']}")
-
-
-def _print_records(recs: list[Record], as_json: bool) -> None:
-    if as_json:
-        for rec in recs:
-            out_json(rec)
-        return
-    from .. import render
-
-    lines = render.record_lines(recs, color=use_color())
-    if lines:
-        out("\n".join(lines))
 
 
 def _live(mb: Mailbox, to: str) -> None:
@@ -491,44 +455,7 @@ def tail(
 
 # ----------------------------------------------------------------------------- who
 def _channels(as_json: bool) -> None:
-    rows = get_mailbox().who()
-    if as_json:
-        import orjson
-
-        for row in rows:
-            sys.stdout.write(orjson.dumps(row, default=str).decode() + "\n")
-        sys.stdout.flush()
-        return
-    if not rows:
-        out("no names known yet: nobody has sent a message or registered a session")
-        return
-    from .. import render
-
-    extra = [k for k in ("state", "waiter") if any(k in r for r in rows)]
-    header = [
-        "NAME",
-        "LAST MESSAGE",
-        "LAST SEEN",
-        "UNREAD",
-        *(k.upper() for k in extra),
-        "SESSIONS",
-    ]
-    table: list[list[str]] = []
-    for r in rows:
-        cells = [
-            str(r.get("name", "?")),
-            render.local_time(r.get("last_message")),
-            render.local_time(r.get("last_seen")),
-            str(r.get("unread", 0)),
-        ]
-        for k in extra:
-            v = r.get(k)
-            cells.append(
-                "-" if v is None else ("yes" if v is True else "no" if v is False else str(v))
-            )
-        cells.append(str(len(r.get("sessions") or [])))
-        table.append(cells)
-    out("\n".join(render.table(header, table, color=use_color())))
+    print_who(get_mailbox().who(), as_json)
 
 
 ChannelsJson = Annotated[bool, typer.Option("--json", help="One JSON object per name.")]
