@@ -9,7 +9,7 @@ console script.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -68,13 +68,8 @@ def install(
     if not plan.changed:
         out(f"kei-message is already installed in {plan.settings_path}: nothing to change")
         return
-    sys.stdout.write(inst.describe(plan, dry_run=dry_run))
-    if dry_run:
-        out("(dry run: nothing was written)")
+    if not _carry_out(plan, dry_run):
         return
-    backup = inst.apply(plan)
-    if backup:
-        out(f"backed up the previous settings to {backup}")
     out(
         "installed. New Claude Code sessions pick it up (restart running ones). "
         "Do not also enable the kei-message plugin: its hooks would run twice."
@@ -93,14 +88,22 @@ def uninstall(*, user: User = False, project: Project = False, dry_run: DryRun =
     if not plan.changed:
         out(f"kei-message is not installed in {plan.settings_path}: nothing to remove")
         return
+    if _carry_out(plan, dry_run):
+        out("uninstalled.")
+
+
+def _carry_out(plan: Any, dry_run: bool) -> bool:
+    """Show the change; write it (backup first) unless ``dry_run``. True when written."""
+    from .. import install as inst
+
     sys.stdout.write(inst.describe(plan, dry_run=dry_run))
     if dry_run:
         out("(dry run: nothing was written)")
-        return
+        return False
     backup = inst.apply(plan)
     if backup:
         out(f"backed up the previous settings to {backup}")
-    out("uninstalled.")
+    return True
 
 
 @app.command()
