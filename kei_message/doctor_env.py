@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from .sessions import pid_alive
+
 if TYPE_CHECKING:
     from .doctor import Report
 
@@ -27,7 +29,7 @@ def check_leftovers(report: Report, root: str, repair: bool) -> None:
             path = os.path.join(dirpath, name)
             for mark in (".tmp.", ".gc.", ".new."):  # write_atomic, gc, a re-created bus
                 pid = name.rsplit(mark, 1)[1] if mark in name else ""
-                if pid.isdigit() and not _alive(int(pid)):
+                if pid.isdigit() and not pid_alive(int(pid)):
                     _stale(report, path, f"temp file of a writer (pid {pid}) that died", repair)
             if name.endswith(".pid"):
                 _check_pid_file(report, path, repair)
@@ -52,7 +54,7 @@ def _check_pid_file(report: Report, path: str, repair: bool) -> None:
         except BlockingIOError:
             return  # its owner is alive and holds it
         found = _pid_in(_read_small(path))
-        if found is not None and _alive(found):
+        if found is not None and pid_alive(found):
             return
         why = "pid file without a pid" if found is None else f"pid file of process {found}, gone"
         _stale(report, path, why + " (its owner died)", repair)
@@ -160,18 +162,6 @@ def _pid_in(text: str) -> int | None:
         return pid if isinstance(pid, int) and pid > 0 else None
     first = text.split()[0] if text.split() else ""
     return int(first) if first.isdigit() and int(first) > 0 else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OverflowError:
-        return False
-    return True
 
 
 # ----------------------------------------------------------------------------- hooks

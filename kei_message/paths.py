@@ -74,6 +74,28 @@ def ensure_dir(path: str, *, check: bool = True) -> str:
     return path
 
 
+def ensure_subdir(root: str, sub: str) -> str:
+    """``root/sub``, created 0700 (whatever the umask) and checked: a real dir of ours.
+
+    A symlinked subdir would lead cursors or sessions outside the mailbox dir.
+    """
+    from .errors import MailboxUnavailable, UnsafeMailbox
+
+    path = os.path.join(root, sub)
+    try:
+        os.mkdir(path, DIR_MODE)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise MailboxUnavailable(f"cannot create {path}: {exc.strerror}") from exc
+    else:
+        os.chmod(path, DIR_MODE)  # mkdir applies the umask (0o277 gave 0500)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise UnsafeMailbox(f"{path} is not a directory of yours; refusing to use it")
+    return path
+
+
 def open_file(path: str, flags: int) -> int:
     """``os.open`` that never follows a symlink and creates files 0600."""
     from .errors import MailboxUnavailable, UnsafeMailbox

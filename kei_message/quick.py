@@ -125,16 +125,8 @@ def register(root: str, info: dict[str, Any]) -> None:
     """Write ``sessions/ID.json`` as ``JsonlStore.put_session`` would, without orjson."""
     import json
 
-    from .paths import write_atomic
+    from .paths import ensure_subdir, write_atomic
 
-    folder = os.path.join(root, "sessions")
-    if not os.path.isdir(folder):
-        os.mkdir(folder, 0o700)
-        os.chmod(folder, 0o700)  # mkdir applies the umask, as store.prepare knows
-    st = os.lstat(folder)
-    if st.st_mode & 0o170000 != 0o040000 or st.st_uid != os.geteuid():  # as store.prepare
-        from .errors import UnsafeMailbox
-
-        raise UnsafeMailbox(f"{folder} is not a directory of yours; refusing to use it")
+    folder = ensure_subdir(root, "sessions")
     data = json.dumps(info, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     write_atomic(os.path.join(folder, session_file(str(info["session_id"]))), data)

@@ -43,6 +43,17 @@ def _stat(pid: int) -> tuple[str, int] | None:
         return None
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (another user's counts; a bogus number does not)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def cmdline(pid: int) -> list[str]:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:

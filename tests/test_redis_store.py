@@ -525,3 +525,23 @@ def test_doctor_command_checks_the_redis_store(url: str) -> None:
     assert res.exit_code == 1, res.output
     assert "1 of 1 entries" in res.stdout
     assert "healthy" not in res.stdout
+
+
+def test_local_subdirs_are_checked_like_the_jsonl_store(
+    url: str, mailbox_dir: Path, tmp_path: Path
+) -> None:
+    # per-machine files (waiters, hook log) stay in the local dir: a symlinked
+    # subdir there must be refused on Redis too, not followed
+    from kei_message.errors import UnsafeMailbox
+
+    store = RedisStore(url)
+    try:
+        made = Path(store.prepare("waiters"))
+        assert made.stat().st_mode & 0o777 == 0o700
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        (mailbox_dir / "sessions").symlink_to(elsewhere)
+        with pytest.raises(UnsafeMailbox):
+            store.prepare("sessions")
+    finally:
+        store.close()

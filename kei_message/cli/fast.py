@@ -21,7 +21,15 @@ from __future__ import annotations
 
 import os
 
-from .output import guarded, install_log_handler, out, print_records, print_who, unknown_note
+from .output import (
+    guarded,
+    install_log_handler,
+    out,
+    print_records,
+    print_who,
+    show_unread,
+    unknown_note,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -117,14 +125,7 @@ def _inbox(args: list[str]) -> Callable[[], None] | None:
         if opts.get("--count"):
             out(str(mb.count(reader)))
             return
-        if opts.get("--peek"):
-            recs = mb.unread(reader)
-            print_records(recs, as_json)
-        else:
-            # printed (and flushed) before the cursor moves: a crash re-delivers
-            recs = mb.read(reader, deliver=lambda rs: print_records(rs, as_json))
-        if not recs and not as_json:
-            out(f"no unread messages for {reader!r}")
+        show_unread(mb, reader, peek=bool(opts.get("--peek")), as_json=as_json)
 
     return run
 

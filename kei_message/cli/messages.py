@@ -13,7 +13,7 @@ import typer
 
 from .app import app, get_mailbox, out, out_json, resolve_me, warn
 from .output import print_records as _print_records
-from .output import print_who, use_color
+from .output import print_who, show_unread, use_color
 from .output import unknown_note as _unknown_note
 
 if TYPE_CHECKING:
@@ -291,14 +291,7 @@ def inbox(
         else:
             mb.pop(reader, deliver=lambda rec: _print_records([rec], as_json))
     else:
-        if peek:
-            recs = mb.unread(reader)
-            _print_records(recs, as_json)
-        else:
-            # printed (and flushed) before the cursor moves: a crash re-delivers
-            recs = mb.read(reader, deliver=lambda rs: _print_records(rs, as_json))
-        if not recs and not as_json:
-            out(f"no unread messages for {reader!r}")
+        show_unread(mb, reader, peek=peek, as_json=as_json)
 
 
 def _recent_for(mb: Mailbox, reader: str, limit: int) -> list[Record]:

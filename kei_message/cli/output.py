@@ -71,6 +71,18 @@ def print_records(recs: list[Record], as_json: bool) -> None:
         out("\n".join(lines))
 
 
+def show_unread(mb: Mailbox, reader: str, *, peek: bool, as_json: bool) -> None:
+    """``inbox``: print ``reader``'s unread; unless ``peek``, mark them read after."""
+    if peek:
+        recs = mb.unread(reader)
+        print_records(recs, as_json)
+    else:
+        # printed (and flushed) before the cursor moves: a crash re-delivers
+        recs = mb.read(reader, deliver=lambda rs: print_records(rs, as_json))
+    if not recs and not as_json:
+        out(f"no unread messages for {reader!r}")
+
+
 def print_who(rows: list[dict[str, Any]], as_json: bool) -> None:
     """The ``channels``/``who``/``names`` table (or one JSON object per name)."""
     if as_json:

@@ -78,15 +78,9 @@ def candidates(store: Store, name: str) -> list[Live]:
 
 
 def pid_alive(pid: int | None) -> bool:
-    if pid is None:
-        return True  # unknown: let the pane decide
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from ..sessions import pid_alive as alive
+
+    return True if pid is None else alive(pid)  # unknown: let the pane decide
 
 
 def pane_alive(live: Live, got: tmux.PaneInfo | None) -> bool:

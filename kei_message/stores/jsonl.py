@@ -84,25 +84,10 @@ class JsonlStore:
             self._ready.add("")
         if sub is None:
             return self.root
-        path = os.path.join(self.root, sub)
         if sub not in self._ready:
-            try:
-                os.mkdir(path, paths.DIR_MODE)
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                raise MailboxUnavailable(f"cannot create {path}: {exc.strerror}") from exc
-            else:
-                os.chmod(path, paths.DIR_MODE)  # mkdir applies the umask (0o277 gave 0500)
-            import stat
-
-            st = os.lstat(path)
-            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-                from ..errors import UnsafeMailbox
-
-                raise UnsafeMailbox(f"{path} is not a directory of yours; refusing to use it")
+            paths.ensure_subdir(self.root, sub)
             self._ready.add(sub)
-        return path
+        return os.path.join(self.root, sub)
 
     def close(self) -> None:
         for fd in (self._lock_fd, self._bus_fd):

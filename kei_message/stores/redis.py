@@ -227,14 +227,7 @@ class RedisStore:
             self._ready = True
         if sub is None:
             return self.root
-        path = os.path.join(self.root, sub)
-        try:
-            os.mkdir(path, paths.DIR_MODE)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise MailboxUnavailable(f"cannot create {path}: {exc.strerror}") from exc
-        return path
+        return paths.ensure_subdir(self.root, sub)
 
     def close(self) -> None:
         import contextlib
