@@ -6,9 +6,7 @@ of order beyond it (``wait --from``/``--kind`` may take a later message
 first). Everything at or before ``pos`` is consumed; so is every key in
 ``done``. A reader with no cursor yet has ``pos`` None.
 
-On disk (JSONL store) a cursor is two lines of text: the position, then the
-``done`` keys separated by spaces. Text, so the hook's fast path reads it
-without a JSON parser.
+On disk a cursor is two lines of text (``stores.layout.encode_cursor``).
 """
 
 from __future__ import annotations
@@ -44,19 +42,3 @@ def merge(old: Cursor | None, new: Cursor, order: Callable[[Pos], Any]) -> Curso
         limit = order(pos)
         done = (k for k in done if order(k) >= limit)
     return Cursor(pos, frozenset(done))
-
-
-def encode(cursor: Cursor) -> bytes:
-    done = " ".join(str(k) for k in sorted(cursor.done, key=str))
-    return f"{'' if cursor.pos is None else cursor.pos}\n{done}\n".encode()
-
-
-def decode(data: bytes, convert: Callable[[str], Pos]) -> Cursor:
-    """Parse a cursor file; raises ValueError when it is garbage."""
-    text = data.decode("ascii")
-    lines = text.split("\n")
-    if not text.endswith("\n") or len(lines) != 3:
-        raise ValueError("cursor file is not two lines")
-    pos = convert(lines[0]) if lines[0] else None
-    done = frozenset(convert(k) for k in lines[1].split())
-    return Cursor(pos, done)

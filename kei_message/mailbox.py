@@ -1,4 +1,4 @@
-"""The library face of kei-message: send, read, consume, wait, who.
+"""The library face of kei-message: send, read, consume, pop, wait, recent.
 
 Reading rules (SPEC §4): a reader R's unread are the records after R's
 cursor whose ``to`` is R or ``all`` and whose ``from`` is not R. A consumer
@@ -18,21 +18,19 @@ Example::
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from . import names, records
+from . import names, records, settings
 from .cursors import Cursor, Pos, merge
 from .errors import BodyError, NothingToReturn, UnknownMessage
 from .records import Record
-from .stores import Store, open_store
+from .stores import open_store
+from .stores.base import Store
 
 log = logging.getLogger("kei_message")
-
-DEFAULT_REPLAY = 24 * 3600.0
 
 
 class Message(NamedTuple):
@@ -60,28 +58,23 @@ class Batch:
         self.delivered.extend(self.messages if messages is None else messages)
 
 
-def max_body() -> int:
-    raw = os.environ.get("KEI_MAILBOX_MAX_BODY", "")
-    return int(raw) if raw.isdigit() else records.DEFAULT_MAX_BODY
-
-
-def replay_window() -> float:
-    raw = os.environ.get("KEI_MAILBOX_BROADCAST_REPLAY")
-    if not raw:
-        return DEFAULT_REPLAY
-    try:
-        return records.parse_duration(raw)
-    except ValueError:
-        return DEFAULT_REPLAY
-
-
 def is_for(rec: Record, reader: str) -> bool:
     return rec["to"] in (reader, names.BROADCAST) and rec["from"] != reader
 
 
 class Mailbox:
-    def __init__(self, store: Store | None = None, *, url: str | None = None) -> None:
-        self.store: Store = store if store is not None else open_store(url)
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        url: str | None = None,
+        lock_timeout: float | None = None,
+    ) -> None:
+        """``store``, else the one ``url`` (else ``KEI_MAILBOX_URL``) names; ``lock_timeout``
+        caps every lock wait (default ``KEI_MAILBOX_LOCK_TIMEOUT``)."""
+        self.store: Store = (
+            store if store is not None else open_store(url, lock_timeout=lock_timeout)
+        )
 
     # ------------------------------------------------------------------ sending
     def send(
@@ -98,7 +91,7 @@ class Mailbox:
         sender = names.validate(sender)
         if not isinstance(body, str) or not body.strip():
             raise BodyError("empty message body: nothing to send")
-        limit = max_body()
+        limit = settings.max_body()
         size = len(body.encode("utf-8", "surrogatepass"))
         if size > limit:
             raise BodyError(
@@ -129,7 +122,7 @@ class Mailbox:
         reader skips, and where the scan stopped (``until``, or after the ``limit``-th)."""
         order = self.store.order
         fresh = cursor is None or cursor.pos is None
-        oldest = time.time() - replay_window() if fresh else 0.0
+        oldest = time.time() - settings.broadcast_replay() if fresh else 0.0
         hint = (f'"{reader}"'.encode(), b'"all"')
         out: list[Message] = []
         skipped: list[Pos] = []
@@ -291,42 +284,3 @@ class Mailbox:
 
     def known_names(self) -> dict[str, dict[str, Any]]:
         return self.store.names()
-
-    def who(self) -> list[dict[str, Any]]:
-        """Every known name: from the bus index and from registered sessions."""
-        found: dict[str, dict[str, Any]] = {}
-        for name, info in self.store.names().items():
-            found[name] = {"name": name, "last_message": info.get("last_ts"), "last_seen": None}
-        for sess in self.store.sessions():
-            sname = sess.get("name")
-            if not isinstance(sname, str) or not names.is_valid(sname):
-                continue
-            row = found.setdefault(sname, {"name": sname, "last_message": None, "last_seen": None})
-            seen = sess.get("last_seen")
-            if seen and (row["last_seen"] is None or seen > row["last_seen"]):
-                row["last_seen"] = seen
-            row.setdefault("sessions", []).append(sess)
-        from .index import unread_counts  # names without a cursor: from the index, no scan
-
-        counts = unread_counts(self, list(found))
-        for name, row in found.items():
-            row["unread"] = counts[name]
-        from .wake import armed_names  # waiters are local processes: one small directory
-
-        armed = armed_names(self.store)
-        for name, row in found.items():
-            row["waiter"] = name in armed
-        if not any(
-            s.get("tmux") and s.get("tmux_pane")
-            for row in found.values()
-            for s in row.get("sessions", ())
-        ):
-            # no pane registered: skip importing live/ (its regexes and tmux
-            # plumbing cost `who` ~10 ms; issue 6)
-            return [found[n] for n in sorted(found)]
-        from .live.status import states  # one capture per live pane, tmux calls bounded
-
-        for name, state in states(self.store).items():
-            if name in found:
-                found[name]["state"] = state
-        return [found[n] for n in sorted(found)]

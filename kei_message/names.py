@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 
+from . import settings
+from .errors import InvalidName
+
 BROADCAST = "all"
 MAX_LEN = 64
 _ALLOWED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
@@ -38,12 +41,8 @@ def validate(name: str, *, allow_all: bool = False) -> str:
         name = name[1:]
     problem = _problem(name)
     if problem is not None:
-        from .errors import InvalidName
-
         raise InvalidName(name, problem)
     if name == BROADCAST and not allow_all:
-        from .errors import InvalidName
-
         raise InvalidName(name, "'all' is reserved for broadcast")
     return name
 
@@ -79,7 +78,7 @@ def resolve(explicit: str | None = None, *, cwd: str | None = None) -> str:
     if explicit is not None:
         # `--me "$UNSET"` must not silently read as the current dir's name (#7)
         return validate(explicit)
-    env = os.environ.get("KEI_MAILBOX_ME")
+    env = settings.me()
     if env:
         return validate(env)
     if cwd:

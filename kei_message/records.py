@@ -18,8 +18,9 @@ from typing import Any
 
 import orjson
 
+from .errors import UsageError
+
 KINDS = ("TASK", "DONE", "BLOCKED", "QUESTION")
-DEFAULT_MAX_BODY = 1024 * 1024
 MAX_ID = 2**64 - 1  # the largest integer orjson writes; a larger id is not a record (#7)
 
 Record = dict[str, Any]
@@ -101,8 +102,6 @@ def kind_from_body(body: str) -> str | None:
 
 
 def check_kind(kind: str) -> str:
-    from .errors import UsageError
-
     up = kind.strip().upper().rstrip(":")
     if up not in KINDS:
         raise UsageError(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
@@ -111,8 +110,6 @@ def check_kind(kind: str) -> str:
 
 def parse_duration(text: str) -> float:
     """``90``, ``30s``, ``15m``, ``24h``, ``7d``, ``2w`` → seconds. ``0`` is zero."""
-    from .errors import UsageError
-
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     raw = text.strip().lower()
     try:

@@ -8,6 +8,9 @@ text, are shown as ``\\xNN`` / ``\\u202e`` escapes.
 from __future__ import annotations
 
 import re
+import time
+
+from .records import Record, record_epoch, ts_epoch
 
 _UNSAFE = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
@@ -36,10 +39,6 @@ def paint(text: str, code: str, color: bool) -> str:
 
 def local_time(rec_or_ts: dict[str, object] | str | None, *, seconds: bool = True) -> str:
     """A record's (or an RFC 3339 ``ts``'s) time in local time; ``-`` when unknown."""
-    import time
-
-    from .records import record_epoch, ts_epoch
-
     if rec_or_ts is None or rec_or_ts == "":
         return "-"
     if isinstance(rec_or_ts, str):
@@ -152,3 +151,66 @@ def table(header: list[str], rows: list[list[str]], *, color: bool = False) -> l
 
 def _visible_len(text: str) -> int:
     return len(re.sub("\x1b\\[[0-9;]*m", "", text))
+
+
+# ----------------------------------------------------------------------------- prompts
+_SLACK = 400  # room kept for the header and the closing lines
+
+
+def prompt_message(rec: Record) -> str:
+    kind = f" {rec['kind']}" if rec.get("kind") else ""
+    reply = f" (reply to #{rec['reply_to']})" if rec.get("reply_to") else ""
+    who = f"{neutralise(rec['from'], multiline=False)} -> {neutralise(rec['to'], multiline=False)}"
+    ts = neutralise(str(rec.get("ts", "")), multiline=False)
+    return f"--- #{rec['id']}{kind} from {who} at {ts}{reply}\n{neutralise(rec['body'])}\n"
+
+
+def prompt(reader: str, recs: list[Record], limit: int) -> tuple[str, int]:
+    """What an agent session is given: as many of ``recs`` (oldest first) as fit in
+    ``limit`` characters, and how many went in (always the first ones).
+
+    It states facts: who wrote to whom, kind, id, time and body, then how to
+    reply. Messages that do not fit stay unread and the text says how many
+    more wait; a single message longer than ``limit`` is cut, with a note
+    naming ``kei message show ID``.
+    """
+    slack = _SLACK
+    while True:
+        text, taken = _prompt(reader, recs, limit - slack)
+        # Long names make the header and reply lines outgrow the slack (#4): give
+        # the messages less room until the whole text fits.
+        if len(text) <= limit or slack >= limit:
+            return text, taken
+        slack += len(text) - limit
+
+
+def _prompt(reader: str, recs: list[Record], room: int) -> tuple[str, int]:
+    chosen: list[str] = []
+    taken: list[Record] = []
+    for rec in recs:
+        part = prompt_message(rec)
+        if len(part) > room:
+            if taken:
+                break
+            # one message longer than the whole budget: cut it, and say where the rest is
+            note = (
+                f"\n[cut: {len(rec['body'])} characters in all; read it whole with "
+                f"`kei message show {rec['id']}`]\n"
+            )
+            part = part[: max(0, room - len(note))] + note
+        chosen.append(part)
+        taken.append(rec)
+        room -= len(part)
+    senders = sorted({r["from"] for r in taken})
+    n = len(taken)
+    head = f"kei mailbox: {n} new message{'s' if n != 1 else ''} for {reader}, oldest first.\n"
+    tail = "\n" + "".join(
+        f"Reply with /msg @{neutralise(s, multiline=False)} <text>.\n" for s in senders[:5]
+    )
+    more = len(recs) - n
+    if more:
+        tail += (
+            f"{more} more message{'s' if more != 1 else ''} for {reader} "
+            f"wait{'s' if more == 1 else ''} in the mailbox (next turn, or `kei message inbox`).\n"
+        )
+    return head + "\n".join(chosen) + tail, n

@@ -506,7 +506,7 @@ def test_a_forked_child_does_not_share_the_parents_append_lock(
 ) -> None:
     import multiprocessing
 
-    from kei_message.locks import acquire, release
+    from kei_message.stores.locks import acquire, release
 
     mb.send("parent", to="b", sender="a")  # the store now caches its lock descriptor
     store = mb.store

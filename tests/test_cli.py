@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from kei_message import presence
 from kei_message.cli import get_app
 
 runner = CliRunner()
@@ -553,10 +554,10 @@ def test_channels_render_state_and_waiter_when_present(
     from kei_message.mailbox import Mailbox
 
     mailbox.send("hi", to="frontend", sender="backend")
-    real_who = Mailbox.who
+    real_who = presence.who
 
-    def who(self: Mailbox) -> list[dict[str, Any]]:
-        rows = real_who(self)
+    def who(mb: Mailbox) -> list[dict[str, Any]]:
+        rows = real_who(mb)
         for row in rows:
             row.pop("state", None)
             row.pop("waiter", None)
@@ -566,7 +567,7 @@ def test_channels_render_state_and_waiter_when_present(
             rows[1]["waiter"] = True
         return rows
 
-    monkeypatch.setattr(Mailbox, "who", who)
+    monkeypatch.setattr(presence, "who", who)
     lines = ok("channels").stdout.splitlines()
     header = lines[0]
     assert ("STATE" in header) == ("state" in keys)

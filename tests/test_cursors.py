@@ -14,6 +14,7 @@ from kei_message import cursors
 from kei_message.cursors import Cursor
 from kei_message.errors import NothingToReturn
 from kei_message.mailbox import Mailbox
+from kei_message.stores import layout
 from kei_message.stores.jsonl import JsonlStore
 
 
@@ -28,17 +29,17 @@ CURSOR = st.builds(Cursor, st.none() | POS, st.frozensets(POS, max_size=6))
 @settings(max_examples=200, deadline=None)
 @given(CURSOR)
 def test_encode_decode_round_trip(cursor: Cursor) -> None:
-    data = cursors.encode(cursor)
+    data = layout.encode_cursor(cursor)
     assert data.endswith(b"\n") and data.count(b"\n") == 2
-    assert cursors.decode(data, int) == cursor
+    assert layout.decode_cursor(data, int) == cursor
 
 
 def test_the_file_is_two_lines_of_text() -> None:
-    assert cursors.encode(Cursor(120, frozenset({300, 250}))) in (
+    assert layout.encode_cursor(Cursor(120, frozenset({300, 250}))) in (
         b"120\n250 300\n",
         b"120\n300 250\n",
     )
-    assert cursors.encode(Cursor()) == b"\n\n"
+    assert layout.encode_cursor(Cursor()) == b"\n\n"
 
 
 @pytest.mark.parametrize(
@@ -46,7 +47,7 @@ def test_the_file_is_two_lines_of_text() -> None:
 )
 def test_garbage_is_refused(data: bytes) -> None:
     with pytest.raises(ValueError):
-        cursors.decode(data, int)
+        layout.decode_cursor(data, int)
 
 
 @settings(max_examples=200, deadline=None)

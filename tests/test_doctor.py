@@ -19,7 +19,7 @@ import orjson
 import pytest
 from reliability import assert_no_escape, cli, kei, reap
 
-from kei_message import doctor
+from kei_message.admin import doctor
 from kei_message.cursors import Cursor
 from kei_message.mailbox import Mailbox
 

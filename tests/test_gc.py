@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from kei_message import gc, paths
+from kei_message import paths
+from kei_message.admin import gc
 from kei_message.mailbox import Mailbox
+from kei_message.presence import who
 from kei_message.stores.jsonl import JsonlStore
 
 DAY = 86400.0
@@ -151,14 +153,14 @@ def test_names_index_unread_stays_right_after_gc(mailbox_dir: Path) -> None:
     write_old(mailbox_dir, [("alice", "bob", "old"), ("alice", "erin", "old for erin")])
     mb = Mailbox()
     mb.read("bob")
-    assert {r["name"]: r["unread"] for r in mb.who()}["erin"] == 1
+    assert {r["name"]: r["unread"] for r in who(mb)}["erin"] == 1
     JsonlStore().put_session("s2", {"name": "bob", "session_id": "s2"})
     gc.collect(Mailbox(), 0)  # erin is no known reader: her old mail is archived
     mb = Mailbox()
-    rows = {r["name"]: r["unread"] for r in mb.who()}
+    rows = {r["name"]: r["unread"] for r in who(mb)}
     assert rows["erin"] == mb.count("erin") == 0
     mb.send("new", to="erin", sender="alice")
-    assert {r["name"]: r["unread"] for r in mb.who()}["erin"] == mb.count("erin") == 1
+    assert {r["name"]: r["unread"] for r in who(mb)}["erin"] == mb.count("erin") == 1
 
 
 def test_cli_gc(mailbox_dir: Path, bin_dir: Path) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from kei_message.mailbox import Mailbox
+from kei_message.presence import who
 
 BIN = Path(sys.executable).parent
 HOOK = str(BIN / "kei-message-hook")
@@ -219,7 +220,7 @@ def test_session_is_registered_for_who(proj: Path, mailbox: Mailbox) -> None:
     assert sess["transcript_path"] == p["transcript_path"]
     assert sess["last_seen"].endswith("Z")
     assert sess["pid"] is None  # pytest is not Claude Code
-    rows = {row["name"]: row for row in mailbox.who()}
+    rows = {row["name"]: row for row in who(mailbox)}
     assert rows["proj"]["last_seen"] == sess["last_seen"]
     # each event refreshes it
     first_seen = sess["last_seen"]
@@ -440,14 +441,14 @@ def test_output_lost_means_not_delivered(proj: Path, jsonl: Mailbox, mailbox_dir
 
 
 def test_hook_log_is_bounded(proj: Path, mailbox_dir: Path) -> None:
-    from kei_message import hooks
+    from kei_message.agents.claude import hooklog
 
     mailbox_dir.mkdir(mode=0o700)
-    (mailbox_dir / "hook.log").write_bytes(b"old line\n" * (hooks.LOG_MAX // 9))
+    (mailbox_dir / "hook.log").write_bytes(b"old line\n" * (hooklog.LOG_MAX // 9))
     r = run_hook("user-prompt-submit", b"garbage")
     assert r.code == 0
     assert (mailbox_dir / "hook.log").stat().st_size < 1000
-    assert (mailbox_dir / "hook.log.1").stat().st_size <= hooks.LOG_MAX
+    assert (mailbox_dir / "hook.log.1").stat().st_size <= hooklog.LOG_MAX
     assert "BadInput" in log_text(mailbox_dir)
 
 
@@ -482,7 +483,7 @@ def test_hook_does_not_import_typer() -> None:
         "sys.argv = ['kei-message-hook', 'user-prompt-submit']\n"
         "import io\n"
         'sys.stdin = io.TextIOWrapper(io.BytesIO(b\'{"cwd": "/nonexistent/proj"}\'))\n'
-        "from kei_message import hooks\n"
+        "from kei_message.agents.claude import hooks\n"
         "hooks.run(['user-prompt-submit'])\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'click', 'rich'))\n"
         "print(','.join(bad))\n"

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from kei_message import index
 from kei_message.mailbox import Mailbox
+from kei_message.presence import who
+from kei_message.stores import names_index as index
 from kei_message.stores.jsonl import JsonlStore
 
 
@@ -25,7 +26,7 @@ def mailbox(mailbox_dir: Path) -> Mailbox:
 
 
 def unread_by_who(mb: Mailbox) -> dict[str, int]:
-    return {r["name"]: r["unread"] for r in mb.who()}
+    return {r["name"]: r["unread"] for r in who(mb)}
 
 
 def test_names_seen_with_counts(mailbox: Mailbox) -> None:
@@ -114,7 +115,7 @@ def test_who_does_not_scan_for_names_without_a_cursor(
     for i in range(30):
         mailbox.send(f"m{i}", to="bob", sender="alice")
     mailbox.read("alice")
-    mailbox.who()  # builds the index once
+    who(mailbox)  # builds the index once
     store = mailbox.store
     starts: list[Any] = []
     real = store.scan

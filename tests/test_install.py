@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from kei_message.agents.claude.install import HOOK_PROGRAM, MARKER, is_ours
 from kei_message.cli import get_app
-from kei_message.install import HOOK_PROGRAM, MARKER, is_ours
 
 REPO = Path(__file__).resolve().parent.parent
 HOOK = str(Path(sys.executable).parent / HOOK_PROGRAM)
@@ -366,7 +366,7 @@ def test_plugin_manifest_does_not_point_at_hooks_json() -> None:
 
 
 def test_plugin_hooks_match_the_installer() -> None:
-    from kei_message.install import wanted_hooks
+    from kei_message.agents.claude.install import wanted_hooks
 
     want = wanted_hooks("PROGRAM", stop_delivery=True, wake=True)
     got = plugin_hooks()

@@ -23,6 +23,7 @@ import pytest
 from kei_message.errors import NoLiveSession, Queued, Rejected
 from kei_message.live import deliver, registry
 from kei_message.mailbox import Mailbox
+from kei_message.presence import who
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tmuxharness import FakePane, Server, wait_until
@@ -263,7 +264,7 @@ def test_gone_pane_queues_and_who_says_gone(server: Server, tmp_path: Path, mb: 
     assert wait_until(lambda: state(mb, "frontend") == "none", 5)
     res = kei("send", "--from", "backend", "--live", "@frontend", "hi")
     assert res.returncode == 6, res.stderr
-    rows = {r["name"]: r for r in mb.who()}
+    rows = {r["name"]: r for r in who(mb)}
     assert rows["frontend"]["state"] == "gone"
     assert rows["keepalive"]["state"] == "idle"
 
@@ -400,6 +401,6 @@ def test_hostile_registrations_are_ignored(mb: Mailbox) -> None:
         mb.store.put_session(f"s{i}", info)
     assert [x.name for x in registry.registered(mb.store)] == ["f"]
     assert registry.registered(mb.store)[0].pid is None
-    rows = {r["name"]: r for r in mb.who()}
+    rows = {r["name"]: r for r in who(mb)}
     assert rows["f"]["state"] == "gone"  # no server at /tmp/x
     assert "state" not in rows.get("a", {})

@@ -21,6 +21,7 @@ from kei_message.errors import (
     UsageError,
 )
 from kei_message.mailbox import Mailbox
+from kei_message.presence import who
 
 DAY = 86400.0
 
@@ -387,7 +388,7 @@ def test_ids_increase_and_known_names(mailbox: Mailbox) -> None:
     mailbox.send("hi", sender="c")
     known = mailbox.known_names()
     assert {"a", "b", "c"} <= set(known) and "all" not in known
-    rows = {row["name"]: row for row in mailbox.who()}
+    rows = {row["name"]: row for row in who(mailbox)}
     assert rows["b"]["unread"] == 21 and rows["a"]["unread"] == 1
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from kei_message.admin.migrate import migrate, open_target
 from kei_message.errors import UsageError
 from kei_message.mailbox import Mailbox
-from kei_message.migrate import migrate, open_target
 from kei_message.stores.jsonl import JsonlStore
 from kei_message.stores.redis import RedisStore
 

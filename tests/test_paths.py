@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from kei_message import paths
+from kei_message import paths, settings
 from kei_message.errors import MailboxUnavailable, UnsafeMailbox
+from kei_message.stores import layout
 
 
 def test_mailbox_dir_honours_the_environment(mailbox_dir: Path) -> None:
     assert paths.mailbox_dir() == str(mailbox_dir)
-    assert paths.bus_path() == str(mailbox_dir / "messages.jsonl")
-    assert paths.bus_path("/x") == "/x/messages.jsonl"
+    assert layout.bus_path() == str(mailbox_dir / "messages.jsonl")
+    assert layout.bus_path("/x") == "/x/messages.jsonl"
 
 
 def test_mailbox_dir_default_and_tilde(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,14 +142,14 @@ def test_write_atomic_failure_is_mailbox_unavailable(tmp_path: Path) -> None:
 
 def test_env_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEI_X", "2.5")
-    assert paths.env_float("KEI_X", 1.0) == 2.5
+    assert settings.env_float("KEI_X", 1.0) == 2.5
     monkeypatch.setenv("KEI_X", "soon")
-    assert paths.env_float("KEI_X", 1.0) == 1.0
+    assert settings.env_float("KEI_X", 1.0) == 1.0
     monkeypatch.delenv("KEI_X")
-    assert paths.env_float("KEI_X", 1.0) == 1.0
+    assert settings.env_float("KEI_X", 1.0) == 1.0
     for yes in ("1", "true", "YES", "on"):
         monkeypatch.setenv("KEI_X", yes)
-        assert paths.env_flag("KEI_X")
+        assert settings.env_flag("KEI_X")
     for no in ("0", "", "no", "off"):
         monkeypatch.setenv("KEI_X", no)
-        assert not paths.env_flag("KEI_X")
+        assert not settings.env_flag("KEI_X")

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from kei_message import gc, quick
+from kei_message.admin import gc
+from kei_message.agents.claude import quick
 from kei_message.mailbox import Mailbox
+from kei_message.stores import layout
 from kei_message.stores.jsonl import JsonlStore
 
 PEOPLE = ["alice", "bob", "carol", "dave"]
@@ -130,13 +132,13 @@ def test_register_writes_what_put_session_writes(mailbox_dir: Path) -> None:
     assert sorted(s["session_id"] for s in store.sessions()) == ["../../etc/x", "abc-123"]
     assert {p.name for p in (mailbox_dir / "sessions").iterdir()} == {
         "abc-123.json",
-        quick.session_file("../../etc/x"),
+        layout.session_file("../../etc/x"),
     }
 
 
 HOOK = """
 import sys
-from kei_message import hooks
+from kei_message.agents.claude import hooks
 code = hooks.run(["user-prompt-submit"])
 heavy = ("orjson", "portalocker", "typer", "kei_message.mailbox")
 heavy = sorted(m for m in heavy if m in sys.modules)

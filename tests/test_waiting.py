@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from kei_message import waiting
 from kei_message.mailbox import Mailbox
+from kei_message.stores import inotify as waiting
 from kei_message.stores.jsonl import JsonlStore
 
 WAITER = """
@@ -90,7 +90,7 @@ def test_waiting_does_not_spin(mode: str) -> None:
 
 def test_wait_survives_gc_replacing_the_bus(mode: str) -> None:
     """gc renames a new file over the bus: the waiter must notice the replacement."""
-    from kei_message import gc
+    from kei_message.admin import gc
 
     mb = Mailbox()
     for i in range(5):

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from kei_message import wake
+from kei_message.agents.claude import waiter as wake
+from kei_message.presence import who
 
 SESSION = "0b7f3c1e-5d2a-4c8e-9a61-wake00000001"
 
@@ -187,7 +188,7 @@ def test_consumed_by_the_waiter_never_injected_again(mailbox, waiters, bin_dir) 
     for cmd in (
         [str(bin_dir / "kei-message-hook"), "user-prompt-submit"],
         [str(bin_dir / "kei-message-hook"), "stop"],
-        [sys.executable, "-m", "kei_message.wake"],
+        [str(bin_dir / "kei-message-hook"), "wake"],
     ):
         env = {**os.environ, "KEI_MAILBOX_WAKE_DEADLINE": "1"}
         res = subprocess.run(
@@ -232,7 +233,7 @@ def test_default_deadline_is_under_the_registered_timeout(monkeypatch) -> None: 
 
 
 def test_installer_and_plugin_register_the_timeout_the_waiter_expects() -> None:
-    from kei_message import install
+    from kei_message.agents.claude import install
 
     assert install.WAKE_TIMEOUT == wake.HOOK_TIMEOUT
     plugin = json.loads((Path(__file__).parent.parent / "hooks" / "hooks.json").read_text())
@@ -327,7 +328,7 @@ def test_armed_and_who(mailbox, waiters) -> None:  # type: ignore[no-untyped-def
     wait_armed()
     assert wake.armed(mailbox.store, SESSION)
     assert not wake.armed(mailbox.store, "some-other-session")
-    rows = {r["name"]: r for r in mailbox.who()}
+    rows = {r["name"]: r for r in who(mailbox)}
     assert rows["proj"]["waiter"] is True
     assert rows["other"]["waiter"] is False
     found = wake.waiters()

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from tmuxharness import Server, wait_until
 
-from kei_message import wake
-from kei_message.install import REWAKE_SUMMARY
+from kei_message.agents.claude import waiter as wake
+from kei_message.agents.claude.install import REWAKE_SUMMARY
 from kei_message.mailbox import Mailbox
 
 pytestmark = [pytest.mark.slow, pytest.mark.claude, pytest.mark.tmux]

@@ -1,6 +1,6 @@
 """Claude Code commands: install, uninstall, hook (SPEC §7).
 
-``install`` and ``uninstall`` plan with ``kei_message.install``, print the
+``install`` and ``uninstall`` plan with ``agents.claude.install``, print the
 plan (a diff of settings.json and the files written), and apply it unless
 ``--dry-run``. ``hook EVENT`` is the same code as the ``kei-message-hook``
 console script.
@@ -60,7 +60,7 @@ def install(
 
     Example: kei message install --stop-delivery
     """
-    from .. import install as inst
+    from ..agents.claude import install as inst
 
     plan = inst.plan_install(
         project=_scope(user, project), stop_delivery=stop_delivery, wake=not no_wake
@@ -82,7 +82,7 @@ def uninstall(*, user: User = False, project: Project = False, dry_run: DryRun =
 
     Example: kei message uninstall
     """
-    from .. import install as inst
+    from ..agents.claude import install as inst
 
     plan = inst.plan_uninstall(project=_scope(user, project))
     if not plan.changed:
@@ -94,7 +94,7 @@ def uninstall(*, user: User = False, project: Project = False, dry_run: DryRun =
 
 def _carry_out(plan: Any, dry_run: bool) -> bool:
     """Show the change; write it (backup first) unless ``dry_run``. True when written."""
-    from .. import install as inst
+    from ..agents.claude import install as inst
 
     sys.stdout.write(inst.describe(plan, dry_run=dry_run))
     if dry_run:
@@ -119,6 +119,6 @@ def hook(
 
     Example: echo '{"cwd": "/src/app", "session_id": "s1"}' | kei message hook user-prompt-submit
     """
-    from .. import hooks
+    from ..agents.claude import hooks
 
     raise typer.Exit(hooks.run([event]))

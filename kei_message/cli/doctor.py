@@ -31,7 +31,7 @@ def doctor(
 
     Example: kei message doctor --repair
     """
-    from ..doctor import check
+    from ..admin.doctor import check
     from ..render import neutralise
 
     def safe(text: str) -> str:

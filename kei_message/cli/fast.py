@@ -19,8 +19,7 @@ tests/test_cli_fast.py runs every form both ways and compares the output.
 
 from __future__ import annotations
 
-import os
-
+from .. import settings
 from .output import (
     guarded,
     install_log_handler,
@@ -166,8 +165,9 @@ def _who(args: list[str]) -> Callable[[], None] | None:
 
     def run() -> None:
         from ..mailbox import Mailbox
+        from ..presence import who
 
-        print_who(Mailbox().who(), as_json)
+        print_who(who(Mailbox()), as_json)
 
     return run
 
@@ -189,7 +189,7 @@ COMMANDS: dict[str, Callable[[list[str]], Callable[[], None] | None]] = {
 # ----------------------------------------------------------------------------- running
 def run(args: list[str]) -> int | None:
     """The exit code when ``args`` is a form handled here; None: use the typer app."""
-    if not args or os.environ.get("KEI_MAILBOX_NO_FAST", "") not in ("", "0"):
+    if not args or settings.no_fast():
         return None
     parse = COMMANDS.get(args[0])
     command = parse(args[1:]) if parse is not None else None

@@ -31,7 +31,7 @@ def gc(
 
     Example: kei message gc --keep 14d --dry-run
     """
-    from ..gc import collect
+    from ..admin.gc import collect
     from ..records import parse_duration
     from ..render import neutralise
 

@@ -1,16 +1,24 @@
 """Messaging commands: send, reply, show, inbox, wait, list, tail, channels, path.
 
-Each command parses, calls one library function, renders. Heavy or rarely
-needed modules are imported inside the commands (start-up time, issue 6).
+Each command parses, calls one library function, renders. The wings (live
+delivery, presence) are imported inside the commands that use them: every
+command pays for this module's imports (start-up time, issue 6).
 """
 
 from __future__ import annotations
 
 import sys
+import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from .. import names as _names
+from .. import paths, render
+from ..errors import BodyError, NoLiveSession, NothingToReturn, Queued, Rejected, UsageError
+from ..mailbox import is_for
+from ..records import check_kind, parse_duration
 from .app import app, get_mailbox, out, out_json, resolve_me, warn
 from .output import print_records as _print_records
 from .output import print_who, show_unread, use_color
@@ -61,8 +69,6 @@ Text = Annotated[
 # ----------------------------------------------------------------------------- helpers
 def _body(words: list[str]) -> str:
     """TEXT words joined by spaces; no words (or ``-``) and stdin not a terminal: stdin."""
-    from ..errors import BodyError
-
     if words and words != ["-"]:
         return " ".join(words)
     stdin = sys.stdin
@@ -89,15 +95,11 @@ def _split_address(words: list[str]) -> tuple[str | None, list[str]]:
     if words:
         first = words[0]
         if first == "all" or first.startswith("@"):
-            from ..names import validate
-
-            return validate(first, allow_all=True), words[1:]
+            return _names.validate(first, allow_all=True), words[1:]
     return None, words
 
 
 def _msg_id(text: str) -> int:
-    from ..errors import UsageError
-
     raw = text.strip().lstrip("#")
     if not raw.isdigit():
         raise UsageError(f"bad message id {text!r}: use the number shown as #ID")
@@ -113,10 +115,8 @@ def _sent_line(rec: Record, as_json: bool) -> None:
 
 def _live(mb: Mailbox, to: str) -> None:
     """After the record is in the bus: type NAME's unread into its tmux pane (SPEC §8)."""
-    from ..errors import NoLiveSession, Queued, Rejected
-
     try:
-        from ..live import deliver_live
+        from ..live.deliver import deliver_live  # only with --live (issue 6)
     except ImportError as exc:
         raise NoLiveSession(
             f"live delivery is not available here ({exc}); the message waits in the mailbox"
@@ -162,12 +162,8 @@ def send(
     """
     words = list(text or [])
     address, words = (None, words) if to is not None else _split_address(words)
-    from ..names import validate
-
-    target = validate(to, allow_all=True) if to is not None else (address or "all")
+    target = _names.validate(to, allow_all=True) if to is not None else (address or "all")
     if live and target == "all":
-        from ..errors import UsageError
-
         raise UsageError("--live needs one recipient: use --to NAME or @NAME")
     me = resolve_me(sender)
     answers = _msg_id(reply_to) if reply_to is not None else None
@@ -215,8 +211,6 @@ def show(
     if as_json:
         out_json(rec)
         return
-    from .. import render
-
     out(render.record_block(rec, color=use_color()))
 
 
@@ -251,8 +245,6 @@ def inbox(
 
     Example: kei message inbox --me frontend
     """
-    from ..errors import UsageError
-
     words = list(args or [])
     pop = bool(words) and words[0] == "pop"
     if pop:
@@ -284,8 +276,6 @@ def inbox(
         if peek:
             recs = mb.unread(reader)
             if not recs:
-                from ..errors import NothingToReturn
-
                 raise NothingToReturn(f"no unread messages for {reader!r}")
             _print_records(recs[:1], as_json)
         else:
@@ -296,8 +286,6 @@ def inbox(
 
 def _recent_for(mb: Mailbox, reader: str, limit: int) -> list[Record]:
     """The newest ``limit`` records addressed to ``reader`` (read or not), oldest first."""
-    from ..mailbox import is_for
-
     found: list[Record] = []
     if limit <= 0:
         return found
@@ -333,8 +321,6 @@ def wait(
 
     Example: kei message wait --from backend --timeout 10m
     """
-    from ..records import parse_duration
-
     seconds = parse_duration(timeout) if timeout is not None else None
     reader = resolve_me(me)
     get_mailbox().wait(
@@ -349,17 +335,10 @@ def wait(
 # ----------------------------------------------------------------------------- the bus
 def _since(text: str) -> float:
     """A duration back from now (``2h``, ``7d``) or a date/time (local unless it says)."""
-    import time
-
-    from ..errors import UsageError
-    from ..records import parse_duration
-
     try:
         return time.time() - parse_duration(text)
     except UsageError:
         pass
-    from datetime import datetime
-
     try:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -394,13 +373,10 @@ def list_(
 
     Example: kei message list --from backend --since 2h
     """
-    from ..names import validate
-    from ..records import check_kind
-
     recs = get_mailbox().recent(
         limit,
-        sender=validate(sender, allow_all=True) if sender is not None else None,
-        to=validate(to, allow_all=True) if to is not None else None,
+        sender=_names.validate(sender, allow_all=True) if sender is not None else None,
+        to=_names.validate(to, allow_all=True) if to is not None else None,
         kind=check_kind(kind) if kind is not None else None,
         since=_since(since) if since is not None else None,
     )
@@ -448,7 +424,9 @@ def tail(
 
 # ----------------------------------------------------------------------------- who
 def _channels(as_json: bool) -> None:
-    print_who(get_mailbox().who(), as_json)
+    from ..presence import who as who_is_there  # its wings: only for who (issue 6)
+
+    print_who(who_is_there(get_mailbox()), as_json)
 
 
 ChannelsJson = Annotated[bool, typer.Option("--json", help="One JSON object per name.")]
@@ -489,8 +467,6 @@ def path() -> None:
 
     Example: kei message path
     """
-    from .. import paths
-
     store = get_mailbox().store
     out(f"mailbox: {paths.mailbox_dir()}")
     out(f"bus:     {store.location}")

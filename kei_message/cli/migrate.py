@@ -28,8 +28,8 @@ def migrate(
 
     Example: kei message migrate --to redis://mailbox.lan:6379/0
     """
-    from ..migrate import migrate as run
-    from ..migrate import open_target
+    from ..admin.migrate import migrate as run
+    from ..admin.migrate import open_target
 
     source = get_mailbox().store
     done = run(source, open_target(to))

@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
+from .. import settings
+from ..errors import KeiMessageError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -153,7 +156,7 @@ def unknown_note(mb: Mailbox, to: str, known: dict[str, Any]) -> None:
 
 def report(message: str, exc: BaseException | None) -> None:
     """The one error line; the traceback too with KEI_MAILBOX_DEBUG=1."""
-    if exc is not None and os.environ.get("KEI_MAILBOX_DEBUG", "") not in ("", "0"):
+    if exc is not None and settings.debug():
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
@@ -171,8 +174,6 @@ def silence_stdout() -> None:
 
 def guarded(call: Callable[[], Any]) -> int:
     """Run ``call``; map every failure to one stderr line and an exit code (SPEC §6)."""
-    from ..errors import KeiMessageError
-
     try:
         rv = call()
         return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0

@@ -6,7 +6,7 @@
    unknown: ``Queued`` (exit 6), the message waits in the mailbox. A permission
    prompt: ``Rejected`` (exit 5), it waits too.
 2. Under NAME's reader lock, read the screen again (someone may have typed
-   meanwhile), compose NAME's unread with ``inject.compose`` (the hook's text and
+   meanwhile), compose NAME's unread with ``render.prompt`` (the hooks' text and
    budget) and paste it as one bracketed paste.
 3. Once the text shows in the composer, mark those messages delivered and leave
    the lock, which moves the cursor. Only then press Enter: Claude Code runs
@@ -26,10 +26,11 @@ import logging
 import time
 from collections.abc import Callable
 
+from .. import names, render, settings
 from ..errors import NoLiveSession, NothingToReturn, Queued, Rejected, UsageError
 from ..mailbox import Mailbox
 from . import screen, tmux
-from .registry import Live, find
+from .registry import Live, find, pane_alive, registered
 
 log = logging.getLogger("kei_message")
 
@@ -59,8 +60,6 @@ def _wait_for(
 
 def look(live: Live) -> screen.Screen:
     """The pane's screen now; ``gone`` when the pane or its Claude Code is gone."""
-    from .registry import pane_alive
-
     got = tmux.info(live.pane)
     if not pane_alive(live, got):
         return screen.Screen(screen.GONE, "", {})
@@ -73,8 +72,6 @@ def look(live: Live) -> screen.Screen:
 
 
 def _locate(mailbox: Mailbox, name: str) -> Live | None:
-    from .. import names
-
     name = names.validate(name)
     got = find(mailbox.store, name)
     return got[0] if got else None
@@ -101,8 +98,6 @@ def deliver_live(mailbox: Mailbox, name: str) -> int:
     Raises Queued (6) when there is no live pane or it is not idle, Rejected (5)
     at a permission prompt.
     """
-    from .. import inject
-
     live = _locate(mailbox, name)
     if live is None:
         raise Queued(f"no live tmux session for {name}; the message waits in the mailbox")
@@ -112,7 +107,7 @@ def deliver_live(mailbox: Mailbox, name: str) -> int:
             return 0
         # again under the lock: a concurrent sender, the user or a turn may have begun
         _refuse(live.name, look(live).state)
-        text, taken = inject.compose(live.name, batch.messages, inject.budget())
+        text, n = render.prompt(live.name, batch.records, settings.hook_budget())
         try:
             tmux.paste(live.pane, text)
         except tmux.TmuxError as exc:
@@ -122,10 +117,10 @@ def deliver_live(mailbox: Mailbox, name: str) -> int:
             raise Queued(
                 f"the text typed into {live.name}'s pane did not show up; the messages stay unread"
             )
-        batch.deliver(taken)
+        batch.deliver(batch.messages[:n])
     # the cursor has moved: the UserPromptSubmit hook will not inject these again
     _submit(live)
-    return len(taken)
+    return n
 
 
 def _submit(live: Live) -> None:
@@ -219,8 +214,6 @@ def process(mailbox: Mailbox) -> dict[str, int | str]:
 
     Returns, per name looked at, how many went in, or why not ("busy", ...).
     """
-    from .registry import registered
-
     results: dict[str, int | str] = {}
     for live in registered(mailbox.store):
         if live.name in results:

@@ -14,17 +14,16 @@ per pane, only the newest registration counts.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import time
 from typing import Any, NamedTuple
 
 from .. import names
+from ..procs import SHELLS, children, is_claude, pid_alive
 from ..stores.base import Store
 from . import tmux
 
 _PANE_ID = re.compile(r"%[0-9]{1,9}")
-_SHELLS = frozenset({"bash", "zsh", "sh", "dash", "fish", "ksh", "tcsh", "csh", "nu", "login"})
 
 
 class Live(NamedTuple):
@@ -77,20 +76,14 @@ def candidates(store: Store, name: str) -> list[Live]:
     return [live for live in registered(store) if live.name == name]
 
 
-def pid_alive(pid: int | None) -> bool:
-    from ..sessions import pid_alive as alive
-
-    return True if pid is None else alive(pid)  # unknown: let the pane decide
-
-
 def pane_alive(live: Live, got: tmux.PaneInfo | None) -> bool:
     """The pane exists and still runs this session's Claude Code, as far as we can tell."""
     if got is None or got.dead:
         return False
-    if not pid_alive(live.pid):
+    if live.pid is not None and not pid_alive(live.pid):  # unknown: let the pane decide
         return False
     # Claude Code exited and left the shell in the foreground
-    return got.command not in _SHELLS
+    return got.command not in SHELLS
 
 
 def _now() -> str:
@@ -98,42 +91,6 @@ def _now() -> str:
 
 
 # ------------------------------------------------------------------ discover
-def _children() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return kids
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        # the command name in parentheses may itself hold spaces or parentheses
-        rest = raw[raw.rfind(b")") + 2 :].split()
-        if len(rest) > 1 and rest[1].isdigit():
-            kids.setdefault(int(rest[1]), []).append(int(entry))
-    return kids
-
-
-def is_claude(pid: int) -> bool:
-    """Does ``pid`` run Claude Code? (``claude``, ``node .../claude``, ``claude-code/cli.js``)"""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")[:3]
-    except OSError:
-        return False
-    for arg in argv:
-        text = arg.decode("utf-8", "replace")
-        base = os.path.basename(text)
-        if base == "claude" or "claude-code" in text:
-            return True
-    return False
-
-
 def _runs_claude(root: int, kids: dict[int, list[int]]) -> bool:
     todo = [(root, 0)]
     while todo:
@@ -155,7 +112,7 @@ def discover(store: Store, *, save: bool = True) -> list[Live]:
             if got.dead or not got.pid:
                 continue
             if kids is None:
-                kids = _children()
+                kids = children()
             if not _runs_claude(got.pid, kids):
                 continue
             name = names.from_dir(got.path)

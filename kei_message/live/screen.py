@@ -31,8 +31,6 @@ WAITING = "waiting"
 UNKNOWN = "unknown"
 GONE = "gone"
 
-STATES = (IDLE, DRAFT, BUSY, WAITING, UNKNOWN, GONE)
-
 _PROMPTS = ("❯", ">", "›")
 _RULE_CHARS = frozenset("─━═-")
 _CORNERS = "╭╮╰╯┌┐└┘"

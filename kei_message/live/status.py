@@ -6,6 +6,8 @@ import logging
 
 from ..stores.base import Store
 from . import screen, tmux
+from .deliver import look
+from .registry import registered
 
 log = logging.getLogger("kei_message")
 
@@ -16,9 +18,6 @@ def states(store: Store) -> dict[str, str]:
     A name with several panes shows its best: a live pane over a gone one,
     the newest registration first.
     """
-    from .deliver import look
-    from .registry import registered
-
     out: dict[str, str] = {}
     lives = registered(store)
     if not lives or not tmux.available():

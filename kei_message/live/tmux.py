@@ -15,8 +15,7 @@ Why each choice:
   LF for an application that did not ask for bracketed paste. ``-d`` deletes the
   buffer, so nothing is left in the user's buffer list.
 - Key names (``Escape``, ``Enter``, ``1``) go through ``send-keys`` as separate
-  arguments; literal text through ``send-keys -l --`` so ``Enter`` or ``C-c`` in it
-  stay text.
+  arguments; text never does (it is pasted), so ``Enter`` or ``C-c`` in it stay text.
 """
 
 from __future__ import annotations
@@ -147,11 +146,6 @@ def paste(p: Pane, text: str) -> None:
 def keys(p: Pane, *names: str) -> None:
     """Press named keys (``Enter``, ``Escape``, ``1``, ``C-u``) in the pane."""
     run(p.socket, "send-keys", "-t", p.pane, *names)
-
-
-def literal(p: Pane, text: str) -> None:
-    """Type ``text`` as literal characters (``Enter`` stays the five letters)."""
-    run(p.socket, "send-keys", "-t", p.pane, "-l", "--", text)
 
 
 def list_panes(socket: str) -> list[PaneInfo]:

@@ -23,10 +23,10 @@ from types import FrameType
 from .. import paths
 from ..errors import NothingToReturn, UsageError
 from ..mailbox import Mailbox
+from ..stores.layout import WATCH_PID
+from .deliver import process
 
 log = logging.getLogger("kei_message")
-
-PID_FILE = "live-watch.pid"
 
 
 class WatcherRunning(UsageError):
@@ -34,7 +34,7 @@ class WatcherRunning(UsageError):
 
 
 def pid_path() -> str:
-    return os.path.join(paths.mailbox_dir(), PID_FILE)
+    return os.path.join(paths.mailbox_dir(), WATCH_PID)
 
 
 def _holder(fd: int) -> int | None:
@@ -57,8 +57,6 @@ def watch(
     stop: threading.Event | None = None,
 ) -> None:
     """Run passes of ``process`` every ``interval`` seconds until SIGTERM/SIGINT or ``stop``."""
-    from .deliver import process
-
     paths.ensure_dir(paths.mailbox_dir())
     path = pid_path()
     fd = paths.open_file(path, os.O_RDWR | os.O_CREAT)

@@ -1,6 +1,6 @@
 """The JSONL bus: one file, appended under a lock, read from byte offsets.
 
-On disk, in the mailbox dir (see ``paths``):
+On disk, in the mailbox dir (file names and byte formats: ``layout``):
 
 ``messages.jsonl``
     One record per line, UTF-8, each ending in ``\\n``. Lines are only ever
@@ -25,7 +25,7 @@ On disk, in the mailbox dir (see ``paths``):
     current file first; no file means base 0.
 
 ``cursors/NAME``
-    One reader's cursor (``cursors`` module), replaced atomically (write a
+    One reader's cursor (``layout.encode_cursor``), replaced atomically (write a
     temp file, rename) while ``cursors/.NAME.lock`` is held. A consumer holds
     that lock from reading its unread to committing the new cursor, after
     the messages were delivered: concurrent readers of one identity never
@@ -35,17 +35,25 @@ On disk, in the mailbox dir (see ``paths``):
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .. import paths
+import orjson
+
+from .. import paths, records, settings
 from ..cursors import Cursor, Pos
 from ..errors import MailboxUnavailable
-from ..locks import acquire, locked, release
-from ..quick import session_file as _session_file
+from ..names import is_valid
 from ..records import MAX_ID, CorruptLine, Record
+from . import layout
 from .base import Entry
+from .inotify import wait_for_growth
+from .locks import acquire, locked, release
+from .names_index import names_index
 
 CHUNK = 1 << 20
 TAIL = 1 << 16
@@ -55,11 +63,12 @@ _ID_WIDTH = 20
 class JsonlStore:
     name = "jsonl"
 
-    def __init__(self, root: str | None = None) -> None:
+    def __init__(self, root: str | None = None, *, lock_timeout: float | None = None) -> None:
         self.root = root or paths.mailbox_dir()
-        self.location = paths.bus_path(self.root)
-        self.lock_path = os.path.join(self.root, "messages.lock")
-        self.base_path = os.path.join(self.root, "messages.base")
+        self.location = layout.bus_path(self.root)
+        self.lock_path = os.path.join(self.root, layout.LOCK)
+        self.base_path = os.path.join(self.root, layout.BASE)
+        self.lock_timeout = lock_timeout  # None: KEI_MAILBOX_LOCK_TIMEOUT at each wait
         self._ready: set[str] = set()
         self._lock_fd: int | None = None
         self._bus_fd: int | None = None
@@ -114,11 +123,7 @@ class JsonlStore:
             return 0
         except OSError as exc:
             raise MailboxUnavailable(f"cannot read {self.base_path}: {exc.strerror}") from exc
-        for line in data.split(b"\n"):
-            parts = line.split()
-            if len(parts) == 2 and parts[0].isdigit() and int(parts[0]) == ino:
-                return int(parts[1]) if parts[1].isdigit() else None
-        return None
+        return layout.parse_base(data, ino)
 
     def _open_read(self) -> tuple[int, int, int] | None:
         """(fd, base, size) of the bus, or None when there is no bus yet."""
@@ -135,8 +140,6 @@ class JsonlStore:
             # gc is swapping the file in right now; the base file is already
             # written for the new one, so the next open finds a match.
             os.close(fd)
-            import time
-
             time.sleep(0.002)
         raise MailboxUnavailable(f"{self.base_path} does not match {self.location}; run doctor")
 
@@ -195,13 +198,11 @@ class JsonlStore:
 
     # ------------------------------------------------------------------ append
     def append(self, fields: Record) -> Record:
-        from .. import records
-
         self.prepare()
         if self._lock_fd is None:
             self._lock_fd = paths.open_file(self.lock_path, os.O_RDWR | os.O_CREAT)
         lock_fd = self._lock_fd
-        acquire(lock_fd, self.lock_path)
+        acquire(lock_fd, self.lock_path, self.lock_timeout)
         try:
             fd, st = self._append_fd()
             size = st.st_size
@@ -229,7 +230,7 @@ class JsonlStore:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
-                if paths.env_flag("KEI_MAILBOX_FSYNC"):
+                if settings.fsync():
                     os.fsync(fd)
             except OSError as exc:
                 self._last_append = None
@@ -283,13 +284,10 @@ class JsonlStore:
             ino = os.fstat(fd).st_ino
             try:
                 with open(self.base_path, "rb") as fh:
-                    old = [ln for ln in fh.read(4096).split(b"\n") if ln.strip()][:3]
+                    old = fh.read(4096)
             except FileNotFoundError:
-                old = []
-            # the new file's line first: a reused inode number matches it first
-            paths.write_atomic(
-                self.base_path, f"{ino} {floor}\n".encode() + b"".join(ln + b"\n" for ln in old)
-            )
+                old = b""
+            paths.write_atomic(self.base_path, layout.base_text((ino, floor), keep=old))
             os.link(tmp, self.location)  # unlike rename, never replaces a bus made meanwhile
         except FileExistsError:
             os.close(fd)
@@ -309,10 +307,7 @@ class JsonlStore:
         floor = 0
         try:
             with open(self.base_path, "rb") as fh:
-                for line in fh.read(4096).split(b"\n"):
-                    parts = line.split()
-                    if len(parts) == 2 and parts[1].isdigit():
-                        floor = max(floor, int(parts[1]))
+                floor = layout.base_floor(fh.read(4096))
         except FileNotFoundError:
             pass
         for reader in self.readers():
@@ -324,10 +319,8 @@ class JsonlStore:
                 # a done key is where a consumed record starts: the next must start after it
                 keys = [int(cursor.pos or 0), *(int(k) + 1 for k in cursor.done)]
                 floor = max(floor, *keys)
-        import orjson
-
         try:
-            with open(os.path.join(self.root, "index", "names.json"), "rb") as fh:
+            with open(os.path.join(self.root, layout.INDEX, layout.NAMES_INDEX), "rb") as fh:
                 pos = orjson.loads(fh.read()).get("pos")
             if isinstance(pos, int):
                 floor = max(floor, pos)
@@ -355,10 +348,8 @@ class JsonlStore:
 
     def archive_path(self) -> str:
         """Where gc puts what it moves out today: ``archive/messages-<UTC date>.jsonl``."""
-        import time
-
         day = time.strftime("%Y-%m-%d", time.gmtime())
-        return os.path.join(self.root, "archive", f"messages-{day}.jsonl")
+        return os.path.join(self.root, layout.ARCHIVE, f"messages-{day}.jsonl")
 
     def compact(self, before: Pos) -> int:
         """Move the lines before logical position ``before`` to the archive (gc).
@@ -374,7 +365,7 @@ class JsonlStore:
         the new one: never a lost record.
         """
         self.prepare()
-        with locked(os.path.join(self.prepare("archive"), "gc.lock")):
+        with locked(os.path.join(self.prepare(layout.ARCHIVE), "gc.lock"), self.lock_timeout):
             try:
                 fd = paths.open_file(self.location, os.O_RDONLY)
             except FileNotFoundError:
@@ -410,7 +401,7 @@ class JsonlStore:
             _copy(fd, cut, size, tfd)
             if self._lock_fd is None:
                 self._lock_fd = paths.open_file(self.lock_path, os.O_RDWR | os.O_CREAT)
-            acquire(self._lock_fd, self.lock_path)
+            acquire(self._lock_fd, self.lock_path, self.lock_timeout)
             try:
                 if os.stat(self.location).st_ino != st.st_ino:
                     raise MailboxUnavailable(f"{self.location} was replaced during gc; try again")
@@ -418,10 +409,9 @@ class JsonlStore:
                 _copy(fd, size, end, tfd)
                 os.fsync(tfd)
                 new_ino = os.fstat(tfd).st_ino
-                # the current file's line first: a reused inode number matches it first
                 paths.write_atomic(
                     self.base_path,
-                    f"{new_ino} {base + cut}\n{st.st_ino} {base}\n".encode(),
+                    layout.base_text((new_ino, base + cut), (st.st_ino, base)),
                     fsync=True,
                 )
                 os.rename(tmp, self.location)
@@ -450,27 +440,23 @@ class JsonlStore:
 
     # ------------------------------------------------------------------ waiting
     def wait_for_change(self, since: Pos, timeout: float) -> bool:
-        from ..waiting import wait_for_growth
-
         return wait_for_growth(self, int(since), timeout)
 
     # ------------------------------------------------------------------ cursors
     def _cursor_path(self, reader: str) -> str:
-        return os.path.join(self.prepare("cursors"), reader)
+        return os.path.join(self.prepare(layout.CURSORS), reader)
 
     def reader_lock_path(self, reader: str) -> str:
         # ".NAME.lock": a name cannot start with ".", so no reader's cursor (a reader
         # may well be called "x.lock") is ever another reader's lock file.
-        return os.path.join(self.prepare("cursors"), f".{reader}.lock")
+        return os.path.join(self.prepare(layout.CURSORS), f".{reader}.lock")
 
     @contextmanager
     def reader_lock(self, reader: str) -> Iterator[None]:
-        with locked(self.reader_lock_path(reader)):
+        with locked(self.reader_lock_path(reader), self.lock_timeout):
             yield
 
     def load_cursor(self, reader: str) -> Cursor | None:
-        from .. import cursors
-
         path = self._cursor_path(reader)
         try:
             fd = paths.open_file(path, os.O_RDONLY)
@@ -481,26 +467,20 @@ class JsonlStore:
         finally:
             os.close(fd)
         try:
-            return cursors.decode(data, int)
+            return layout.decode_cursor(data, int)
         except ValueError:
             raise MailboxUnavailable(
                 f"cursor file {path} is corrupt; `kei message doctor --repair` resets it"
             ) from None
 
     def save_cursor(self, reader: str, cursor: Cursor) -> None:
-        from .. import cursors
-
         paths.write_atomic(
-            self._cursor_path(reader),
-            cursors.encode(cursor),
-            fsync=paths.env_flag("KEI_MAILBOX_FSYNC"),
+            self._cursor_path(reader), layout.encode_cursor(cursor), fsync=settings.fsync()
         )
 
     def readers(self) -> list[str]:
-        from ..names import is_valid
-
         try:
-            found = os.listdir(os.path.join(self.root, "cursors"))
+            found = os.listdir(os.path.join(self.root, layout.CURSORS))
         except FileNotFoundError:
             return []
         # locks (.NAME.lock) and temp files (.NAME.tmp.PID) start with "." as no name can
@@ -508,21 +488,15 @@ class JsonlStore:
 
     # ------------------------------------------------------------------ names index
     def names(self) -> dict[str, dict[str, Any]]:
-        from ..index import names_index
-
         return names_index(self)
 
     # ------------------------------------------------------------------ sessions
     def put_session(self, session_id: str, info: dict[str, Any]) -> None:
-        import orjson
-
-        path = os.path.join(self.prepare("sessions"), _session_file(session_id))
-        paths.write_atomic(path, orjson.dumps(info))
+        path = os.path.join(self.prepare(layout.SESSIONS), layout.session_file(session_id))
+        paths.write_atomic(path, layout.session_bytes(info))
 
     def sessions(self) -> list[dict[str, Any]]:
-        import orjson
-
-        folder = os.path.join(self.root, "sessions")
+        folder = os.path.join(self.root, layout.SESSIONS)
         try:
             files = sorted(os.listdir(folder))
         except FileNotFoundError:
@@ -545,18 +519,10 @@ class JsonlStore:
                 out.append(info)
         return out
 
-    def remove_session(self, session_id: str) -> None:
-        try:
-            os.unlink(os.path.join(self.root, "sessions", _session_file(session_id)))
-        except FileNotFoundError:
-            pass
-
 
 def _entry(line: bytes, start: int, end: int) -> Entry:
-    from ..records import parse
-
     try:
-        return Entry(start, end, parse(line))
+        return Entry(start, end, records.parse(line))
     except CorruptLine as exc:
         return Entry(start, end, None, str(exc))
 
@@ -663,9 +629,6 @@ def _ignore_sigxfsz() -> None:
     global _sigxfsz_ignored
     if _sigxfsz_ignored:
         return
-    import signal
-    import threading
-
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         _sigxfsz_ignored = True

@@ -18,7 +18,7 @@ another key prefix than ``kei``). Keys, all under the prefix ``P``:
 ``P:names``
     A hash ``NAME -> "SENT RECEIVED LAST_ID LAST_TS"``: the names index.
 ``P:cursor:NAME``, ``P:readers``
-    One reader's cursor, in the text form of ``cursors.encode``, and the set
+    One reader's cursor, in the text form of ``layout.encode_cursor``, and the set
     of readers that have one. A cursor is only ever replaced by its merge with
     the stored one (in a Lua script), so it never moves backwards.
 ``P:lock:NAME``
@@ -49,8 +49,9 @@ down (and, rarely, if redis-server is killed while the disk is slow).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
+import socket
 import threading
 import time
 import uuid
@@ -60,16 +61,19 @@ from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from .. import paths
+from .. import paths, settings
 from ..cursors import Cursor, Pos
-from ..errors import MailboxLocked, MailboxUnavailable
+from ..errors import MailboxLocked, MailboxUnavailable, UsageError
+from ..names import is_valid
 from ..records import CorruptLine, Record, parse
 from . import redis_scripts as lua
 from .base import Entry
+from .layout import decode_cursor
 
 log = logging.getLogger("kei_message")
 
@@ -91,9 +95,7 @@ def _finding(
 
 def host_id() -> str:
     """This machine, as sessions record it: ``KEI_MAILBOX_HOST``, else the host name."""
-    import socket
-
-    return os.environ.get("KEI_MAILBOX_HOST") or socket.gethostname()
+    return settings.host() or socket.gethostname()
 
 
 def next_id(sid: str) -> str:
@@ -159,7 +161,7 @@ def _safe_url(url: str) -> str:
 class RedisStore:
     name = "redis"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, lock_timeout: float | None = None) -> None:
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
         prefix = "kei"
@@ -171,6 +173,7 @@ class RedisStore:
                 rest.append((key, value))
         client_url = urlunsplit(parts._replace(query=urlencode(rest)))
         self.url = url
+        self._lock_timeout = lock_timeout
         self.location = _safe_url(url)
         # Local state that is per machine (hook log, watcher pid files) still
         # lives in the mailbox dir; only the bus, cursors, names and sessions
@@ -190,8 +193,6 @@ class RedisStore:
         try:
             self.r = redis.Redis.from_url(client_url, **options)
         except ValueError as exc:
-            from ..errors import UsageError
-
             raise UsageError(f"bad mailbox URL {self.location}: {_one_line(exc)}") from None
         p = prefix + ":"
         self.k_bus = p + "bus"
@@ -211,6 +212,10 @@ class RedisStore:
         self._compact = self.r.register_script(lua.COMPACT)
 
     # ------------------------------------------------------------------ plumbing
+    def lock_timeout(self) -> float:
+        """The longest wait for a reader lock: as given, else ``KEI_MAILBOX_LOCK_TIMEOUT``."""
+        return settings.lock_timeout() if self._lock_timeout is None else self._lock_timeout
+
     def _call(self, fn: Callable[[], T]) -> T:
         """Run one Redis operation; any Redis failure is one clear MailboxUnavailable."""
         try:
@@ -230,8 +235,6 @@ class RedisStore:
         return paths.ensure_subdir(self.root, sub)
 
     def close(self) -> None:
-        import contextlib
-
         with contextlib.suppress(Exception):  # a broken connection: nothing left to do
             self.r.close()
 
@@ -241,8 +244,6 @@ class RedisStore:
 
     # ------------------------------------------------------------------ append
     def append(self, fields: Record) -> Record:
-        import orjson
-
         data = orjson.dumps(fields)
         nonce = self._nonce + uuid.uuid4().hex
         keys = [self.k_bus, self.k_meta, self.k_names, nonce]
@@ -325,8 +326,6 @@ class RedisStore:
         Rides out a short outage (a Redis restart) for up to the lock timeout;
         a longer one is MailboxUnavailable.
         """
-        from ..locks import lock_timeout
-
         deadline = time.monotonic() + max(0.0, timeout)
         after = prev_id(str(since))
         down_since: float | None = None
@@ -346,19 +345,17 @@ class RedisStore:
                 now = time.monotonic()
                 if down_since is None:
                     down_since = now
-                if now - down_since > lock_timeout() or now >= deadline:
+                if now - down_since > self.lock_timeout() or now >= deadline:
                     raise
                 time.sleep(min(0.2, max(0.0, deadline - now)))
 
     # ------------------------------------------------------------------ cursors
     @contextmanager
     def reader_lock(self, reader: str) -> Iterator[None]:
-        from ..locks import lock_timeout
-
         key = self._lock + reader
         token = uuid.uuid4().hex
         ttl_ms = int(LOCK_TTL * 1000)
-        timeout = lock_timeout()
+        timeout = self.lock_timeout()
         deadline = time.monotonic() + timeout
         delay = 0.001
         while True:
@@ -398,13 +395,11 @@ class RedisStore:
                 log.warning("cannot release reader lock %s: %s", key, exc)
 
     def load_cursor(self, reader: str) -> Cursor | None:
-        from .. import cursors
-
         data: Any = self._call(lambda: self.r.get(self._cursor + reader))
         if data is None:
             return None
         try:
-            return cursors.decode(bytes(data), str)
+            return decode_cursor(bytes(data), str)
         except ValueError:
             raise MailboxUnavailable(
                 f"cursor of {reader!r} in {self.location} is corrupt; "
@@ -418,8 +413,6 @@ class RedisStore:
         self._call(lambda: self._save(keys=keys, args=[pos, done, reader]))
 
     def readers(self) -> list[str]:
-        from ..names import is_valid
-
         found = self._call(lambda: self.r.smembers(self.k_readers))
         return sorted(n for n in map(_text, found) if is_valid(n))
 
@@ -527,8 +520,6 @@ class RedisStore:
 
     # ------------------------------------------------------------------ sessions
     def put_session(self, session_id: str, info: dict[str, Any]) -> None:
-        import orjson
-
         data = orjson.dumps({**info, "host": info.get("host") or host_id()})
         self._call(lambda: self.r.hset(self.k_sessions, session_id, data))
 
@@ -540,8 +531,6 @@ class RedisStore:
         pane. So sessions from another host keep their name and times (``who``)
         but lose ``tmux``, ``tmux_pane`` and ``pid``, and say ``remote``.
         """
-        import orjson
-
         here = host_id()
         out = []
         for raw in self._call(lambda: self.r.hvals(self.k_sessions)):
@@ -557,6 +546,3 @@ class RedisStore:
                 info["remote"] = True
             out.append(info)
         return out
-
-    def remove_session(self, session_id: str) -> None:
-        self._call(lambda: self.r.hdel(self.k_sessions, session_id))

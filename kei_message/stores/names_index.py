@@ -1,4 +1,5 @@
-"""The names index: every name seen on the bus, kept current incrementally.
+"""The names index of the JSONL store: every name seen on the bus, kept current
+incrementally, so ``who`` and the unknown-recipient note never scan the bus.
 
 ``index/names.json`` holds::
 
@@ -30,7 +31,11 @@ import time
 
 import orjson
 
-from . import paths
+from .. import paths, settings
+from ..errors import MailboxLocked
+from ..records import record_epoch
+from .layout import INDEX, NAMES_INDEX
+from .locks import locked
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,7 +47,7 @@ _BROADCAST_KEEP = 86400.0  # at least this window of broadcasts is kept (rewritt
 
 
 def _path(store: Any) -> str:
-    return os.path.join(store.prepare("index"), "names.json")
+    return os.path.join(store.prepare(INDEX), NAMES_INDEX)
 
 
 def _empty() -> dict[str, Any]:
@@ -81,8 +86,6 @@ def _store_start(store: Any) -> Any:
 
 def _catch_up(store: Any, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Bring ``data`` up to the store's end; returns it (maybe rebuilt) and whether it changed."""
-    from .records import record_epoch
-
     order = store.order
     end = store.end()
     start = _store_start(store)
@@ -121,10 +124,8 @@ def _catch_up(store: Any, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
 
 
 def _prune(data: dict[str, Any]) -> None:
-    from .mailbox import replay_window
-
     casts: list[list[Any]] = data["broadcasts"]
-    oldest = time.time() - max(replay_window(), _BROADCAST_KEEP)
+    oldest = time.time() - max(settings.broadcast_replay(), _BROADCAST_KEEP)
     if casts and casts[0][0] < oldest:
         casts[:] = [c for c in casts if c[0] >= oldest]
         data["complete_from"] = max(data.get("complete_from", 0.0), oldest)
@@ -142,9 +143,6 @@ def _save(path: str, data: dict[str, Any]) -> None:
 
 def current(store: Any) -> dict[str, Any]:
     """The index, caught up with the store (and saved when that changed it)."""
-    from .errors import MailboxLocked
-    from .locks import locked
-
     path = _path(store)
     try:
         with locked(path[:-5] + ".lock", timeout=2.0):
@@ -172,35 +170,8 @@ def fresh_unread(data: dict[str, Any], name: str, replay: float, now: float) -> 
     return personal + casts
 
 
-def unread_counts(mailbox: Any, wanted: list[str]) -> dict[str, int]:
-    """Unread count for each name, for ``who``: from the cursor on, or from the index."""
-    from .mailbox import replay_window
-    from .names import BROADCAST, is_valid
-
-    store = mailbox.store
-    data = current(store) if getattr(store, "name", "") == "jsonl" else None
-    replay, now = replay_window(), time.time()
-    out: dict[str, int] = {}
-    for name in wanted:
-        if not is_valid(name) or name == BROADCAST:
-            out[name] = 0
-            continue
-        if data is not None:
-            cursor = store.load_cursor(name)
-            if cursor is None:
-                quick = fresh_unread(data, name, replay, now)
-                if quick is not None:
-                    out[name] = quick
-                    continue
-        out[name] = mailbox.count(name)
-    return out
-
-
 def forget(store: Any, moved: dict[str, int], old_start: Any, cut: Any) -> None:
     """gc moved [old_start, cut) out of the bus, ``moved[NAME]`` personal messages to NAME."""
-    from .errors import MailboxLocked
-    from .locks import locked
-
     path = _path(store)
     order = store.order
     try:

@@ -35,20 +35,24 @@ and put back by uninstall.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import difflib
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import MailboxUnavailable, UsageError
+from ...errors import MailboxUnavailable, UsageError
+from .waiter import HOOK_TIMEOUT
 
 HOOK_PROGRAM = "kei-message-hook"
 SYNC_TIMEOUT = 10  # seconds; the hook itself gives up after 2
-WAKE_TIMEOUT = 86400  # the waiter sleeps until mail arrives: a day, then Stop re-arms it
+WAKE_TIMEOUT = HOOK_TIMEOUT  # the waiter sleeps until mail arrives: a day, then Stop re-arms it
 # The model reads "<rewakeMessage> <the waiter's text>", and the text begins
 # "kei mailbox: N new message(s) for NAME": say where it came from, nothing more.
 REWAKE_MESSAGE = "[kei-message wake hook: this idle session was woken by new mail]"
@@ -105,8 +109,6 @@ def scope_dir(project: bool, project_dir: str | None = None, home: str | None = 
 
 def hook_program() -> str:
     """The absolute path of the installed ``kei-message-hook`` console script."""
-    import shutil
-
     beside = os.path.join(os.path.dirname(sys.executable), HOOK_PROGRAM)
     if os.access(beside, os.X_OK):
         return os.path.abspath(beside)
@@ -121,7 +123,8 @@ def hook_program() -> str:
 
 def data_file(*parts: str) -> str:
     """A file shipped with kei-message: in the wheel (``_data``) or the source checkout."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    # kei_message/agents/claude/install.py -> kei_message/
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     for base in (os.path.join(here, "_data"), os.path.dirname(here)):
         path = os.path.join(base, *parts)
         if os.path.isfile(path):
@@ -358,8 +361,6 @@ def render_json(data: dict[str, Any] | None) -> str:
 
 def describe(plan: Plan, *, dry_run: bool) -> str:
     """What the plan does (or would do), with a diff of settings.json."""
-    import difflib
-
     would = "would " if dry_run else ""
     lines: list[str] = []
     if plan.settings_changed:
@@ -416,8 +417,6 @@ def _write_settings(path: str, existed: bool, data: dict[str, Any]) -> str | Non
         os.makedirs(os.path.dirname(real), exist_ok=True)
         mode = 0o600
         if existed:
-            import shutil
-
             mode = os.stat(real).st_mode & 0o777
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             backup = f"{real}{BACKUP_SUFFIX}-{stamp}"
@@ -447,7 +446,5 @@ def _write_file(path: str, content: bytes, mode: int) -> None:
 
 
 def _remove_empty_dir(path: str) -> None:
-    import contextlib
-
     with contextlib.suppress(OSError):
         os.rmdir(path)  # only ever succeeds when empty: ours, and nothing else is there

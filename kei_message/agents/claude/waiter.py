@@ -13,7 +13,7 @@ starts a turn whose content is the hook's output. So the waiter:
 3. just before consuming, checks again that Claude Code is alive and that its
    stdout is still open (2.1.197 can leave a waiter running with a closed
    pipe after the session ends: output written there is lost), then prints
-   the messages with ``inject.take`` (same text and budget as the other
+   the messages with ``prompt.take`` (same text and budget as the other
    hooks, deliver-then-commit) and exits 2.
 
 It exits 0 with no output when bypassed (``KEI_MAILBOX_BYPASS=1``), when its
@@ -46,11 +46,21 @@ the messages.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import select
 import time
-from typing import Any, NamedTuple
+import traceback
+from typing import Any
 
-from . import paths
+import orjson
+
+from ... import names, paths, settings
+from ...mailbox import Mailbox
+from ...procs import Proc, is_alive, is_claude, stat
+from ...stores import layout
+from .hooklog import log_failure, log_library_warnings
+from .prompt import take
 
 # What the installer registers as the hook's ``timeout`` (seconds). Claude Code
 # turns it into a JS timer in ms, which overflows past 2**31 - 1 ms (~24.8 days).
@@ -62,69 +72,34 @@ SLICE = 1.0
 
 
 # ----------------------------------------------------------------------------- processes
-class Proc(NamedTuple):
-    """A process, known by pid and start time (clock ticks since boot)."""
-
-    pid: int
-    start: int
-
-
-def _stat(pid: int) -> tuple[int, int, str] | None:
-    """(ppid, start time, comm) of ``pid`` from ``/proc``, or None when it is gone
-    (a zombie is gone: it runs no more, only its parent has not reaped it)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            raw = fh.read()
-    except OSError:
-        return None
-    # comm may hold spaces and parentheses: it ends at the last ")"
-    head, _, rest = raw.rpartition(b")")
-    fields = rest.split()
-    if len(fields) < 20 or fields[0] in (b"Z", b"X"):
-        return None
-    comm = head.partition(b"(")[2].decode("utf-8", "replace")
-    return int(fields[1]), int(fields[19]), comm
-
-
-def is_alive(proc: Proc) -> bool:
-    """``proc`` still runs: its pid exists with the same start time (not a recycled pid)."""
-    st = _stat(proc.pid)
-    return st is not None and st[1] == proc.start
-
-
 def claude_process() -> Proc | None:
     """The Claude Code process this hook runs under (see the module docstring); None when
     it is already gone."""
-    from .sessions import is_claude
-
     sid = os.getsid(0)
     pid = os.getppid()
     for _ in range(16):
-        st = _stat(pid)
+        st = stat(pid)
         if st is None or pid <= 1:
             return None
-        ppid, started, comm = st
-        if is_claude(pid, comm):
-            return Proc(pid, started)
+        if is_claude(pid, st.comm):
+            return Proc(pid, st.start)
         try:
             if pid == sid or os.getsid(pid) != sid:
                 break
         except ProcessLookupError:
             return None
-        pid = ppid
+        pid = st.ppid
     # the process that started our process session: Claude Code spawns each hook
     # with setsid, and tests start the waiter the same way
-    leader = _stat(sid)
-    if leader is None or leader[0] <= 1:
+    leader = stat(sid)
+    if leader is None or leader.ppid <= 1:
         return None  # orphaned: whoever started the session has died
-    parent = _stat(leader[0])
-    return Proc(leader[0], parent[1]) if parent else None
+    parent = stat(leader.ppid)
+    return Proc(leader.ppid, parent.start) if parent else None
 
 
 def _stdout_open() -> bool:
     """False when nobody can read our stdout any more (pipe or socket closed at the far end)."""
-    import select
-
     poller = select.poll()
     poller.register(1, select.POLLOUT)
     for _fd, events in poller.poll(0):
@@ -135,32 +110,18 @@ def _stdout_open() -> bool:
 
 # ----------------------------------------------------------------------------- waiter files
 def _folder(root: str | None = None) -> str:
-    return os.path.join(root or paths.mailbox_dir(), "waiters")
-
-
-def _key(session_id: str) -> str:
-    # session ids come from Claude Code: never let one pick a path
-    safe = "".join(c for c in session_id if c.isalnum() or c in "-_")[:80]
-    if safe != session_id or not safe:
-        import hashlib
-
-        safe = hashlib.sha256(session_id.encode()).hexdigest()[:32]
-    return safe + ".pid"
+    return os.path.join(root or paths.mailbox_dir(), layout.WAITERS)
 
 
 class WaiterLock:
     """The one-waiter-per-session lock: an flock on ``waiters/KEY.pid`` held while waiting."""
 
     def __init__(self, session_id: str, root: str | None = None) -> None:
-        self.path = os.path.join(_folder(root), _key(session_id))
+        self.path = os.path.join(_folder(root), layout.waiter_file(session_id))
         self.fd: int | None = None
 
     def acquire(self, info: dict[str, Any]) -> bool:
         """Take the lock and write ``info``; False when another waiter holds it."""
-        import fcntl
-
-        import orjson
-
         folder = os.path.dirname(self.path)
         paths.ensure_dir(os.path.dirname(folder))
         os.makedirs(folder, paths.DIR_MODE, exist_ok=True)
@@ -208,8 +169,6 @@ def waiters(root: str | None = None) -> list[dict[str, Any]]:
     but not ``claude_alive``: a stray waiter whose session is gone (it should
     leave within a second or two on its own).
     """
-    import orjson
-
     folder = _folder(root)
     try:
         files = sorted(os.listdir(folder))
@@ -282,7 +241,7 @@ class _Gone(Exception):
 
 def deadline() -> float:
     """Seconds the waiter waits at most: a little under the registered hook timeout."""
-    return max(0.0, paths.env_float("KEI_MAILBOX_WAKE_DEADLINE", HOOK_TIMEOUT - DEADLINE_MARGIN))
+    return settings.wake_deadline(HOOK_TIMEOUT - DEADLINE_MARGIN)
 
 
 def _write_all(text: str) -> None:
@@ -301,27 +260,21 @@ def run(payload: dict[str, Any], raw_ok: bool = True) -> int:
     ``raw_ok`` False means stdin was not valid JSON (the waiter still runs,
     from ``KEI_MAILBOX_ME`` and ``CLAUDE_CODE_SESSION_ID``). Returns the exit code.
     """
-    if paths.env_flag("KEI_MAILBOX_BYPASS"):
+    if settings.bypass():
         return 0
-    from .hooks import _log_library_warnings, log_failure
-
     # library warnings go to hook.log: on stderr Claude Code would hand them to the
     # model instead of the messages
-    _log_library_warnings()
+    log_library_warnings()
     try:
         return _wait_and_deliver(payload if raw_ok and isinstance(payload, dict) else {})
     except Exception as exc:
         log_failure(f"wake: {type(exc).__name__}: {exc}")
-        if paths.env_flag("KEI_MAILBOX_DEBUG"):
-            import traceback
-
+        if settings.debug():
             traceback.print_exc()
         return 0
 
 
 def _wait_and_deliver(payload: dict[str, Any]) -> int:
-    from . import names
-
     until = time.monotonic() + deadline()
     cwd = payload.get("cwd")
     reader = names.resolve(None, cwd=cwd if isinstance(cwd, str) else None)
@@ -331,13 +284,13 @@ def _wait_and_deliver(payload: dict[str, Any]) -> int:
     session = payload.get("session_id")
     if not isinstance(session, str) or not session:
         session = os.environ.get("CLAUDE_CODE_SESSION_ID") or f"pid-{claude.pid}"
-    me = _stat(os.getpid())
+    me = stat(os.getpid())
     lock = WaiterLock(session)
     info = {
         "session_id": session,
         "name": reader,
         "pid": os.getpid(),
-        "start": me[1] if me else 0,
+        "start": me.start if me else 0,
         "claude_pid": claude.pid,
         "claude_start": claude.start,
         "since": round(time.time(), 3),
@@ -351,9 +304,6 @@ def _wait_and_deliver(payload: dict[str, Any]) -> int:
 
 
 def _loop(reader: str, claude: Proc, until: float) -> int:
-    from .inject import take
-    from .mailbox import Mailbox
-
     mailbox = Mailbox()
     store = mailbox.store
 
@@ -380,20 +330,3 @@ def _loop(reader: str, claude: Proc, until: float) -> int:
                 except _Gone:
                     return 0
         store.wait_for_change(end, min(SLICE, left))
-
-
-def main() -> int:
-    """``python -m kei_message.wake``: the hook without the dispatcher (hook JSON on stdin)."""
-    import json
-    import sys
-
-    try:
-        payload = json.loads(sys.stdin.read() or "{}")
-        ok = isinstance(payload, dict)
-    except (ValueError, UnicodeDecodeError, OSError):
-        payload, ok = {}, False
-    return run(payload if ok else {}, ok)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -25,9 +25,10 @@ import os
 import time
 from typing import Any, NamedTuple
 
-from . import names, records
-from .cursors import Pos
-from .mailbox import Mailbox, replay_window
+from .. import names, records, settings
+from ..cursors import Pos
+from ..mailbox import Mailbox
+from ..stores import names_index
 
 
 class GcResult(NamedTuple):
@@ -78,7 +79,7 @@ def collect(mailbox: Mailbox, keep_seconds: float, *, dry_run: bool = False) -> 
     order = store.order
     now = time.time()
     oldest = now - keep_seconds
-    replay_from = now - replay_window()
+    replay_from = now - settings.broadcast_replay()
     with_cursor, without = known_readers(store)
     limit: Pos | None = None
     limit_by: list[str] = []
@@ -118,11 +119,9 @@ def collect(mailbox: Mailbox, keep_seconds: float, *, dry_run: bool = False) -> 
     if dry_run:
         return GcResult(moved, cut, moved + extra, held, archive, True)
     if store.name == "jsonl":
-        from . import index
-
-        index.current(store)  # counted past the cut, so forget() can subtract exactly
+        names_index.current(store)  # counted past the cut, so forget() can subtract exactly
         done = store.compact(cut)
-        index.forget(store, tallies, start, cut)
+        names_index.forget(store, tallies, start, cut)
     else:
         done = store.compact(cut)
     return GcResult(done, cut, done + extra, held, archive)

@@ -23,11 +23,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .cursors import Cursor, Pos
-from .errors import UsageError
-from .records import CorruptLine, parse
-from .stores import Store
-from .stores.jsonl import JsonlStore
+import orjson
+
+from .. import paths
+from ..cursors import Cursor, Pos
+from ..errors import MailboxUnavailable, UsageError
+from ..records import CorruptLine, parse
+from ..stores.base import Store
+from ..stores.jsonl import JsonlStore
+from ..stores.locks import locked
 
 
 @dataclass
@@ -42,7 +46,7 @@ class Migrated:
 def open_target(url: str) -> Store:
     """``redis://…`` (and ``rediss://``, ``unix://``), or ``file:``/``file:PATH`` for JSONL."""
     if url.startswith(("redis://", "rediss://", "unix://")):
-        from .stores.redis import RedisStore
+        from ..stores.redis import RedisStore  # redis-py costs ~100 ms: only for a Redis target
 
         return RedisStore(url)
     if url == "jsonl" or url.startswith("file:"):
@@ -77,8 +81,6 @@ def raw_entries(store: Store, after: Pos | None, until: Pos) -> Iterator[tuple[P
         finally:
             os.close(fd)
         return
-    import orjson
-
     for entry in store.scan(after, until):  # an unknown store: records only
         if entry.record is not None:
             yield entry.pos, orjson.dumps(entry.record)
@@ -91,9 +93,7 @@ class _JsonlWriter:
         self.store = store
 
     def write(self, lines: list[bytes]) -> list[int]:
-        from . import paths
-        from .locks import locked
-        from .stores.redis import MAX_US_ID
+        from ..stores.redis import MAX_US_ID  # redis-py costs ~100 ms: not for a JSONL target
 
         store = self.store
         store.prepare()
@@ -121,8 +121,6 @@ class _JsonlWriter:
                     os.fsync(fd)
                 except OSError as exc:
                     os.ftruncate(fd, size)
-                    from .errors import MailboxUnavailable
-
                     raise MailboxUnavailable(
                         f"cannot write {store.location}: {exc.strerror}; nothing was copied"
                     ) from exc
@@ -173,8 +171,6 @@ def migrate(source: Store, target: Store, *, batch: int = 500) -> Migrated:
     # check before any cursor points into the copy.
     found = sum(1 for _ in target.scan(None))
     if found != len(keys):
-        from .errors import MailboxUnavailable
-
         raise MailboxUnavailable(
             f"{target.location} holds {found} records after copying {len(keys)}; "
             "empty it and run migrate again"

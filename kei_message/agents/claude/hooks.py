@@ -9,7 +9,7 @@
     Register, then ``{"decision":"block","reason":TEXT}`` when unread wait, so
     Claude goes on with them. Never twice in a row: see ``_stop``.
 ``wake``
-    The asynchronous waiter; handed to ``kei_message.wake.run`` (issue 9).
+    The asynchronous waiter; handed to ``waiter.run`` (issue 9).
 
 Rules every synchronous event keeps:
 
@@ -17,19 +17,29 @@ Rules every synchronous event keeps:
 - Identity: ``KEI_MAILBOX_ME``, else the basename of the input's ``cwd``.
 - Nothing unread: print nothing at all.
 - Deliver, then commit: the JSON is written to stdout in one ``write`` before
-  the cursor moves (``inject.take``); a crash in between re-delivers, never loses.
+  the cursor moves (``prompt.take``); a crash in between re-delivers, never loses.
 - Exit 0 whatever happens, within 2 s: the lock wait is capped and a timer
   ends the process silently. On any failure nothing is printed and one line is
-  appended to ``hook.log`` in the mailbox dir, which is rotated at 256 KiB.
+  appended to ``hook.log`` in the mailbox dir (``hooklog``).
 
-The import path is kept lean (no typer; heavy modules imported where used):
-this runs before every prompt.
+The import path is kept lean: this runs before every prompt (issue 6). At
+import time only ``os``, ``sys`` and our modules that need nothing more
+(settings, names, paths, procs, stores.layout, quick, sessions, hooklog);
+the mailbox and everything it brings (orjson, portalocker, dataclasses,
+typing) are imported inside the functions, once ``quick`` could not answer.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+
+from ... import names, paths, procs, settings
+from ...errors import MailboxUnavailable
+from . import hooklog, quick
+from .hooklog import describe as _describe
+from .hooklog import log_failure
+from .sessions import register, session_info
 
 TYPE_CHECKING = False  # not `from typing import Any`: typing costs ~8 ms here (issue 6)
 if TYPE_CHECKING:
@@ -45,11 +55,7 @@ USAGE = "usage: kei-message-hook {user-prompt-submit|session-start|stop|wake} < 
 
 HARD_STOP = 1.5  # seconds from start; with interpreter start-up, well inside SPEC's 2 s
 LOCK_WAIT = 0.8  # the longest a hook waits for a reader lock held elsewhere
-LOG_NAME = "hook.log"
-LOG_MAX = 256 * 1024
 MAX_INPUT = 16 << 20
-
-_event = "?"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,8 +65,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(args: list[str]) -> int:
     """Handle one hook event; the process exit code (always 0 but for ``wake``)."""
-    global _event
-    if _flag("KEI_MAILBOX_BYPASS"):
+    if settings.bypass():
         return 0
     if len(args) != 1 or args[0] not in EVENTS:
         if args and args[0] in ("-h", "--help"):
@@ -70,19 +75,19 @@ def run(args: list[str]) -> int:
         _stderr(f"kei message: error: unknown hook event {' '.join(args)!r}; {USAGE}")
         log_failure(f"unknown hook event {args!r}")
         return 0
-    _event = args[0]
-    if _event == "wake":
+    event = hooklog.event = args[0]
+    if event == "wake":
         return _wake()
     _arm_hard_stop()
     try:
         payload = read_payload()
-        _sync_event(_event, payload)
+        _sync_event(event, payload)
     except BaseException as exc:  # fail open: Claude Code must never see a hook error
         if isinstance(exc, SystemExit) and not exc.code:
             return 0
         log_failure(_describe(exc))
-        if _flag("KEI_MAILBOX_DEBUG"):
-            import traceback
+        if settings.debug():
+            import traceback  # only when debugging a failure
 
             traceback.print_exc()
     return 0
@@ -90,22 +95,17 @@ def run(args: list[str]) -> int:
 
 # --------------------------------------------------------------------------- events
 def _sync_event(event: str, payload: dict[str, Any]) -> None:
-    from . import names
-
     cwd = payload.get("cwd")
     name = names.resolve(None, cwd=cwd if isinstance(cwd, str) else None)
-    # A hook must not sit behind a lock for long: cap the wait (SPEC §7's 2 s).
-    os.environ["KEI_MAILBOX_LOCK_TIMEOUT"] = str(
-        min(LOCK_WAIT, _env_float("KEI_MAILBOX_LOCK_TIMEOUT", LOCK_WAIT))
-    )
     if _nothing_unread(name, payload):
         return
-    _log_library_warnings()
-    from .errors import MailboxUnavailable
-    from .mailbox import Mailbox
-    from .sessions import register
+    hooklog.log_library_warnings()
+    # The full path, lazily (see the module docstring).
+    from ...mailbox import Mailbox
+    from .prompt import take
 
-    mailbox = Mailbox()
+    # A hook must not sit behind a lock for long: cap the wait (SPEC §7's 2 s).
+    mailbox = Mailbox(lock_timeout=min(LOCK_WAIT, settings.lock_timeout()))
     try:
         register(mailbox.store, name, payload)
     except MailboxUnavailable:
@@ -132,8 +132,6 @@ def _sync_event(event: str, payload: dict[str, Any]) -> None:
         _hold_hard_stop()
         write_stdout(data)
 
-    from .inject import take
-
     take(mailbox, name, emit)
 
 
@@ -143,20 +141,14 @@ def _nothing_unread(name: str, payload: dict[str, Any]) -> bool:
     ``quick.nothing_unread`` answers with ``os`` alone and only when it is sure
     (issue 6: the hook runs before every prompt); otherwise the full path runs.
     """
-    from . import paths, quick
-
     root = paths.mailbox_dir()
     if not quick.nothing_unread(root, name):
         return False
-    from .sessions import session_info
-
     try:
         info = session_info(name, payload)
         if info["session_id"]:
             quick.register(root, info)
     except Exception as exc:  # registration is a courtesy to `who`
-        from .errors import MailboxUnavailable
-
         if isinstance(exc, MailboxUnavailable):
             raise  # one log line, as on the full path
         log_failure(f"registering the session: {_describe(exc)}")
@@ -172,9 +164,9 @@ def _wake() -> int:
     except Exception:
         payload, raw_ok = {}, False
     try:
-        from . import wake
+        from . import waiter  # the mailbox and all: only for the waiter
 
-        code = wake.run(payload, raw_ok)
+        code = waiter.run(payload, raw_ok)
         return code if code in (0, 2) else 0
     except BaseException as exc:
         if isinstance(exc, SystemExit) and exc.code in (0, 2, None):
@@ -191,10 +183,8 @@ def _print_mode() -> bool:
     made every ``-p`` run last 30 s longer), so the waiter must not start.
     """
     try:
-        from .sessions import claude_pid, cmdline
-
-        pid = claude_pid()
-        return pid is not None and any(a in ("-p", "--print") for a in cmdline(pid)[1:])
+        pid = procs.claude_pid()
+        return pid is not None and any(a in ("-p", "--print") for a in procs.cmdline(pid)[1:])
     except Exception:
         return False
 
@@ -214,7 +204,7 @@ def read_payload() -> dict[str, Any]:
         raise BadInput(f"hook input over {MAX_INPUT} bytes")
     if not raw.strip():
         raise BadInput("empty hook input on stdin")
-    import json  # not orjson: its import alone costs ~10 ms (issue 6)
+    import json  # not orjson: its import alone costs ~10 ms (issue 6); not for -h
 
     try:
         payload = json.loads(raw)
@@ -226,7 +216,7 @@ def read_payload() -> dict[str, Any]:
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:
-    import orjson
+    import orjson  # the full path has loaded it already
 
     try:
         return orjson.dumps(obj) + b"\n"
@@ -254,7 +244,7 @@ def _stderr(text: str) -> None:
 # --------------------------------------------------------------------------- fail-open machinery
 def _arm_hard_stop() -> None:
     """End the process silently (exit 0) if the event has not finished by ``HARD_STOP``."""
-    import signal
+    import signal  # ~1 ms, and the bypass and -h paths never need it
 
     def stop(signum: int, frame: object) -> None:
         log_failure(f"gave up after {HARD_STOP:g}s (hard stop); nothing was injected")
@@ -268,71 +258,9 @@ def _arm_hard_stop() -> None:
 
 
 def _hold_hard_stop() -> None:
-    import contextlib
     import signal
 
-    with contextlib.suppress(ValueError, OSError, AttributeError):
+    try:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
-
-
-def log_path() -> str:
-    from .paths import mailbox_dir
-
-    return os.path.join(mailbox_dir(), LOG_NAME)
-
-
-def log_failure(message: str) -> None:
-    """Append one line to the bounded hook log; never raise."""
-    try:
-        import time
-
-        from .paths import ensure_dir, open_file
-
-        path = log_path()
-        # created 0700 like any first use; an unsafe dir is still logged into (it is the
-        # user's own), while a foreign or symlinked one fails at open_file below
-        ensure_dir(os.path.dirname(path), check=False)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        text = " ".join(message.split())[:2000]
-        line = f"{stamp} {_event} pid={os.getpid()}: {text}\n".encode("utf-8", "replace")
-        try:
-            if os.lstat(path).st_size + len(line) > LOG_MAX:
-                os.replace(path, path + ".1")  # keep one old generation, bounded too
-        except FileNotFoundError:
-            pass
-        fd = open_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
-    except Exception:
+    except (ValueError, OSError, AttributeError):
         pass
-
-
-def _log_library_warnings() -> None:
-    """Send the library's warnings (a corrupt line skipped, ...) to the hook log."""
-    import logging
-
-    class ToHookLog(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            log_failure(f"{record.levelname.lower()}: {record.getMessage()}")
-
-    logger = logging.getLogger("kei_message")
-    # only the log: under `kei message hook` the CLI's stderr handler is there too
-    logger.handlers = [ToHookLog(logging.WARNING)]
-    logger.propagate = False  # never let logging's last resort print to stderr
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name) or default)
-    except ValueError:
-        return default

@@ -1,30 +1,33 @@
 """The doctor's checks of what surrounds the bus: the append lock, temp and pid
 files left by processes that died, and Claude Code's hook registration.
 
-Split from ``doctor`` (which owns the report, permissions, the bus and cursors)
-to keep each module readable in one sitting.
+``doctor`` owns permissions, the bus and cursors, and calls these; both add
+to a ``report.Report``.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import shlex
+import shutil
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .sessions import pid_alive
-
-if TYPE_CHECKING:
-    from .doctor import Report
-
-HOOK_COMMAND = "kei-message-hook"
+from ..agents.claude.install import HOOK_PROGRAM
+from ..procs import pid_alive
+from ..render import neutralise
+from ..stores import layout
+from .report import Report
 
 
 # ----------------------------------------------------------------------------- leftovers
 def check_leftovers(report: Report, root: str, repair: bool) -> None:
-    _check_lock(report, os.path.join(root, "messages.lock"))
+    _check_lock(report, os.path.join(root, layout.LOCK))
     for dirpath, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d != "quarantine"]
+        dirs[:] = [d for d in dirs if d != layout.QUARANTINE]
         for name in files:
             path = os.path.join(dirpath, name)
             for mark in (".tmp.", ".gc.", ".new."):  # write_atomic, gc, a re-created bus
@@ -42,8 +45,6 @@ def _check_pid_file(report: Report, path: str, repair: bool) -> None:
     written its pid yet. The file is removed while we hold the lock, so no new
     owner can be holding it at that moment.
     """
-    import fcntl
-
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -75,8 +76,6 @@ def _stale(report: Report, path: str, why: str, repair: bool) -> None:
 
 
 def _check_lock(report: Report, path: str) -> None:
-    import fcntl
-
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -130,8 +129,6 @@ def _lock_holders(ino: int) -> list[int]:
 
 
 def _cmdline(pid: int) -> str:
-    from .render import neutralise
-
     raw = _read_small(f"/proc/{pid}/cmdline").replace("\0", " ").strip()
     return neutralise(raw[:80], multiline=False) or "?"
 
@@ -152,8 +149,6 @@ def _read_small(path: str) -> str:
 def _pid_in(text: str) -> int | None:
     text = text.strip()
     if text.startswith("{"):
-        import json
-
         try:
             data = json.loads(text)
         except ValueError:
@@ -166,10 +161,6 @@ def _pid_in(text: str) -> int | None:
 
 # ----------------------------------------------------------------------------- hooks
 def check_hooks(report: Report, settings: list[str]) -> None:
-    import json
-    import shlex
-    import shutil
-
     seen: dict[tuple[str, str], list[str]] = {}
     for path in settings:
         try:
@@ -187,7 +178,7 @@ def check_hooks(report: Report, settings: list[str]) -> None:
             continue
         for event, groups in hooks.items():
             for command in _commands(groups):
-                if HOOK_COMMAND not in command:
+                if HOOK_PROGRAM not in command:
                     continue
                 key = (str(event), " ".join(command.split()))
                 seen.setdefault(key, []).append(path)

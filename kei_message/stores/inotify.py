@@ -1,4 +1,4 @@
-"""Waiting for the bus to grow, without spinning (`wait`, `tail -f`, the wake hook).
+"""Waiting for the JSONL bus to grow, without spinning (`wait`, `tail -f`, the wake hook).
 
 On Linux an inotify watch on the mailbox dir wakes the waiter as soon as the
 bus is written (``IN_MODIFY``/``IN_CLOSE_WRITE`` on ``messages.jsonl``) or
@@ -16,8 +16,11 @@ Either way the waiter also re-checks every few seconds, so a missed event
 from __future__ import annotations
 
 import os
+import select
 import sys
 import time
+
+from .. import settings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,7 +42,7 @@ class Watch:
     """An inotify watch on one directory, reporting writes to one file name in it."""
 
     def __init__(self, directory: str, name: str) -> None:
-        import ctypes
+        import ctypes  # only where a waiter waits: not worth its import for every command
 
         self.name = name.encode()
         libc = ctypes.CDLL(None, use_errno=True)
@@ -55,8 +58,6 @@ class Watch:
 
     def wait(self, timeout: float) -> bool:
         """Block up to ``timeout`` seconds; True when our file was touched."""
-        import select
-
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -93,7 +94,7 @@ class Watch:
 
 def watch(path: str) -> Watch | None:
     """An inotify watch for ``path``, or None where inotify is not available."""
-    if not sys.platform.startswith("linux") or os.environ.get("KEI_MAILBOX_NO_INOTIFY"):
+    if not sys.platform.startswith("linux") or settings.no_inotify():
         return None
     try:
         return Watch(os.path.dirname(path) or ".", os.path.basename(path))

@@ -50,48 +50,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import paths
-from .doctor_env import check_hooks, check_leftovers
-from .errors import MailboxUnavailable
+import orjson
+
+from .. import paths
+from ..cursors import Cursor
+from ..errors import MailboxUnavailable
+from ..names import is_valid
+from ..records import CorruptLine, parse
+from ..stores import layout
+from ..stores.jsonl import JsonlStore, _complete_size, _lines
+from ..stores.locks import acquire, locked
+from .checks import check_hooks, check_leftovers
+from .report import Finding, Report
+
+__all__ = ["Finding", "Report", "check", "default_settings"]
 
 BLANK = b" \t\r"
-
-
-@dataclass
-class Finding:
-    """One problem: what, where, how to fix it; and what ``--repair`` did about it."""
-
-    area: str  # permissions, bus, cursor, lock, leftover, hooks
-    where: str
-    problem: str
-    fix: str
-    repairable: bool = False
-    repaired: str | None = None  # what repair did, when it did it
-    failed: str | None = None  # why repair could not do it
-
-
-@dataclass
-class Report:
-    root: str
-    findings: list[Finding] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    unavailable: str | None = None  # a repair hit a lock timeout or an I/O error
-
-    @property
-    def remaining(self) -> list[Finding]:
-        return [f for f in self.findings if f.repaired is None]
-
-    @property
-    def exit_code(self) -> int:
-        """0 healthy or all repaired; 1 problems remain; 3 the mailbox was unavailable."""
-        if self.unavailable:
-            return 3
-        return 1 if self.remaining else 0
-
-    def add(self, *args: Any, **kwargs: Any) -> Finding:
-        f = Finding(*args, **kwargs)
-        self.findings.append(f)
-        return f
 
 
 def check(
@@ -245,8 +219,6 @@ class _CursorState:
 
 
 def _check_bus_and_cursors(report: Report, root: str, repair: bool) -> None:
-    from .stores.jsonl import JsonlStore, _complete_size, _lines
-
     store = JsonlStore(root)
     # Cursors first, the bus size second: a cursor is never saved past the end of
     # the bus at that moment, so none can look "past the end" because of a race.
@@ -341,10 +313,7 @@ def _positions(cursor: Any) -> Iterator[int]:
 
 
 def _load_cursors(report: Report, root: str) -> list[_CursorState]:
-    from . import cursors
-    from .names import is_valid
-
-    folder = os.path.join(root, "cursors")
+    folder = os.path.join(root, layout.CURSORS)
     try:
         found = sorted(os.listdir(folder))
     except (FileNotFoundError, NotADirectoryError):
@@ -363,7 +332,7 @@ def _load_cursors(report: Report, root: str) -> list[_CursorState]:
         finally:
             os.close(fd)
         try:
-            cur = cursors.decode(raw, int)
+            cur = layout.decode_cursor(raw, int)
         except ValueError:
             cur = None
         out.append(_CursorState(name, path, raw, cur))
@@ -414,7 +383,6 @@ def _check_positions(
 def _repair_cursors(report: Report, store: Any, states: list[_CursorState], repair: bool) -> None:
     if not repair:
         return
-    from .cursors import Cursor
 
     for st in states:
         mine = [f for f in report.findings if f.area == "cursor" and f.where == st.path]
@@ -455,12 +423,10 @@ def _repair_cursors(report: Report, store: Any, states: list[_CursorState], repa
 def _quarantine(report: Report, store: Any, *args: Any) -> None:
     """Hold gc's lock too (when gc has run), so gc is not copying the bus meanwhile:
     otherwise its copy could keep a line we blank (harmless, but found again)."""
-    archive = os.path.join(store.root, "archive")
+    archive = os.path.join(store.root, layout.ARCHIVE)
     if not stat.S_ISDIR(_lstat_mode(archive)):  # none yet, or a symlink (reported)
         _quarantine_locked(report, store, *args)
         return
-    from .locks import locked
-
     with locked(os.path.join(archive, "gc.lock")):
         _quarantine_locked(report, store, *args)
 
@@ -482,11 +448,6 @@ def _quarantine_locked(
     partial: _Line | None,
 ) -> None:
     """Copy corrupt lines out, then blank them in place, all under the append lock."""
-    import orjson
-
-    from .locks import acquire
-    from .records import CorruptLine, parse
-
     todo = [f for f in report.findings if f.area == "bus" and f.repairable]
     lock_fd = paths.open_file(store.lock_path, os.O_RDWR | os.O_CREAT)
     try:
@@ -563,21 +524,9 @@ def _write_all(fd: int, data: bytes, offset: int) -> None:
 
 def _quarantine_copy(root: str, what: str, data: bytes, suffix: str = "") -> str:
     """Write ``data`` to a new file in ``root/quarantine`` (fsynced); return its path."""
-    folder = os.path.join(root, "quarantine")
-    try:
-        os.mkdir(folder, paths.DIR_MODE)
-        os.chmod(folder, paths.DIR_MODE)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise MailboxUnavailable(f"cannot create {folder}: {exc.strerror}") from exc
-    st = os.lstat(folder)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-        # O_NOFOLLOW guards the last component only: a symlinked quarantine/ would
-        # have us write outside the mailbox dir.
-        from .errors import UnsafeMailbox
-
-        raise UnsafeMailbox(f"{folder} is not a directory of yours; refusing to write into it")
+    # O_NOFOLLOW guards the last component only: a symlinked quarantine/ would
+    # have us write outside the mailbox dir, and ensure_subdir refuses one.
+    folder = paths.ensure_subdir(root, layout.QUARANTINE)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     for n in range(1000):
         path = os.path.join(folder, f"{what}-{stamp}{f'-{n}' if n else ''}{suffix}")

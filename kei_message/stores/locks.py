@@ -18,26 +18,23 @@ does ``import portalocker`` later still gets the whole package.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .paths import env_float, open_file
+from .. import settings
+from ..errors import MailboxLocked, MailboxUnavailable
+from ..paths import open_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-DEFAULT_TIMEOUT = 10.0
-
 _SUBMODULES = frozenset({"constants", "exceptions", "types", "portalocker"})
 _locker: Any = None  # (portalocker FlockLocker, flags, AlreadyLocked, LockException)
-
-
-def lock_timeout() -> float:
-    return max(0.0, env_float("KEI_MAILBOX_LOCK_TIMEOUT", DEFAULT_TIMEOUT))
 
 
 def _portalocker() -> Any:
@@ -85,11 +82,10 @@ def _append_locker() -> Any:
 
 
 def _wait(try_lock: Any, path: str, timeout: float | None) -> None:
-    """Call ``try_lock()`` (True: taken) until it succeeds or ``timeout`` runs out."""
-    from .errors import MailboxLocked
-
+    """Call ``try_lock()`` (True: taken) until it succeeds or ``timeout`` runs out
+    (None: ``KEI_MAILBOX_LOCK_TIMEOUT``)."""
     if timeout is None:
-        timeout = lock_timeout()
+        timeout = settings.lock_timeout()
     deadline = time.monotonic() + timeout
     delay = 0.0005
     while not try_lock():
@@ -111,8 +107,6 @@ def _try_append_lock(fd: int, path: str) -> bool:
         cause = exc.__cause__ or exc
         if isinstance(cause, BlockingIOError):
             return False
-        from .errors import MailboxUnavailable
-
         raise MailboxUnavailable(f"cannot lock {path}: {cause}") from exc
 
 
@@ -129,8 +123,6 @@ def release(fd: int) -> None:
 @contextmanager
 def locked(path: str, timeout: float | None = None) -> Iterator[int]:
     """Hold an exclusive lock on the lock file ``path`` (created 0600)."""
-    import fcntl
-
     fd = open_file(path, os.O_RDWR | os.O_CREAT)
 
     def try_lock() -> bool:
@@ -140,8 +132,6 @@ def locked(path: str, timeout: float | None = None) -> Iterator[int]:
         except BlockingIOError:
             return False
         except OSError as exc:
-            from .errors import MailboxUnavailable
-
             raise MailboxUnavailable(f"cannot lock {path}: {exc.strerror}") from exc
 
     try:

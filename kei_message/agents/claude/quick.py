@@ -1,4 +1,4 @@
-"""The hook's common case at the cost of a few system calls: nothing unread (issue 6).
+"""The hook's fast path: "nothing unread", answered with a few system calls (issue 6).
 
 Before every prompt the UserPromptSubmit hook asks "anything for R?", and
 almost always the answer is no. Answering that through the mailbox means
@@ -6,7 +6,7 @@ importing orjson, portalocker, dataclasses and the stores: several times the
 interpreter's own start-up. This module answers it with ``os`` alone, and
 only when it can be *sure*:
 
-- R has a cursor (``cursors/R``: position, then the keys taken out of order);
+- R has a cursor (``cursors/R``, read with ``layout.cursor_pos``);
 - the bus file and ``messages.base`` give the logical end (JSONL store, §1);
 - no complete line after the cursor contains ``"R"`` or ``"all"``: exactly
   the hint the mailbox's own scan uses to skip lines, so if no line matches,
@@ -15,13 +15,17 @@ only when it can be *sure*:
 Anything else (no cursor, a line that may be for R, more than ``SCAN_LIMIT``
 bytes to look at, a Redis URL, an unsafe dir) says "not sure" and the hook
 takes the full path, which also moves the cursor on. Nothing here writes
-to the bus or the cursor; ``register`` writes the session file the way
-``JsonlStore.put_session`` does, with the standard ``json`` module.
+to the bus or the cursor; ``register`` writes the session file with
+``layout.session_bytes``, as ``JsonlStore.put_session`` does.
 """
 
 from __future__ import annotations
 
 import os
+
+from ... import settings
+from ...paths import ensure_subdir, write_atomic
+from ...stores import layout
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,35 +60,27 @@ def _read(path: str, limit: int = 4096) -> bytes | None:
 
 
 def _cursor_pos(root: str, reader: str) -> int | None:
-    data = _read(os.path.join(root, "cursors", reader))
-    if data is None:
-        return None
-    lines = data.split(b"\n")
-    if len(lines) != 3 or lines[2] or not lines[0].isdigit():
-        return None  # not the two-line cursor format: let the full path judge it
-    return int(lines[0])
+    data = _read(os.path.join(root, layout.CURSORS, reader))
+    return None if data is None else layout.cursor_pos(data)
 
 
 def _base(root: str, ino: int) -> int | None:
-    data = _read(os.path.join(root, "messages.base"))
+    path = os.path.join(root, layout.BASE)
+    data = _read(path)
     if data is None:
-        return 0 if not os.path.lexists(os.path.join(root, "messages.base")) else None
-    for line in data.split(b"\n"):
-        parts = line.split()
-        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and int(parts[0]) == ino:
-            return int(parts[1])
-    return None
+        return 0 if not os.path.lexists(path) else None
+    return layout.parse_base(data, ino)
 
 
 def nothing_unread(root: str, reader: str) -> bool:
     """True only when ``reader`` surely has nothing unread in the JSONL bus under ``root``."""
-    if os.environ.get("KEI_MAILBOX_URL", "").strip() not in ("", "file:") or not _safe_dir(root):
+    if not settings.jsonl_store() or not _safe_dir(root):
         return False
     pos = _cursor_pos(root, reader)
     if pos is None:
         return False
     try:
-        fd = os.open(os.path.join(root, "messages.jsonl"), _FLAGS)
+        fd = os.open(layout.bus_path(root), _FLAGS)
     except FileNotFoundError:
         return True  # no bus, nothing for anyone
     except OSError:
@@ -108,25 +104,8 @@ def nothing_unread(root: str, reader: str) -> bool:
     return b'"' + reader.encode() + b'"' not in region and b'"all"' not in region
 
 
-def session_file(session_id: str) -> str:
-    """The file name of ``session_id`` under ``sessions/`` (shared with ``JsonlStore``).
-
-    Session ids come from Claude Code: never let one pick a path.
-    """
-    safe = "".join(c for c in session_id if c.isalnum() or c in "-_")[:80]
-    if safe != session_id or not safe:
-        import hashlib
-
-        safe = hashlib.sha256(session_id.encode()).hexdigest()[:32]
-    return safe + ".json"
-
-
 def register(root: str, info: dict[str, Any]) -> None:
-    """Write ``sessions/ID.json`` as ``JsonlStore.put_session`` would, without orjson."""
-    import json
-
-    from .paths import ensure_subdir, write_atomic
-
-    folder = ensure_subdir(root, "sessions")
-    data = json.dumps(info, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    write_atomic(os.path.join(folder, session_file(str(info["session_id"]))), data)
+    """Write ``sessions/ID.json`` as ``JsonlStore.put_session`` does, without orjson."""
+    folder = ensure_subdir(root, layout.SESSIONS)
+    path = os.path.join(folder, layout.session_file(str(info["session_id"])))
+    write_atomic(path, layout.session_bytes(info))

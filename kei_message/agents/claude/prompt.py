@@ -1,0 +1,34 @@
+"""Give a Claude Code session its unread: deliver the prompt text, then commit.
+
+The text itself (``render.prompt``) is the same for every way in: the hooks'
+``additionalContext``, the Stop hook's ``reason``, the wake waiter's output and
+live delivery's paste. It stays within ``KEI_MAILBOX_HOOK_BUDGET`` characters;
+what does not fit stays unread for the next turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ... import render, settings
+from ...mailbox import Mailbox
+
+
+def take(
+    mailbox: Mailbox,
+    reader: str,
+    emit: Callable[[str], None],
+    *,
+    limit: int | None = None,
+) -> int:
+    """Consume what fits of ``reader``'s unread: ``emit`` the text, then move the cursor.
+
+    Returns how many messages went out (0: nothing emitted, nothing changed).
+    """
+    with mailbox.consuming(reader) as batch:
+        if not batch.messages:
+            return 0
+        text, n = render.prompt(reader, batch.records, limit or settings.hook_budget())
+        emit(text)
+        batch.deliver(batch.messages[:n])
+    return n

@@ -1,0 +1,82 @@
+"""Who is there: every known name, its unread count, its waiter and its pane's state.
+
+``who`` (also ``channels``, ``names``) joins what each wing knows about a name:
+
+- the names index of the store (names seen on the bus, last message);
+- registered sessions (``store.sessions``: last seen, tmux pane);
+- unread counts: from the reader's cursor, or, for a name that never read,
+  from the names index without scanning the bus;
+- ``waiter``: a live wake waiter of Claude Code watches the name (``agents.claude.waiter``);
+- ``state``: what its tmux pane shows (``live.status``), only when a pane is registered.
+
+It sits above the wings it asks (agents, live) and below the CLI.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from . import names, settings
+from .agents.claude.waiter import armed_names
+from .mailbox import Mailbox
+from .stores.names_index import current, fresh_unread
+
+
+def unread_counts(mailbox: Mailbox, wanted: list[str]) -> dict[str, int]:
+    """Unread count for each name: from the cursor on, or from the index."""
+    store = mailbox.store
+    data = current(store) if store.name == "jsonl" else None
+    replay, now = settings.broadcast_replay(), time.time()
+    out: dict[str, int] = {}
+    for name in wanted:
+        if not names.is_valid(name) or name == names.BROADCAST:
+            out[name] = 0
+            continue
+        if data is not None:
+            cursor = store.load_cursor(name)
+            if cursor is None:
+                quick = fresh_unread(data, name, replay, now)
+                if quick is not None:
+                    out[name] = quick
+                    continue
+        out[name] = mailbox.count(name)
+    return out
+
+
+def who(mailbox: Mailbox) -> list[dict[str, Any]]:
+    """Every known name, sorted: ``name``, ``last_message``, ``last_seen``, ``unread``,
+    ``waiter``, ``sessions`` (when registered) and ``state`` (when a pane is)."""
+    store = mailbox.store
+    found: dict[str, dict[str, Any]] = {}
+    for name, info in store.names().items():
+        found[name] = {"name": name, "last_message": info.get("last_ts"), "last_seen": None}
+    for sess in store.sessions():
+        sname = sess.get("name")
+        if not isinstance(sname, str) or not names.is_valid(sname):
+            continue
+        row = found.setdefault(sname, {"name": sname, "last_message": None, "last_seen": None})
+        seen = sess.get("last_seen")
+        if seen and (row["last_seen"] is None or seen > row["last_seen"]):
+            row["last_seen"] = seen
+        row.setdefault("sessions", []).append(sess)
+    counts = unread_counts(mailbox, list(found))
+    for name, row in found.items():
+        row["unread"] = counts[name]
+    armed = armed_names(store)  # waiters are local processes: one small directory
+    for name, row in found.items():
+        row["waiter"] = name in armed
+    if not any(
+        s.get("tmux") and s.get("tmux_pane")
+        for row in found.values()
+        for s in row.get("sessions", ())
+    ):
+        return [found[n] for n in sorted(found)]
+    # Lazy: no pane registered, no live/ (its regexes and tmux plumbing cost `who`
+    # ~10 ms; issue 6). One capture per live pane, every tmux call bounded.
+    from .live.status import states
+
+    for name, state in states(store).items():
+        if name in found:
+            found[name]["state"] = state
+    return [found[n] for n in sorted(found)]

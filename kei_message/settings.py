@@ -1,0 +1,131 @@
+"""Every ``KEI_MAILBOX_*`` setting, read here and nowhere else.
+
+Each function reads its variable when called (tests and long-running commands
+change the environment between calls), and the callers pass the values down
+as arguments: nothing in kei-message writes ``os.environ``. Only ``os`` is
+imported: the hook reads its settings before every prompt (issue 6).
+
+=========================  ==========================================================
+variable                   read by
+=========================  ==========================================================
+KEI_MAILBOX_DIR            ``mailbox_dir``: the mailbox dir (default ~/.claude/mailbox)
+KEI_MAILBOX_URL            ``url``: ``redis://…`` picks the Redis store
+KEI_MAILBOX_ME             ``me``: identity, before the current dir's name
+KEI_MAILBOX_LOCK_TIMEOUT   ``lock_timeout``: the longest wait for a lock, seconds
+KEI_MAILBOX_MAX_BODY       ``max_body``: the largest body in bytes
+KEI_MAILBOX_BROADCAST_REPLAY  ``broadcast_replay``: how old a broadcast a new reader sees
+KEI_MAILBOX_HOOK_BUDGET    ``hook_budget``: characters a hook injects at most
+KEI_MAILBOX_BYPASS         ``bypass``: hooks do nothing at all
+KEI_MAILBOX_DEBUG          ``debug``: tracebacks on stderr
+KEI_MAILBOX_FSYNC          ``fsync``: fsync every append and cursor
+KEI_MAILBOX_NO_INOTIFY     ``no_inotify``: poll instead of inotify
+KEI_MAILBOX_NO_FAST        ``no_fast``: no typer-free fast path for the everyday commands
+KEI_MAILBOX_WAKE_DEADLINE  ``wake_deadline``: seconds the wake waiter waits at most
+KEI_MAILBOX_HOST           ``host``: this machine's name in Redis session records
+=========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_LOCK_TIMEOUT = 10.0
+DEFAULT_REPLAY = 24 * 3600.0
+DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_HOOK_BUDGET = 9000
+MIN_HOOK_BUDGET = 1000
+
+
+def env_float(name: str, default: float) -> float:
+    """``name`` as a number; ``default`` when unset or not a number."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        return default
+
+
+def env_flag(name: str) -> bool:
+    """``name`` set to 1, true, yes or on (any case)."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _text(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def mailbox_dir() -> str | None:
+    """The ``KEI_MAILBOX_DIR`` override, or None (``paths.mailbox_dir`` has the default)."""
+    return _text("KEI_MAILBOX_DIR")
+
+
+def url() -> str | None:
+    return _text("KEI_MAILBOX_URL")
+
+
+def jsonl_store() -> bool:
+    """No store URL, or a ``file:`` one: the JSONL bus in the mailbox dir."""
+    return (os.environ.get("KEI_MAILBOX_URL") or "").strip() in ("", "file:")
+
+
+def me() -> str | None:
+    return _text("KEI_MAILBOX_ME")
+
+
+def lock_timeout() -> float:
+    return max(0.0, env_float("KEI_MAILBOX_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT))
+
+
+def max_body() -> int:
+    raw = os.environ.get("KEI_MAILBOX_MAX_BODY", "")
+    return int(raw) if raw.isdigit() else DEFAULT_MAX_BODY
+
+
+def broadcast_replay() -> float:
+    """Seconds; a bad value falls back to the default rather than failing every read."""
+    raw = os.environ.get("KEI_MAILBOX_BROADCAST_REPLAY")
+    if not raw:
+        return DEFAULT_REPLAY
+    from .records import parse_duration  # not on the hook's fast path
+
+    try:
+        return parse_duration(raw)
+    except ValueError:
+        return DEFAULT_REPLAY
+
+
+def hook_budget() -> int:
+    raw = os.environ.get("KEI_MAILBOX_HOOK_BUDGET", "")
+    return max(MIN_HOOK_BUDGET, int(raw)) if raw.isdigit() else DEFAULT_HOOK_BUDGET
+
+
+def bypass() -> bool:
+    return env_flag("KEI_MAILBOX_BYPASS")
+
+
+def debug() -> bool:
+    """Set to anything but 0/false/no/off."""
+    value = os.environ.get("KEI_MAILBOX_DEBUG", "").strip().lower()
+    return value not in ("", "0", "false", "no", "off")
+
+
+def fsync() -> bool:
+    return env_flag("KEI_MAILBOX_FSYNC")
+
+
+def no_inotify() -> bool:
+    return bool(os.environ.get("KEI_MAILBOX_NO_INOTIFY"))
+
+
+def no_fast() -> bool:
+    return os.environ.get("KEI_MAILBOX_NO_FAST", "") not in ("", "0")
+
+
+def wake_deadline(default: float) -> float:
+    return max(0.0, env_float("KEI_MAILBOX_WAKE_DEADLINE", default))
+
+
+def host() -> str | None:
+    return _text("KEI_MAILBOX_HOST")

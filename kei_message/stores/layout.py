@@ -1,0 +1,158 @@
+"""The on-disk layout of a mailbox dir, and the one owner of its file formats.
+
+Every file name and every byte format below is written and parsed here and
+nowhere else; the JSONL store, the hook's fast path, the wake waiter, gc and
+doctor all come through this module. Only ``os`` (and ``json`` when writing a
+session) is imported: the hook reads cursors before every prompt (issue 6).
+
+The mailbox dir (mode 0700, every file 0600; ``paths.mailbox_dir``)::
+
+    messages.jsonl        the bus: one JSON record per line (stores/jsonl.py)
+    messages.lock         append lock; its content is the largest id handed out
+    messages.base         bytes moved out of the bus by gc (logical offsets)
+    cursors/NAME          one reader's cursor; cursors/.NAME.lock guards it
+    sessions/ID.json      registered agent sessions (hooks, live delivery)
+    index/names.json      names seen on the bus, kept current by send (names_index.py)
+    waiters/SESSION.pid   the wake waiter of one session (flock held while it waits)
+    live-watch.pid        the running `process --watch`
+    archive/              records moved out by `kei message gc`
+    quarantine/           what `doctor --repair` copied out
+    hook.log              bounded log of hook failures
+
+Temp files are hidden (``.NAME.tmp.PID``), as are reader locks: no name
+starts with ``.``, so neither can ever be taken for a reader's cursor.
+
+Formats:
+
+``messages.base``
+    One line per bus file, ``INODE BASE``, the current file first: the logical
+    offset of byte 0 of the file with that inode. No file means base 0.
+``cursors/NAME``
+    Two lines of text: the position, then the keys consumed out of order,
+    separated by spaces (``cursors.Cursor``). Text, so the hook's fast path
+    reads it without a JSON parser. The Redis store keeps the same text.
+``sessions/ID.json``, ``waiters/ID.pid``
+    One compact JSON object. ``ID`` is the session id when it is made of
+    letters, digits, ``-`` and ``_`` (80 at most), else a hash of it: session
+    ids come from the agent CLI, and must never pick a path.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False  # typing costs the hook ~8 ms (issue 6)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from ..cursors import Cursor, Pos
+
+BUS = "messages.jsonl"
+LOCK = "messages.lock"
+BASE = "messages.base"
+CURSORS = "cursors"
+SESSIONS = "sessions"
+INDEX = "index"
+NAMES_INDEX = "names.json"  # in INDEX
+WAITERS = "waiters"
+ARCHIVE = "archive"
+QUARANTINE = "quarantine"
+HOOK_LOG = "hook.log"
+WATCH_PID = "live-watch.pid"
+
+
+def bus_path(root: str | None = None) -> str:
+    if root is None:
+        from ..paths import mailbox_dir
+
+        root = mailbox_dir()
+    return os.path.join(root, BUS)
+
+
+# ----------------------------------------------------------------------------- messages.base
+def parse_base(data: bytes, ino: int) -> int | None:
+    """The base of the bus file with inode ``ino``; None when ``data`` does not know it."""
+    for line in data.split(b"\n"):
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit() and int(parts[0]) == ino:
+            return int(parts[1]) if parts[1].isdigit() else None
+    return None
+
+
+def base_floor(data: bytes) -> int:
+    """The largest base in ``data``: every logical position handed out lies below it or
+    in the current file."""
+    floor = 0
+    for line in data.split(b"\n"):
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            floor = max(floor, int(parts[1]))
+    return floor
+
+
+def base_text(current: tuple[int, int], *older: tuple[int, int], keep: bytes = b"") -> bytes:
+    """``messages.base`` for the files ``(inode, base)``, the current one first (a reused
+    inode number matches it first); ``keep``: up to three old lines carried over."""
+    lines = [f"{ino} {base}\n".encode() for ino, base in (current, *older)]
+    kept = [ln + b"\n" for ln in keep.split(b"\n") if ln.strip()][:3]
+    return b"".join(lines + kept)
+
+
+# ----------------------------------------------------------------------------- cursors
+def encode_cursor(cursor: Cursor) -> bytes:
+    done = " ".join(str(k) for k in sorted(cursor.done, key=str))
+    return f"{'' if cursor.pos is None else cursor.pos}\n{done}\n".encode()
+
+
+def _cursor_lines(data: bytes) -> list[str]:
+    text = data.decode("ascii")
+    lines = text.split("\n")
+    if not text.endswith("\n") or len(lines) != 3:
+        raise ValueError("cursor file is not two lines")
+    return lines
+
+
+def decode_cursor(data: bytes, convert: Callable[[str], Pos]) -> Cursor:
+    """Parse a cursor file; raises ValueError when it is garbage."""
+    from ..cursors import Cursor  # dataclasses: not on the hook's fast path (cursor_pos)
+
+    lines = _cursor_lines(data)
+    pos = convert(lines[0]) if lines[0] else None
+    return Cursor(pos, frozenset(convert(k) for k in lines[1].split()))
+
+
+def cursor_pos(data: bytes) -> int | None:
+    """The JSONL position in a cursor file; None when it has none or is not a cursor."""
+    try:
+        first = _cursor_lines(data)[0]
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return int(first) if first.isdigit() else None
+
+
+# ----------------------------------------------------------------------------- sessions, waiters
+def _safe_key(session_id: str) -> str:
+    safe = "".join(c for c in session_id if c.isalnum() or c in "-_")[:80]
+    if safe != session_id or not safe:
+        import hashlib  # only for ids that are no file name as they are
+
+        safe = hashlib.sha256(session_id.encode()).hexdigest()[:32]
+    return safe
+
+
+def session_file(session_id: str) -> str:
+    """The file name of ``session_id`` under ``sessions/``."""
+    return _safe_key(session_id) + ".json"
+
+
+def waiter_file(session_id: str) -> str:
+    """The file name of ``session_id``'s waiter under ``waiters/``."""
+    return _safe_key(session_id) + ".pid"
+
+
+def session_bytes(info: dict[str, Any]) -> bytes:
+    """A session file's content; the standard ``json`` (orjson costs the hook ~10 ms)."""
+    import json
+
+    return json.dumps(info, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
