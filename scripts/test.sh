@@ -38,9 +38,11 @@ if [ ! -x "$claude_dir/node_modules/.bin/claude" ]; then
 fi
 export KEI_TEST_CLAUDE="$claude_dir/node_modules/.bin/claude"
 
-# Strict settings that cost seconds: lint, format and types before the tests.
+# Strict settings that cost seconds: lint, format, types and the architecture
+# (import-linter contracts in pyproject.toml: arrows point down only) before the tests.
 .venv/bin/ruff check kei_message tests scripts
 .venv/bin/ruff format --check --quiet kei_message tests scripts
 .venv/bin/mypy
+.venv/bin/lint-imports
 
 exec .venv/bin/python -m pytest "$@"
