@@ -5,29 +5,42 @@ change the environment between calls), and the callers pass the values down
 as arguments: nothing in kei-message writes ``os.environ``. Only ``os`` is
 imported: the hook reads its settings before every prompt (issue 6).
 
-=========================  ==========================================================
-variable                   read by
-=========================  ==========================================================
-KEI_MAILBOX_DIR            ``mailbox_dir``: the mailbox dir (default ~/.claude/mailbox)
-KEI_MAILBOX_URL            ``url``: ``redis://…`` picks the Redis store
-KEI_MAILBOX_ME             ``me``: identity, before the current dir's name
-KEI_MAILBOX_LOCK_TIMEOUT   ``lock_timeout``: the longest wait for a lock, seconds
-KEI_MAILBOX_MAX_BODY       ``max_body``: the largest body in bytes
-KEI_MAILBOX_BROADCAST_REPLAY  ``broadcast_replay``: how old a broadcast a new reader sees
-KEI_MAILBOX_HOOK_BUDGET    ``hook_budget``: characters a hook injects at most
-KEI_MAILBOX_BYPASS         ``bypass``: hooks do nothing at all
-KEI_MAILBOX_DEBUG          ``debug``: tracebacks on stderr
-KEI_MAILBOX_FSYNC          ``fsync``: fsync every append and cursor
-KEI_MAILBOX_NO_INOTIFY     ``no_inotify``: poll instead of inotify
-KEI_MAILBOX_NO_FAST        ``no_fast``: no typer-free fast path for the everyday commands
-KEI_MAILBOX_WAKE_DEADLINE  ``wake_deadline``: seconds the wake waiter waits at most
-KEI_MAILBOX_HOST           ``host``: this machine's name in Redis session records
-=========================  ==========================================================
+``VARIABLES`` lists them all, with defaults and meanings (docs/environment.md
+is generated from it).
 """
 
 from __future__ import annotations
 
 import os
+
+VARIABLES: tuple[tuple[str, str, str], ...] = (
+    ("KEI_MAILBOX_DIR", "`~/.claude/mailbox`", "the mailbox dir"),
+    ("KEI_MAILBOX_ME", "basename of the cwd", "your identity"),
+    ("KEI_MAILBOX_URL", "(the JSONL bus)", "`redis://HOST:PORT/DB` puts the bus on Redis Streams"),
+    ("KEI_MAILBOX_LOCK_TIMEOUT", "`10`", "seconds to wait for a lock before exit 3"),
+    ("KEI_MAILBOX_FSYNC", "off", "`1`: fsync each send before reporting success"),
+    ("KEI_MAILBOX_MAX_BODY", "`1048576`", "largest body in bytes"),
+    ("KEI_MAILBOX_BROADCAST_REPLAY", "`24h`", "how old a broadcast a brand-new reader still gets"),
+    ("KEI_MAILBOX_HOOK_BUDGET", "`9000`", "characters a hook may inject per turn"),
+    ("KEI_MAILBOX_BYPASS", "off", "`1`: the hooks do nothing"),
+    ("KEI_MAILBOX_DEBUG", "off", "`1`: tracebacks on errors"),
+    (
+        "KEI_MAILBOX_HOST",
+        "the host name",
+        "this machine's name in the session registry (Redis, several machines)",
+    ),
+    (
+        "KEI_MAILBOX_WAKE_DEADLINE",
+        "`86340`",
+        "seconds the wake waiter waits before it exits quietly",
+    ),
+    ("KEI_MAILBOX_NO_FAST", "off", "`1`: every command goes through typer (no fast path)"),
+    (
+        "KEI_MAILBOX_NO_INOTIFY",
+        "off",
+        "`1`: `wait`/`tail -f`/wake poll every 50 ms instead of inotify",
+    ),
+)
 
 DEFAULT_LOCK_TIMEOUT = 10.0
 DEFAULT_REPLAY = 24 * 3600.0
