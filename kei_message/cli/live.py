@@ -6,6 +6,9 @@ from typing import Annotated
 
 import typer
 
+from .. import names
+from ..render import neutralise
+from . import verbs
 from .app import app, get_mailbox, out, resolve_me, warn
 
 Name = Annotated[str, typer.Argument(metavar="NAME", help="The live session's name.")]
@@ -57,11 +60,9 @@ def cancel(
 
     Example: kei message cancel frontend 'stop, the API changed: see #1795248002625564'
     """
-    from ..errors import Queued, Rejected
-    from ..live import deliver
-    from ..names import validate
+    from ..live import deliver  # tmux plumbing: only for the live commands (issue 6)
 
-    name = validate(name)
+    name = names.validate(name)
     mb = get_mailbox()
     words = list(text or [])
     body = " ".join(words)
@@ -78,14 +79,8 @@ def cancel(
     if interrupted and after.state == "draft" and not deliver.clear_composer(mb, name):
         warn(f"note: could not clear {name}'s prompt; the message is queued")
     assert me is not None
-    rec = mb.send(body, to=name, sender=me)
-    out(f"-> sent to {name!r} (from {me!r}) #{rec['id']}")
-    try:
-        typed = deliver.deliver_live(mb, name)
-    except (Queued, Rejected) as exc:
-        warn(f"note: {exc}")
-        raise typer.Exit(exc.exit_code) from None
-    out(f"-> typed {typed} message{'s' if typed != 1 else ''} into {name}'s pane")
+    verbs.sent_line(mb.send(body, to=name, sender=me), False)
+    raise typer.Exit(verbs.deliver_live(mb, name))
 
 
 @app.command()
@@ -102,11 +97,9 @@ def approve(
 
     Example: kei message approve frontend
     """
-    from ..live.deliver import approve as press
-    from ..names import validate
-    from ..render import neutralise
+    from ..live.deliver import approve as press  # tmux plumbing (issue 6)
 
-    label = press(get_mailbox(), validate(name), choice)
+    label = press(get_mailbox(), names.validate(name), choice)
     out(f"-> chose {choice} ({neutralise(label, multiline=False)}) in {name}'s prompt")
 
 

@@ -14,48 +14,33 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .. import names as _names
 from .. import paths, render
-from ..errors import BodyError, NoLiveSession, NothingToReturn, Queued, Rejected, UsageError
+from ..errors import BodyError, NothingToReturn, UsageError
 from ..mailbox import is_for
-from ..records import check_kind, parse_duration
-from .app import app, get_mailbox, out, out_json, resolve_me, warn
+from ..records import parse_duration
+from . import verbs
+from .app import app, get_mailbox, out, out_json, resolve_me
 from .output import print_records as _print_records
-from .output import print_who, show_unread, use_color
-from .output import unknown_note as _unknown_note
+from .output import show_unread, use_color
 
 if TYPE_CHECKING:
     from ..mailbox import Mailbox
     from ..records import Record
 
+
 # ----------------------------------------------------------------------------- options
-Me = Annotated[
-    str | None,
-    typer.Option(
-        "--me",
-        metavar="NAME",
-        help="Read as NAME (default: KEI_MAILBOX_ME, else the current dir's name).",
-    ),
-]
-From = Annotated[
-    str | None,
-    typer.Option(
-        "--from",
-        metavar="NAME",
-        help="Send as NAME (default: KEI_MAILBOX_ME, else the current dir's name).",
-    ),
-]
-Kind = Annotated[
-    str | None,
-    typer.Option(
-        "--kind",
-        metavar="KIND",
-        help="TASK, DONE, BLOCKED or QUESTION (default: from a leading 'TASK:' etc. in the text).",
-    ),
-]
-Json = Annotated[
-    bool, typer.Option("--json", help="Print records as stored, one JSON object per line.")
-]
+def option(key: str, **extra: Any) -> Any:
+    """The ``typer.Option`` for ``verbs.OPTIONS[key]``: the definition the fast path parses."""
+    opt = verbs.OPTIONS[key]
+    if opt.metavar is not None:
+        extra["metavar"] = opt.metavar
+    return typer.Option(*opt.flags, help=opt.help, **extra)
+
+
+Me = Annotated[str | None, option("me")]
+From = Annotated[str | None, option("sender")]
+Kind = Annotated[str | None, option("kind")]
+Json = Annotated[bool, option("as_json")]
 Text = Annotated[
     list[str] | None,
     typer.Argument(
@@ -90,15 +75,6 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def _split_address(words: list[str]) -> tuple[str | None, list[str]]:
-    """A leading ``@NAME`` or ``all`` argument is the recipient; nothing later is."""
-    if words:
-        first = words[0]
-        if first == "all" or first.startswith("@"):
-            return _names.validate(first, allow_all=True), words[1:]
-    return None, words
-
-
 def _msg_id(text: str) -> int:
     raw = text.strip().lstrip("#")
     if not raw.isdigit():
@@ -106,43 +82,11 @@ def _msg_id(text: str) -> int:
     return int(raw)
 
 
-def _sent_line(rec: Record, as_json: bool) -> None:
-    if as_json:
-        out_json(rec)
-    else:
-        out(f"-> sent to {rec['to']!r} (from {rec['from']!r}) #{rec['id']}")
-
-
-def _live(mb: Mailbox, to: str) -> None:
-    """After the record is in the bus: type NAME's unread into its tmux pane (SPEC §8)."""
-    try:
-        from ..live.deliver import deliver_live  # only with --live (issue 6)
-    except ImportError as exc:
-        raise NoLiveSession(
-            f"live delivery is not available here ({exc}); the message waits in the mailbox"
-        ) from exc
-    try:
-        typed = deliver_live(mb, to)
-    except (NoLiveSession, Rejected, Queued) as exc:
-        # Not a failure of the send: the record is in the bus either way. Say what
-        # happened to the live part and exit with its code (4, 5 or 6).
-        warn(f"note: {exc}")
-        raise typer.Exit(exc.exit_code) from None
-    out(f"-> typed {typed} message{'s' if typed != 1 else ''} into {to}'s pane")
-
-
 # ----------------------------------------------------------------------------- send
 @app.command()
 def send(
     text: Text = None,
-    to: Annotated[
-        str | None,
-        typer.Option(
-            "--to",
-            metavar="NAME",
-            help="Recipient (default: a leading @NAME or 'all' argument, else all).",
-        ),
-    ] = None,
+    to: Annotated[str | None, option("to")] = None,
     sender: From = None,
     kind: Kind = None,
     reply_to: Annotated[
@@ -160,21 +104,17 @@ def send(
 
     Example: kei message send @frontend TASK: ship the login page
     """
-    words = list(text or [])
-    address, words = (None, words) if to is not None else _split_address(words)
-    target = _names.validate(to, allow_all=True) if to is not None else (address or "all")
+    target, words = verbs.recipient(to, list(text or []))
     if live and target == "all":
         raise UsageError("--live needs one recipient: use --to NAME or @NAME")
     me = resolve_me(sender)
     answers = _msg_id(reply_to) if reply_to is not None else None
     body = _body(words)
     mb = get_mailbox()
-    known = mb.known_names() if target != "all" else {}
-    rec = mb.send(body, to=target, sender=me, kind=kind, reply_to=answers)
-    _sent_line(rec, as_json)
-    _unknown_note(mb, target, known)
+    verbs.send(mb, body, to=target, sender=me, kind=kind, reply_to=answers, as_json=as_json)
     if live:
-        _live(mb, target)
+        # the live part's outcome is the exit code (4, 5 or 6 when it stays queued)
+        raise typer.Exit(verbs.deliver_live(mb, target))
 
 
 @app.command()
@@ -195,7 +135,7 @@ def reply(
     original = mb.get(rid)  # unknown id: exit 2 before reading stdin
     body = _body(list(text or []))
     rec = mb.send(body, to=original["from"], sender=me, kind=kind, reply_to=rid)
-    _sent_line(rec, as_json)
+    verbs.sent_line(rec, as_json)
 
 
 @app.command()
@@ -226,10 +166,8 @@ def inbox(
         ),
     ] = None,
     me: Me = None,
-    peek: Annotated[bool, typer.Option("--peek", help="Do not mark anything read.")] = False,
-    count: Annotated[
-        bool, typer.Option("--count", help="Print the number of unread only.")
-    ] = False,
+    peek: Annotated[bool, option("peek")] = False,
+    count: Annotated[bool, option("count")] = False,
     clear: Annotated[
         bool, typer.Option("--clear", help="Mark all unread read; print how many.")
     ] = False,
@@ -351,18 +289,10 @@ def _since(text: str) -> float:
 
 @app.command("list")
 def list_(
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", min=0, metavar="N", help="How many of the newest.")
-    ] = 40,
-    sender: Annotated[
-        str | None, typer.Option("--from", metavar="NAME", help="Only from NAME.")
-    ] = None,
-    to: Annotated[
-        str | None, typer.Option("--to", metavar="NAME", help="Only to NAME (or all).")
-    ] = None,
-    kind: Annotated[
-        str | None, typer.Option("--kind", metavar="KIND", help="Only of this kind.")
-    ] = None,
+    limit: Annotated[int, option("list_limit", min=0)] = 40,
+    sender: Annotated[str | None, option("from_filter")] = None,
+    to: Annotated[str | None, option("to_filter")] = None,
+    kind: Annotated[str | None, option("kind_filter")] = None,
     since: Annotated[
         str | None,
         typer.Option("--since", metavar="WHEN", help="Only newer: a duration (2h, 7d) or a date."),
@@ -373,14 +303,15 @@ def list_(
 
     Example: kei message list --from backend --since 2h
     """
-    recs = get_mailbox().recent(
+    verbs.recent(
+        get_mailbox(),
         limit,
-        sender=_names.validate(sender, allow_all=True) if sender is not None else None,
-        to=_names.validate(to, allow_all=True) if to is not None else None,
-        kind=check_kind(kind) if kind is not None else None,
+        sender=sender,
+        to=to,
+        kind=kind,
         since=_since(since) if since is not None else None,
+        as_json=as_json,
     )
-    _print_records(recs, as_json)
 
 
 @app.command()
@@ -424,12 +355,10 @@ def tail(
 
 # ----------------------------------------------------------------------------- who
 def _channels(as_json: bool) -> None:
-    from ..presence import who as who_is_there  # its wings: only for who (issue 6)
-
-    print_who(who_is_there(get_mailbox()), as_json)
+    verbs.who(get_mailbox(), as_json)
 
 
-ChannelsJson = Annotated[bool, typer.Option("--json", help="One JSON object per name.")]
+ChannelsJson = Annotated[bool, option("who_json")]
 
 
 @app.command()

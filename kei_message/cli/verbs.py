@@ -1,0 +1,190 @@
+"""One set of verbs for every parser: the option definitions and what the commands do.
+
+Both parsers of the everyday commands come here: the typer app (``messages``,
+``live``) builds its ``typer.Option``s from ``OPTIONS``, and the typer-free
+fast path (``fast``) parses the same ``OPTIONS`` (``FAST`` picks which of them
+it takes per command; anything else goes to typer). After parsing, both call
+the same verb: the address split, the ``-> sent to`` line and the ``--live``
+outcome are written once, here. No typer: the fast path must not pay for it
+(issue 6).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from .. import names
+from ..errors import NoLiveSession, Queued, Rejected
+from ..mailbox import Mailbox
+from ..records import Record, check_kind
+from .output import out, out_json, print_records, unknown_note, warn
+
+
+class Opt(NamedTuple):
+    """One command-line option: its spellings, the value's metavar (None: a flag), help."""
+
+    flags: tuple[str, ...]
+    metavar: str | None
+    help: str
+
+
+_DEFAULT_ME = "(default: KEI_MAILBOX_ME, else the current dir's name)."
+
+OPTIONS: dict[str, Opt] = {
+    "to": Opt(
+        ("--to",), "NAME", "Recipient (default: a leading @NAME or 'all' argument, else all)."
+    ),
+    "sender": Opt(("--from",), "NAME", f"Send as NAME {_DEFAULT_ME}"),
+    "me": Opt(("--me",), "NAME", f"Read as NAME {_DEFAULT_ME}"),
+    "kind": Opt(
+        ("--kind",),
+        "KIND",
+        "TASK, DONE, BLOCKED or QUESTION (default: from a leading 'TASK:' etc. in the text).",
+    ),
+    "as_json": Opt(("--json",), None, "Print records as stored, one JSON object per line."),
+    "who_json": Opt(("--json",), None, "One JSON object per name."),
+    "peek": Opt(("--peek",), None, "Do not mark anything read."),
+    "count": Opt(("--count",), None, "Print the number of unread only."),
+    "list_limit": Opt(("--limit", "-n"), "N", "How many of the newest."),
+    "from_filter": Opt(("--from",), "NAME", "Only from NAME."),
+    "to_filter": Opt(("--to",), "NAME", "Only to NAME (or all)."),
+    "kind_filter": Opt(("--kind",), "KIND", "Only of this kind."),
+}
+
+# The options each command takes on the fast path (a subset of its typer options).
+FAST: dict[str, tuple[str, ...]] = {
+    "send": ("to", "sender", "kind", "as_json"),
+    "inbox": ("me", "peek", "count", "as_json"),
+    "list": ("list_limit", "from_filter", "to_filter", "kind_filter", "as_json"),
+    "who": ("who_json",),
+}
+
+
+# ----------------------------------------------------------------------------- send
+def split_address(words: list[str]) -> tuple[str | None, list[str]]:
+    """A leading ``@NAME`` or ``all`` argument is the recipient; nothing later is."""
+    if words and (words[0] == "all" or words[0].startswith("@")):
+        return words[0], words[1:]
+    return None, words
+
+
+def recipient(to: str | None, words: list[str]) -> tuple[str, list[str]]:
+    """``--to NAME``, else a leading ``@NAME``/``all`` word, else all; and the words left."""
+    if to is not None:
+        return names.validate(to, allow_all=True), words
+    address, words = split_address(words)
+    return (names.validate(address, allow_all=True) if address else names.BROADCAST), words
+
+
+def sent_line(rec: Record, as_json: bool) -> None:
+    if as_json:
+        out_json(rec)
+    else:
+        out(f"-> sent to {rec['to']!r} (from {rec['from']!r}) #{rec['id']}")
+
+
+def send(
+    mb: Mailbox,
+    body: str,
+    *,
+    to: str,
+    sender: str,
+    kind: str | None = None,
+    reply_to: int | None = None,
+    as_json: bool = False,
+) -> Record:
+    """Send, print the sent line, and the typo note for a name never seen."""
+    known = mb.known_names() if to != names.BROADCAST else {}
+    rec = mb.send(body, to=to, sender=sender, kind=kind, reply_to=reply_to)
+    sent_line(rec, as_json)
+    unknown_note(mb, to, known)
+    return rec
+
+
+def deliver_live(mb: Mailbox, to: str) -> int:
+    """After the record is in the bus: type NAME's unread into its tmux pane (SPEC §8).
+
+    Returns the exit code: 0 typed; 4, 5 or 6 when it stays queued (said on stderr).
+    Not a failure of the send: the record is in the bus either way.
+    """
+    try:
+        from ..live.deliver import deliver_live as type_in  # only with --live (issue 6)
+    except ImportError as exc:
+        raise NoLiveSession(
+            f"live delivery is not available here ({exc}); the message waits in the mailbox"
+        ) from exc
+    try:
+        typed = type_in(mb, to)
+    except (NoLiveSession, Rejected, Queued) as exc:
+        warn(f"note: {exc}")
+        return exc.exit_code
+    out(f"-> typed {typed} message{'s' if typed != 1 else ''} into {to}'s pane")
+    return 0
+
+
+# ----------------------------------------------------------------------------- reading
+def recent(
+    mb: Mailbox,
+    limit: int,
+    *,
+    sender: str | None,
+    to: str | None,
+    kind: str | None,
+    since: float | None = None,
+    as_json: bool,
+) -> None:
+    """``list``: the newest ``limit`` records matching the filters."""
+    recs = mb.recent(
+        limit,
+        sender=names.validate(sender, allow_all=True) if sender is not None else None,
+        to=names.validate(to, allow_all=True) if to is not None else None,
+        kind=check_kind(kind) if kind is not None else None,
+        since=since,
+    )
+    print_records(recs, as_json)
+
+
+def who(mb: Mailbox, as_json: bool) -> None:
+    """``who``/``channels``/``names``."""
+    from ..presence import who as rows  # its wings (agents, live): only for who (issue 6)
+    from .output import print_who
+
+    print_who(rows(mb), as_json)
+
+
+def parse_opts(args: list[str], keys: tuple[str, ...]) -> tuple[list[str], dict[str, Any]] | None:
+    """Click-like parsing of ``args`` against ``OPTIONS[k] for k in keys`` (the fast path).
+
+    Returns the words and ``{key: value}`` (True for a flag); None for anything
+    it does not know, which then goes to typer: ``-``, ``-h``, another option, a
+    missing value, a negative number, an option given twice.
+    """
+    spelled = {flag: key for key in keys for flag in OPTIONS[key].flags}
+    words: list[str] = []
+    opts: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        i += 1
+        if tok == "--":
+            words.extend(args[i:])
+            break
+        if not tok.startswith("-"):
+            words.append(tok)
+            continue
+        flag, eq, value = tok.partition("=")
+        key = spelled.get(flag)
+        if key is None or key in opts:
+            return None  # unknown, or given twice (which one wins is click's business)
+        if OPTIONS[key].metavar is None:
+            if eq:
+                return None
+            opts[key] = True
+            continue
+        if not eq:
+            if i >= len(args) or args[i].startswith("-"):
+                return None
+            value = args[i]
+            i += 1
+        opts[key] = value
+    return words, opts
