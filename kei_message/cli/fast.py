@@ -34,11 +34,7 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _send(args: list[str]) -> Command | None:
-    parsed = verbs.parse_opts(args, verbs.FAST["send"])
-    if parsed is None:
-        return None
-    words, opts = parsed
+def _send(words: list[str], opts: dict[str, Any]) -> Command | None:
     to = _str(opts.get("to"))
     address, text = verbs.split_address(words) if to is None else (None, words)
     if not text or text == ["-"]:
@@ -59,11 +55,7 @@ def _send(args: list[str]) -> Command | None:
     return run
 
 
-def _inbox(args: list[str]) -> Command | None:
-    parsed = verbs.parse_opts(args, verbs.FAST["inbox"])
-    if parsed is None:
-        return None
-    words, opts = parsed
+def _inbox(words: list[str], opts: dict[str, Any]) -> Command | None:
     if len(words) > 1 or (words and words[0] == "pop"):
         return None
     me = _str(opts.get("me"))
@@ -81,11 +73,7 @@ def _inbox(args: list[str]) -> Command | None:
     return run
 
 
-def _list(args: list[str]) -> Command | None:
-    parsed = verbs.parse_opts(args, verbs.FAST["list"])
-    if parsed is None:
-        return None
-    words, opts = parsed
+def _list(words: list[str], opts: dict[str, Any]) -> Command | None:
     raw = opts.get("list_limit", "40")
     if words or not raw.isdigit():
         return None
@@ -103,21 +91,32 @@ def _list(args: list[str]) -> Command | None:
     return run
 
 
-def _who(args: list[str]) -> Command | None:
-    parsed = verbs.parse_opts(args, verbs.FAST["who"])
-    if parsed is None or parsed[0]:
+def _who(words: list[str], opts: dict[str, Any]) -> Command | None:
+    if words:
         return None
-    as_json = bool(parsed[1].get("who_json"))
+    as_json = bool(opts.get("who_json"))
     return lambda: verbs.who(Mailbox(), as_json)
 
 
+def _parsed(
+    name: str, build: Callable[[list[str], dict[str, Any]], Command | None]
+) -> Callable[[list[str]], Command | None]:
+    """``build`` over the words and options of ``name``'s fast form; None: typer's."""
+
+    def parse(args: list[str]) -> Command | None:
+        parsed = verbs.parse_opts(args, verbs.FAST[name])
+        return None if parsed is None else build(*parsed)
+
+    return parse
+
+
 COMMANDS: dict[str, Callable[[list[str]], Command | None]] = {
-    "send": _send,
-    "inbox": _inbox,
-    "list": _list,
-    "who": _who,
-    "channels": _who,
-    "names": _who,
+    "send": _parsed("send", _send),
+    "inbox": _parsed("inbox", _inbox),
+    "list": _parsed("list", _list),
+    "who": _parsed("who", _who),
+    "channels": _parsed("who", _who),
+    "names": _parsed("who", _who),
 }
 
 

@@ -168,15 +168,9 @@ def inbox(
     me: Me = None,
     peek: Annotated[bool, option("peek")] = False,
     count: Annotated[bool, option("count")] = False,
-    clear: Annotated[
-        bool, typer.Option("--clear", help="Mark all unread read; print how many.")
-    ] = False,
-    show_all: Annotated[
-        bool, typer.Option("--all", help="Read messages too: the newest --limit; marks nothing.")
-    ] = False,
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", min=0, metavar="N", help="How many with --all.")
-    ] = 20,
+    clear: Annotated[bool, option("clear")] = False,
+    show_all: Annotated[bool, option("show_all")] = False,
+    limit: Annotated[int, option("inbox_limit", min=0)] = 20,
     as_json: Json = False,
 ) -> None:
     """Print your unread messages, oldest first, and mark them read.
@@ -316,12 +310,8 @@ def list_(
 
 @app.command()
 def tail(
-    follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing new messages as they come.")
-    ] = False,
-    lines: Annotated[
-        int, typer.Option("-n", "--lines", min=0, metavar="N", help="How many of the newest first.")
-    ] = 10,
+    follow: Annotated[bool, option("follow")] = False,
+    lines: Annotated[int, option("tail_lines", min=0)] = 10,
     as_json: Json = False,
 ) -> None:
     """Print the last N messages; -f follows new ones.
