@@ -35,8 +35,6 @@ On disk, in the mailbox dir (file names and byte formats: ``layout``):
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -629,6 +627,10 @@ def _ignore_sigxfsz() -> None:
     global _sigxfsz_ignored
     if _sigxfsz_ignored:
         return
+    # lazy: only a writer needs them, and `inbox`, `list`, `who` would pay ~1-2 ms (issue 6)
+    import signal
+    import threading
+
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         _sigxfsz_ignored = True

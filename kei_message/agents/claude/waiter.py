@@ -50,7 +50,6 @@ import fcntl
 import os
 import select
 import time
-import traceback
 from typing import Any
 
 import orjson
@@ -270,6 +269,8 @@ def run(payload: dict[str, Any], raw_ok: bool = True) -> int:
     except Exception as exc:
         log_failure(f"wake: {type(exc).__name__}: {exc}")
         if settings.debug():
+            import traceback  # ~5 ms (linecache, tokenize): `who` imports this module too
+
             traceback.print_exc()
         return 0
 
