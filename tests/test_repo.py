@@ -51,3 +51,36 @@ def test_every_script_the_docs_run_has_its_run_bit_in_git() -> None:
     for script in sorted(_run_as_commands()):
         assert script in modes, f"{script} is in the docs but not in git"
         assert modes[script] == "100755", f"{script} is {modes[script]} in git: chmod +x it"
+
+
+def test_the_wall_clock_is_read_only_where_the_clock_ahead_run_moves_it() -> None:
+    """tests/clock_ahead/sitecustomize.py moves these functions: a new way of reading the
+    wall clock (datetime.now, os.times, ...) would escape the clock-ahead run (#12)."""
+    pattern = re.compile(r"\b(?:datetime|date)\.(?:now|utcnow|today)\b|\btime\.clock_gettime\b")
+    for path in sorted((ROOT / "kei_message").rglob("*.py")):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            assert not pattern.search(line), f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+
+
+def test_the_clock_ahead_run_really_moves_the_clock(tmp_path: Path) -> None:
+    """Under scripts/test.sh's second pass the clock must be ahead in pytest and in the
+    processes it starts; otherwise that pass proves nothing."""
+    import os
+    import sys
+    import time
+
+    spec = os.environ.get("KEI_TEST_CLOCK_AHEAD")
+    if not spec:
+        pytest.skip("the normal pass: the clock is not moved")
+    ahead = int(spec.rstrip("d")) * 86400
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"")
+    real = probe.stat().st_mtime  # the kernel's clock, which nothing moves
+    assert time.time() - real > ahead - 60
+    out = subprocess.run(
+        [sys.executable, "-c", "import time; print(time.time())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert float(out) - real > ahead - 60
