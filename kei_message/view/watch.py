@@ -78,15 +78,17 @@ class DirWatch:
         mask = IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM
         self._add(os.path.join(self.root, sub), mask)  # absent: added when created
 
-    def wait(self, timeout: float) -> bool:
-        """Block up to ``timeout`` seconds; True when something we watch changed."""
+    def wait(self, timeout: float, wake: int | None = None) -> bool:
+        """Block up to ``timeout`` seconds (or until ``wake`` is readable); True when
+        something we watch changed."""
         deadline = time.monotonic() + timeout
+        fds = [self.fd] if wake is None else [self.fd, wake]
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            ready, _, _ = select.select([self.fd], [], [], left)
-            if not ready:
+            ready, _, _ = select.select(fds, [], [], left)
+            if self.fd not in ready:
                 return False
             if self._drain():
                 return True
@@ -160,7 +162,7 @@ def _own_store(mb: Mailbox) -> Any:
 class Watcher:
     """A background thread calling ``on_change()`` each time the mailbox changes.
 
-    ``stop()`` ends it within about a second.
+    ``stop()`` ends it: at once with inotify, within a second on a blocking store read.
     """
 
     def __init__(self, mb: Mailbox, on_change: Callable[[], None]) -> None:
@@ -168,6 +170,9 @@ class Watcher:
         self.on_change = on_change
         self._stop = threading.Event()
         self._dir = _dir_watch(mb)
+        self._wake_r, self._wake_w = os.pipe()
+        self._closing = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="kei-view-watch", daemon=True)
 
     def start(self) -> Watcher:
@@ -175,10 +180,25 @@ class Watcher:
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        if self._dir is not None:
-            self._dir.close()
+        with self._closing:
+            self._stop.set()
+            if not self._closed:
+                os.write(self._wake_w, b"x")
+        # inotify wakes at once; a blocking store read ends within its second,
+        # in a daemon thread on its own store handle: no need to wait for it
+        self._thread.join(timeout=5 if self._dir is not None else 0.1)
+        if not self._thread.is_alive():
+            self._close()
+
+    def _close(self) -> None:
+        with self._closing:  # stop() or the thread's own end, whichever is last
+            if self._closed:
+                return
+            self._closed = True
+            if self._dir is not None:
+                self._dir.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
 
     def _run(self) -> None:
         store: Any = None if self._dir is not None else _own_store(self.mb)
@@ -186,9 +206,9 @@ class Watcher:
         while not self._stop.is_set():
             try:
                 if self._dir is not None:
-                    changed = self._dir.wait(1.0)
+                    changed = self._dir.wait(3600.0, self._wake_r)
                     if changed:
-                        self._dir.wait(SETTLE)  # let the rest of the burst land
+                        self._dir.wait(SETTLE, self._wake_r)  # let the rest of the burst land
                 else:
                     changed = store.wait_for_change(since, 1.0)
                     if changed:
@@ -198,3 +218,4 @@ class Watcher:
                 continue
             if changed and not self._stop.is_set():
                 self.on_change()
+        self._close()

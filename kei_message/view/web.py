@@ -273,10 +273,14 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.close_connection = True
         seen = -1
+
+        def news() -> bool:
+            return hub.version != seen or hub.closing
+
         try:
             while not hub.closing:
                 with hub.cond:
-                    hub.cond.wait_for(lambda s=seen: hub.version != s or hub.closing, HEARTBEAT)
+                    hub.cond.wait_for(news, HEARTBEAT)
                     version, data = hub.version, hub.data
                 if hub.closing:
                     break
