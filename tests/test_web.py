@@ -205,3 +205,126 @@ def test_serve_prints_the_url_and_refuses_a_busy_port(mailbox: Mailbox) -> None:
         port = s.getsockname()[1]
         with pytest.raises(UsageError, match="cannot listen"):
             serve(mailbox, port=port)
+
+
+# ----------------------------------------------------------------------------- the page
+HOSTILE = [
+    "<script>window.__pwned = 'script'</script>",
+    "<img src=x onerror=\"window.__pwned = 'img'\">",
+    "<a href=\"javascript:window.__pwned = 'link'\">click me</a>",
+    '<svg onload="window.__pwned = \'svg\'"></svg><iframe src="javascript:parent.__pwned=1">',
+    "{{TOKEN}} </script><style>body{display:none}</style>",
+]
+BIDI = "invoice for \u202eexe.pdf\u202c and \u2066isolated\u2069, ESC \x1b[31m"
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from cdp import Browser, chromium_bin
+
+    pytest.importorskip("websocket")
+    if chromium_bin() is None:
+        pytest.skip("chromium is not installed: run scripts/test.sh")
+    with Browser() as b:
+        yield b
+
+
+def _bodies(browser: Any) -> list[str]:
+    got = browser.eval("[...document.querySelectorAll('#messages .body')].map(e => e.textContent)")
+    return list(got or [])
+
+
+def test_page_live_safe_and_screenshot(browser: Any) -> None:
+    # the JSONL store only: both stores give the same state (test_view.py, the SSE test)
+    mailbox = Mailbox()
+    store = mailbox.store
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for i, (name, agent) in enumerate(
+        [("backend", None), ("frontend", "claude"), ("reviewer", "codex"), ("docs", "gemini")]
+    ):
+        info = {"name": name, "session_id": f"{i}f3c9a7e-5d1b-4c2e-9a8f-0b1c2d3e4f5a"}
+        info.update(cwd=f"/work/{name}", last_seen=now)
+        if agent:
+            info["agent"] = agent
+        store.put_session(info["session_id"], info)
+    task = mailbox.send("TASK: ship the login page", to="frontend", sender="backend")
+    mailbox.send("on it", to="backend", sender="frontend", reply_to=task["id"])
+    mailbox.send("QUESTION: which API version?", to="backend", sender="frontend")
+    mailbox.send("v2, see docs/api.md", to="frontend", sender="backend")
+    mailbox.send("please review #12", to="reviewer", sender="frontend")
+    mailbox.send("release notes drafted", to="all", sender="docs")
+    mailbox.send("DONE: login page shipped", to="backend", sender="frontend")
+
+    srv = ViewServer(mailbox, 0)
+    srv.start()
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    t.start()
+    try:
+        browser.navigate(srv.url)
+        assert browser.wait_for("document.body && document.body.dataset.updates", 15)
+        assert browser.wait_for("document.getElementById('status').textContent === 'live'", 10)
+        names = browser.eval(
+            "[...document.querySelectorAll('#sessions td.name')].map(e => e.textContent)"
+        )
+        assert names == ["backend", "docs", "frontend", "reviewer"]
+        agents = browser.eval(
+            "[...document.querySelectorAll('#sessions tbody tr')]"
+            ".map(r => r.children[2].textContent)"
+        )
+        assert agents == ["claude", "gemini", "claude", "codex"]
+        # backend<->frontend, frontend->reviewer, docs->all
+        assert browser.eval("document.querySelectorAll('#graph path.edge').length") == 4
+        browser.screenshot(str(ROOT / "docs" / "web.png"))
+
+        # a send shows up without a reload, within 2 s
+        browser.eval("window.__marker = 42")
+        t0 = time.monotonic()
+        mailbox.send("live without a reload", to="frontend", sender="backend")
+        assert browser.wait_for(
+            "[...document.querySelectorAll('#messages .body')]"
+            ".some(e => e.textContent === 'live without a reload')",
+            2.0,
+        ), f"not shown within 2 s: {_bodies(browser)}"
+        assert time.monotonic() - t0 < 2.0
+        assert browser.eval("window.__marker") == 42  # the same page: no reload
+
+        # hostile messages are text, whatever they hold
+        for body in HOSTILE:
+            mailbox.send(body, to="frontend", sender="backend")
+        mailbox.send(BIDI, to="frontend", sender="backend")
+        assert browser.wait_for(
+            f"document.querySelectorAll('#messages .body').length >= {7 + 1 + len(HOSTILE) + 1}", 5
+        )
+        bodies = _bodies(browser)
+        for body in HOSTILE:
+            assert body in bodies  # textContent is the raw text
+        escaped = BIDI.replace("\u202e", "\\u202e").replace("\u202c", "\\u202c")
+        escaped = escaped.replace("\u2066", "\\u2066").replace("\u2069", "\\u2069")
+        assert escaped.replace("\x1b", "\\x1b") in bodies
+        # open the thread of each hostile one too
+        browser.eval(
+            "[...document.querySelectorAll('#messages li.message')]"
+            ".slice(0, 6).forEach(li => li.click())"
+        )
+        assert browser.wait_for("!document.getElementById('thread').hidden", 5)
+        time.sleep(0.5)
+        assert browser.eval("typeof window.__pwned") == "undefined"
+        assert (
+            browser.eval(
+                "document.querySelectorAll('img, iframe, a, script:not([src]), style').length"
+            )
+            == 0
+        )
+        assert browser.eval("document.querySelectorAll('script').length") == 1
+        assert browser.eval("getComputedStyle(document.body).display") != "none"
+        # the thread view: a reply chain, receipts absent or shown as text
+        browser.eval(f"document.querySelector('#messages li[data-id=\"{task['id']}\"]').click()")
+        assert browser.wait_for(
+            "[...document.querySelectorAll('#thread-messages .body')].map(e => e.textContent)"
+            ".join('|') === 'TASK: ship the login page|on it'",
+            5,
+        )
+    finally:
+        srv.shutdown()
+        srv.stop()
+        t.join(5)

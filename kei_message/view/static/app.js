@@ -127,7 +127,7 @@
     const nodes = graph.nodes.filter(function (n) { return active.has(n); });
     const parts = [];
     const defs = svg("defs", {});
-    const marker = svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 5, markerHeight: 5, orient: "auto-start-reverse" });
+    const marker = svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 10, markerHeight: 10, markerUnits: "userSpaceOnUse", orient: "auto" });
     marker.append(svg("path", { d: "M0,0 L10,5 L0,10 z", fill: "#0969da" }));
     defs.append(marker);
     parts.push(defs);
