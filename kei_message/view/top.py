@@ -78,7 +78,12 @@ def make_console(*, file: Any = None, force_terminal: bool | None = None) -> Con
 
 
 def frame(
-    state: dict[str, Any], *, width: int, messages: int | None = None, now: float | None = None
+    state: dict[str, Any],
+    *,
+    width: int,
+    messages: int | None = None,
+    now: float | None = None,
+    live: bool = False,
 ) -> RenderableType:
     """One screen of ``state`` for a terminal ``width`` columns wide."""
     from rich import box
@@ -90,10 +95,10 @@ def frame(
     wide, medium = width >= 80, width >= 64
     head = Text(no_wrap=True, overflow="ellipsis")
     head.append("kei message top", style="bold")
+    if live:
+        head.append("  q quits", style="dim")
     head.append(f"  {_one_line(state.get('store', '?'))} ", style="dim")
     head.append(_one_line(state.get("location", "")), style="dim")
-    if medium:
-        head.append("   q quits", style="dim")
 
     people = Table(box=box.SIMPLE_HEAD, expand=False, pad_edge=False, show_edge=False)
     people.add_column("NAME", style="bold", overflow="fold", min_width=4)
@@ -213,7 +218,7 @@ def run(mb: Mailbox) -> None:
             state = build_state(mb)
             height = console.size.height
             rows = sum(max(1, len(r.get("sessions") or ())) for r in state.get("names", []))
-            return frame(state, width=console.width, messages=max(3, height - rows - 7))
+            return frame(state, width=console.width, messages=max(3, height - rows - 7), live=True)
 
         with Live(
             draw(), console=console, screen=True, auto_refresh=False, redirect_stdout=False
