@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from kei_message.cli import get_app
 from kei_message.mailbox import Mailbox
 from kei_message.view.state import build_state, thread
 from kei_message.view.top import frame, make_console
+from kei_message.view.watch import Watcher
 
 
 def _now() -> str:
@@ -211,3 +213,54 @@ def test_top_live_in_tmux(mailbox_dir: Path, tmp_path: Path) -> None:
         assert wait_until(lambda: not _alive(pid), 5), "Ctrl-C did not quit"
     finally:
         srv.close()
+
+
+# ----------------------------------------------------------------------------- the watch
+def _watch(mb: Mailbox) -> tuple[Watcher, list[float], threading.Event]:
+    hits: list[float] = []
+    event = threading.Event()
+
+    def hit() -> None:
+        hits.append(time.monotonic())
+        event.set()
+
+    return Watcher(mb, hit).start(), hits, event
+
+
+def test_watch_wakes_on_sends_reads_and_sessions_not_on_its_own_reads() -> None:
+    mb = Mailbox()
+    mb.send("first", to="beta", sender="alpha")
+    build_state(mb)  # creates what a first look creates (index, cursors dir)
+    watcher, hits, event = _watch(mb)
+    try:
+        time.sleep(0.3)
+        hits.clear()
+        for _ in range(3):
+            build_state(mb)  # the view's own reads (it rewrites the names index)
+        time.sleep(0.5)
+        assert hits == [], "the view woke itself"
+        for change in (
+            lambda: mb.send("second", to="beta", sender="alpha"),
+            lambda: mb.read("beta"),
+            lambda: mb.store.put_session("s-1", {"name": "gamma", "session_id": "s-1"}),
+        ):
+            event.clear()
+            t0 = time.monotonic()
+            change()
+            assert event.wait(2), "no wake-up"
+            assert time.monotonic() - t0 < 1.0
+    finally:
+        watcher.stop()
+
+
+def test_watch_without_inotify_uses_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEI_MAILBOX_NO_INOTIFY", "1")
+    mb = Mailbox()
+    mb.send("first", to="beta", sender="alpha")
+    watcher, _, event = _watch(mb)
+    try:
+        time.sleep(0.2)
+        mb.send("second", to="beta", sender="alpha")
+        assert event.wait(3)
+    finally:
+        watcher.stop()
