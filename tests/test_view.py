@@ -68,6 +68,24 @@ def test_graph_is_the_last_24_hours(mailbox: Mailbox) -> None:
     assert later["messages"][-1]["body"] == "old news"  # still among the latest
 
 
+def test_graph_memo_counts_only_news_and_forgets_the_old(mailbox: Mailbox) -> None:
+    memo: dict[str, object] = {}
+    mailbox.send("one", to="beta", sender="alpha")
+    assert build_state(mailbox, memo=memo)["graph"]["edges"] == [
+        {"from": "alpha", "to": "beta", "count": 1}
+    ]
+    mailbox.send("two", to="beta", sender="alpha")
+    mailbox.send("back", to="alpha", sender="beta")
+    with_memo = build_state(mailbox, memo=memo)["graph"]["edges"]
+    assert with_memo == build_state(mailbox)["graph"]["edges"]
+    assert {(e["from"], e["to"]): e["count"] for e in with_memo} == {
+        ("alpha", "beta"): 2,
+        ("beta", "alpha"): 1,
+    }
+    assert build_state(mailbox, memo=memo)["graph"]["edges"] == with_memo  # nothing counted twice
+    assert build_state(mailbox, now=time.time() + 25 * 3600, memo=memo)["graph"]["edges"] == []
+
+
 def test_thread_follows_replies_both_ways(mailbox: Mailbox) -> None:
     first = mailbox.send("q?", to="beta", sender="alpha")
     mailbox.send("noise", to="beta", sender="gamma")

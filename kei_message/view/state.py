@@ -65,9 +65,79 @@ def _session_row(sess: dict[str, Any], state: str | None) -> dict[str, Any]:
     }
 
 
-def build_state(mb: Mailbox, *, now: float | None = None, latest: int = LATEST) -> dict[str, Any]:
+def oldest_unread(mb: Mailbox, reader: str, now: float) -> Record | None:
+    """R's oldest unread, by ``Mailbox.unread``'s rules, reading no further than it."""
+    from ..mailbox import is_for, replay_window
+
+    store = mb.store
+    cursor = store.load_cursor(reader)
+    fresh = cursor is None or cursor.pos is None
+    oldest = now - replay_window() if fresh else 0.0
+    hint = (f'"{reader}"'.encode(), b'"all"')
+    for entry in store.scan(cursor.pos if cursor else None, hint=hint):
+        rec = entry.record
+        if rec is None or not is_for(rec, reader):
+            continue
+        if cursor is not None and cursor.consumed(entry.pos, store.order):
+            continue
+        if fresh and rec["to"] == names.BROADCAST and (_epoch(rec) or 0.0) < oldest:
+            continue
+        return rec
+    return None
+
+
+def _talk(mb: Mailbox, since: float, memo: dict[str, Any]) -> dict[tuple[str, str], int]:
+    """Who wrote to whom since ``since``. With the caller's ``memo`` (kept between
+    calls), each call reads only what was appended since the last one."""
+    store = mb.store
+    end = store.end()
+    seen: list[tuple[float, int, str, str]] = memo.get("talk", [])
+    last = memo.get("end")
+    if last is not None and store.order(end) < store.order(last):
+        seen = []  # the bus was replaced or cut: count again
+    known = seen[-1][1] if seen else None
+    fresh: list[tuple[float, int, str, str]] = []
+    for entry in store.scan_reverse():
+        rec = entry.record
+        if rec is None:
+            continue
+        if known is not None and rec["id"] <= known:
+            if rec["id"] > 10**15:
+                break  # our ids increase: the rest is counted
+            continue  # an old kei-message.sh id: counted before, or too old
+        t = _epoch(rec)
+        if t is None or t < since:
+            if rec["id"] > 10**15:
+                break
+            continue
+        sender, to = rec.get("from"), rec.get("to")
+        if isinstance(sender, str) and isinstance(to, str):
+            fresh.append((t, rec["id"], sender, to))
+        if len(fresh) >= GRAPH_LIMIT:
+            break
+    fresh.reverse()
+    window = [x for x in seen if x[0] >= since] + fresh
+    window = window[-GRAPH_LIMIT:]
+    memo["talk"], memo["end"] = window, end
+    counts: dict[tuple[str, str], int] = {}
+    for _, _, sender, to in window:
+        counts[(sender, to)] = counts.get((sender, to), 0) + 1
+    return counts
+
+
+def build_state(
+    mb: Mailbox,
+    *,
+    now: float | None = None,
+    latest: int = LATEST,
+    memo: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Names and sessions (agent, state, waiter, unread, oldest unread), the newest
-    messages and who wrote to whom over the last 24 h."""
+    messages and who wrote to whom over the last 24 h.
+
+    ``memo``: a dict the caller keeps between calls (``top``, ``web``), so a
+    refresh reads only the records appended since the last one for the graph.
+    """
     now = time.time() if now is None else now
     rows: list[dict[str, Any]] = []
     for row in mb.who():
@@ -77,8 +147,8 @@ def build_state(mb: Mailbox, *, now: float | None = None, latest: int = LATEST) 
         unread = int(row.get("unread") or 0)
         oldest: float | None = None
         if unread and names.is_valid(name) and name != names.BROADCAST:
-            first = mb.unread(name)[:1]
-            oldest = _epoch(first[0]) if first else None
+            first = oldest_unread(mb, name, now)
+            oldest = _epoch(first) if first else None
         state = row.get("state")
         rows.append(
             {
@@ -96,11 +166,7 @@ def build_state(mb: Mailbox, *, now: float | None = None, latest: int = LATEST) 
             }
         )
     since = now - GRAPH_WINDOW
-    counts: dict[tuple[str, str], int] = {}
-    for rec in mb.recent(GRAPH_LIMIT, since=since):
-        sender, to = rec.get("from"), rec.get("to")
-        if isinstance(sender, str) and isinstance(to, str):
-            counts[(sender, to)] = counts.get((sender, to), 0) + 1
+    counts = _talk(mb, since, {} if memo is None else memo)
     nodes = sorted({n for pair in counts for n in pair} | {r["name"] for r in rows})
     return {
         "now": _iso(now),

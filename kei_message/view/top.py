@@ -214,8 +214,10 @@ def run(mb: Mailbox) -> None:
             saved = termios.tcgetattr(stdin)
             tty.setcbreak(stdin)  # keys one by one, no echo; Ctrl-C still interrupts
 
+        memo: dict[str, Any] = {}
+
         def draw() -> RenderableType:
-            state = build_state(mb)
+            state = build_state(mb, memo=memo)
             height = console.size.height
             rows = sum(max(1, len(r.get("sessions") or ())) for r in state.get("names", []))
             return frame(state, width=console.width, messages=max(3, height - rows - 7), live=True)

@@ -173,9 +173,17 @@ class Watcher:
         self._wake_r, self._wake_w = os.pipe()
         self._closing = threading.Lock()
         self._closed = False
+        self._store: Any = None
+        self._since: Any = None
         self._thread = threading.Thread(target=self._run, name="kei-view-watch", daemon=True)
 
     def start(self) -> Watcher:
+        """Start watching: every change after this returns is reported."""
+        if self._dir is None:
+            # where the bus ends now, read here and not in the thread: a send
+            # between start() and the thread's first look must not be missed
+            self._store = _own_store(self.mb)
+            self._since = self._store.end()
         self._thread.start()
         return self
 
@@ -201,8 +209,7 @@ class Watcher:
             os.close(self._wake_w)
 
     def _run(self) -> None:
-        store: Any = None if self._dir is not None else _own_store(self.mb)
-        since = None if self._dir is not None else store.end()
+        store, since = self._store, self._since
         while not self._stop.is_set():
             try:
                 if self._dir is not None:

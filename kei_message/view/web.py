@@ -80,6 +80,7 @@ class Hub:
     def __init__(self, mb: Mailbox) -> None:
         self.mb = mb
         self.mb_lock = threading.Lock()  # a store keeps descriptors: one thread at a time
+        self.memo: dict[str, Any] = {}  # build_state's: the graph reads only what is new
         self.cond = threading.Condition()
         self.version = 0
         self.data = b"{}"
@@ -90,7 +91,7 @@ class Hub:
 
     def refresh(self) -> None:
         with self.mb_lock:
-            state = build_state(self.mb)
+            state = build_state(self.mb, memo=self.memo)
         fp = _fingerprint(state)
         data = orjson.dumps(state, default=str)
         with self.cond:
@@ -153,8 +154,9 @@ class ViewServer(ThreadingHTTPServer):
         """Read the state and start watching the mailbox (before ``serve_forever``)."""
         from .watch import Watcher
 
-        self.hub.start()
+        # the watch first: a change while the first state is read is not missed
         self._watcher = Watcher(self.hub.mb, self.hub.poke).start()
+        self.hub.start()
 
     def stop(self) -> None:
         self.hub.close()
