@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need
-# (Debian's tmux, redis-server, node/npm; a virtual environment with the
+# (Debian's tmux, redis-server, node/npm, chromium; a virtual environment with the
 # package and its test extras; the pinned Claude Code CLI from npm), then
 # runs pytest. Arguments go to pytest. `.ci/run` calls exactly this.
 set -euo pipefail
@@ -13,6 +13,8 @@ command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# headless Chromium for the web page tests (tests/test_web.py, tests/cdp.py)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
