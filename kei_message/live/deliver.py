@@ -37,7 +37,10 @@ ENTER_PAUSE = 0.15  # between the paste and Enter
 ENTER_TRIES = 4  # Enter presses at most, in all
 SHOW_TIMEOUT = 3.0  # for pasted text to appear in the composer
 SETTLE = 1.0  # for a pressed Enter to clear the composer
-APPROVE_TIMEOUT = 10.0  # for the screen after a key press in a prompt
+APPROVE_TIMEOUT = 10.0  # for a prompt to hold still before keys go in
+KEY_PAUSE = 0.3  # a prompt unchanged this long takes keys; and between keys
+KEY_SETTLE = 3.0  # for a pressed key to change the prompt
+KEY_TRIES = 3
 
 
 def _wait_for(
@@ -208,30 +211,55 @@ def approve(mailbox: Mailbox, name: str, choice: int = 1) -> str:
 
     At 2.1.332's auto-mode dialog ("Auto mode can't check actions in this
     session") choice 1 presses Enter (stay in auto mode, approve each action
-    yourself) and then answers the per-action prompt that follows with its yes;
-    choice 2 is refused there: the dialog has no "don't ask again".
+    yourself) and then answers the per-action ``No`` / ``Yes`` prompt that follows
+    with its yes; choice 2 is refused there: the dialog has no "don't ask again".
     """
     if choice not in (1, 2):
         raise UsageError("approve takes 1 (yes) or 2 (yes, and don't ask again)")
     live, now = _require(mailbox, name)
     if now.state != screen.WAITING:
         raise NothingToReturn(f"{name} is not waiting on a permission prompt ({now.state})")
-    if now.kind != screen.AUTO_CHECK:
-        return _answer(live, now, choice)
-    if choice != 1:
+    if now.kind == screen.AUTO_CHECK and choice != 1:
         raise UsageError(
             f"{name} is at Claude Code's \"Auto mode can't check actions\" dialog, which has "
-            f"no \"don't ask again\"; nothing was pressed (use `kei message approve {name}`)"
+            f'no "don\'t ask again"; nothing was pressed (use `kei message approve {name}`)'
         )
-    tmux.keys(live.pane, "Enter")  # stay in auto mode and approve each action yourself
-    after = _wait_for(
-        lambda: look(live), lambda s: s.kind != screen.AUTO_CHECK, APPROVE_TIMEOUT, 0.1
-    )
-    if after is None or after.kind == screen.AUTO_CHECK:
+    now = _steady(live, now)
+    if now.kind != screen.AUTO_CHECK:
+        return _answer(live, now, choice)
+    # Enter: stay in auto mode and approve each action yourself. A key that lands
+    # while the dialog is still mounting is dropped, so press again while it stays.
+    after = now
+    for _ in range(KEY_TRIES):
+        tmux.keys(live.pane, "Enter")
+        after = (
+            _wait_for(lambda: look(live), lambda s: s.kind != screen.AUTO_CHECK, KEY_SETTLE, 0.05)
+            or now
+        )
+        if after.kind != screen.AUTO_CHECK:
+            break
+    else:
         raise UsageError(f"{name}'s auto-mode dialog did not close on Enter; nothing else pressed")
     if after.state != screen.WAITING:
         return "stay in auto mode"  # the action needed no further approval
-    return "stay in auto mode, then " + _answer(live, after, choice)
+    return "stay in auto mode, then " + _answer(live, _steady(live, after), choice)
+
+
+def _steady(live: Live, now: screen.Screen) -> screen.Screen:
+    """The prompt once it has shown unchanged for KEY_PAUSE: keys pressed into a
+    prompt that is still mounting are dropped (2.1.332)."""
+    since, last = time.monotonic(), now
+    deadline = since + APPROVE_TIMEOUT
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        got = look(live)
+        if got != last:
+            since, last = time.monotonic(), got
+        elif time.monotonic() - since >= KEY_PAUSE:
+            break
+    if last.state != screen.WAITING:
+        raise NothingToReturn(f"{live.name}'s prompt went away ({last.state}); nothing was pressed")
+    return last
 
 
 def _answer(live: Live, now: screen.Screen, choice: int) -> str:
@@ -254,17 +282,33 @@ def _answer(live: Live, now: screen.Screen, choice: int) -> str:
             f"{live.name}'s prompt offers no yes number {choice} ({offered}); nothing was pressed"
         )
     want = yeses[choice - 1]
-    step = "Down" if want > now.selected else "Up"
-    if want != now.selected:
-        tmux.keys(live.pane, *[step] * abs(want - now.selected))
-    moved = _wait_for(lambda: look(live), lambda s: s.selected == want, APPROVE_TIMEOUT, 0.05)
-    if moved is None or moved.kind != screen.SELECT or moved.selected != want:
-        raise UsageError(
-            f"could not move the selector to {now.options[want]!r} in {live.name}'s prompt; "
-            "Enter was not pressed"
-        )
-    tmux.keys(live.pane, "Enter")
-    return now.options[want]
+    label = now.options[want]
+    for _ in range(KEY_TRIES):
+        # one arrow at a time, apart: an Enter in the same read as an arrow is lost and
+        # the list starts over at "No" (2.1.332)
+        for _ in range(abs(want - now.selected)):
+            tmux.keys(live.pane, "Down" if want > now.selected else "Up")
+            time.sleep(KEY_PAUSE)
+        moved = _wait_for(lambda: look(live), lambda s: s.selected == want, KEY_SETTLE, 0.05)
+        if moved is None or moved.kind != screen.SELECT or moved.selected != want:
+            raise UsageError(
+                f"could not move the selector to {label!r} in {live.name}'s prompt; "
+                "Enter was not pressed"
+            )
+        time.sleep(KEY_PAUSE)
+        if look(live) != moved:
+            now = look(live)
+            if now.kind != screen.SELECT:
+                raise UsageError(f"{live.name}'s prompt changed; Enter was not pressed")
+            continue  # it started over: move again
+        tmux.keys(live.pane, "Enter")
+        after = _wait_for(lambda: look(live), moved.__ne__, KEY_SETTLE, 0.05)
+        if after is not None and after != moved:
+            if after.kind == screen.SELECT and after.options == moved.options:
+                now = after  # Enter was lost and the list started over: move again
+                continue
+            return label
+    raise UsageError(f"{live.name}'s prompt did not take the answer {label!r}")
 
 
 # ------------------------------------------------------------------ process
