@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need
-# (Debian's tmux, redis-server, node/npm, chromium; a virtual environment with the
-# package and its test extras; the pinned Claude Code CLI from npm), then
-# runs pytest. Arguments go to pytest. `.ci/run` calls exactly this.
+# (Debian's tmux, redis-server, node/npm, chromium, openssl; a virtual
+# environment with the package and its test extras; the pinned Claude Code CLIs
+# from npm: the oldest supported and the newest tested), then runs pytest, and
+# the suite again with the clock moved ahead. Arguments go to pytest (one pass).
+# `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CLAUDE_CODE_VERSION=2.1.197
+# keep in step with CLAUDE_VERSIONS in tests/conftest.py
+CLAUDE_CODE_VERSIONS=(2.1.197 2.1.332)
 
 need=()
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
@@ -31,16 +34,20 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
-# The real Claude Code CLI, pinned, in a cache folder outside the repo.
-cache=${KEI_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kei-message-test}
-claude_dir="$cache/claude-code-$CLAUDE_CODE_VERSION"
-if [ ! -x "$claude_dir/node_modules/.bin/claude" ]; then
-  mkdir -p "$claude_dir"
-  echo "test.sh: installing @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION into $claude_dir" >&2
-  (cd "$claude_dir" && npm install --no-audit --no-fund --loglevel=error \
-    "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >/dev/null)
-fi
-export KEI_TEST_CLAUDE="$claude_dir/node_modules/.bin/claude"
+# The real Claude Code CLIs, pinned, in a cache folder outside the repo; the
+# tests find them there (tests/conftest.py). KEI_TEST_CLAUDE=/path/to/claude, if
+# set, runs the real-client tests on that one client instead.
+cache=${KEI_TEST_CLAUDE_DIR:-${KEI_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kei-message-test}}
+export KEI_TEST_CLAUDE_DIR="$cache"
+for version in "${CLAUDE_CODE_VERSIONS[@]}"; do
+  claude_dir="$cache/claude-code-$version"
+  if [ ! -x "$claude_dir/node_modules/.bin/claude" ]; then
+    mkdir -p "$claude_dir"
+    echo "test.sh: installing @anthropic-ai/claude-code@$version into $claude_dir" >&2
+    (cd "$claude_dir" && npm install --no-audit --no-fund --loglevel=error \
+      "@anthropic-ai/claude-code@$version" >/dev/null)
+  fi
+done
 
 # Strict settings that cost seconds: lint, format and types before the tests.
 .venv/bin/ruff check kei_message tests scripts

@@ -282,8 +282,9 @@ def test_hook_exits_0_on_hostile_bus_and_input(mailbox_dir: Path, stdin: bytes |
         assert b"Traceback" not in proc.stderr
         if proc.stdout.strip():
             out = json.loads(proc.stdout)
-            text = out.get("reason") or out["hookSpecificOutput"]["additionalContext"]
-            assert_no_escape(text)
+            # Stop: the bodies in additionalContext, the reason only their first line (#12)
+            text = out["hookSpecificOutput"]["additionalContext"]
+            assert_no_escape(text + out.get("reason", ""))
             texts.append(text)
     if stdin is None:  # good input: every message of the corpus reached Claude, escaped
         joined = "".join(texts)
