@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need
-# (Debian's tmux, redis-server, node/npm; a virtual environment with the
-# package and its test extras; the pinned Claude Code CLI from npm), then
-# runs pytest. Arguments go to pytest. `.ci/run` calls exactly this.
+# (Debian's tmux, redis-server, node/npm, chromium, openssl; a virtual
+# environment with the package and its test extras; the pinned Claude Code CLIs
+# from npm: the oldest supported and the newest tested), then runs pytest, and
+# the suite again with the clock moved ahead. Arguments go to pytest (one pass).
+# `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CLAUDE_CODE_VERSION=2.1.197
+# keep in step with CLAUDE_VERSIONS in tests/conftest.py
+CLAUDE_CODE_VERSIONS=(2.1.197 2.1.332)
 
 need=()
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# headless Chromium for the web page tests (tests/test_web.py, tests/cdp.py)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# certificates for the TLS Redis tests (tests/redis_server.py)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -27,16 +34,20 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
-# The real Claude Code CLI, pinned, in a cache folder outside the repo.
-cache=${KEI_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kei-message-test}
-claude_dir="$cache/claude-code-$CLAUDE_CODE_VERSION"
-if [ ! -x "$claude_dir/node_modules/.bin/claude" ]; then
-  mkdir -p "$claude_dir"
-  echo "test.sh: installing @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION into $claude_dir" >&2
-  (cd "$claude_dir" && npm install --no-audit --no-fund --loglevel=error \
-    "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >/dev/null)
-fi
-export KEI_TEST_CLAUDE="$claude_dir/node_modules/.bin/claude"
+# The real Claude Code CLIs, pinned, in a cache folder outside the repo; the
+# tests find them there (tests/conftest.py). KEI_TEST_CLAUDE=/path/to/claude, if
+# set, runs the real-client tests on that one client instead.
+cache=${KEI_TEST_CLAUDE_DIR:-${KEI_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kei-message-test}}
+export KEI_TEST_CLAUDE_DIR="$cache"
+for version in "${CLAUDE_CODE_VERSIONS[@]}"; do
+  claude_dir="$cache/claude-code-$version"
+  if [ ! -x "$claude_dir/node_modules/.bin/claude" ]; then
+    mkdir -p "$claude_dir"
+    echo "test.sh: installing @anthropic-ai/claude-code@$version into $claude_dir" >&2
+    (cd "$claude_dir" && npm install --no-audit --no-fund --loglevel=error \
+      "@anthropic-ai/claude-code@$version" >/dev/null)
+  fi
+done
 
 # Strict settings that cost seconds: lint, format, types and the architecture
 # (import-linter contracts in pyproject.toml: arrows point down only) before the tests.
@@ -45,4 +56,17 @@ export KEI_TEST_CLAUDE="$claude_dir/node_modules/.bin/claude"
 .venv/bin/mypy
 .venv/bin/lint-imports
 
-exec .venv/bin/python -m pytest "$@"
+if [ $# -gt 0 ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+.venv/bin/python -m pytest
+
+# Green on any day (#12): the suite again with the wall clock of every Python
+# process 400 days ahead (tests/clock_ahead/sitecustomize.py), so a test that
+# wrote a fixed date fails today, not on the day the date goes stale. Left out:
+# what runs another clock (redis-server's TIME, the Claude Code CLI) and the
+# long torture tests, which read no dates.
+echo "test.sh: again with the clock 400 days ahead (KEI_TEST_CLOCK_AHEAD=400d)" >&2
+KEI_TEST_CLOCK_AHEAD=400d PYTHONPATH="$PWD/tests/clock_ahead" \
+  exec .venv/bin/python -m pytest -q -p no:cacheprovider -m "not redis and not claude" \
+  --ignore tests/test_load.py --ignore tests/test_crash.py --ignore tests/test_concurrency.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -42,7 +43,11 @@ def bin_dir() -> Path:
 
 
 def pytest_report_header() -> list[str]:
-    return [f"KEI_TEST_CLAUDE={os.environ.get('KEI_TEST_CLAUDE', '(unset)')}"]
+    clients = ", ".join(f"{v} ({'/'.join(claude_modes(v))})" for v, _ in _VERSIONS)
+    return [
+        f"KEI_TEST_CLAUDE={os.environ.get('KEI_TEST_CLAUDE', '(unset)')}",
+        f"Claude Code under test: {clients}",
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -85,38 +90,109 @@ def mailbox(mailbox_dir: Path, store_url: str | None):  # type: ignore[no-untype
 
 
 # ----------------------------------------------------------------------------- Claude Code
-CLAUDE_VERSION = "2.1.197"
+# The real-client tests run against each pinned version (scripts/test.sh installs
+# them from npm): the oldest supported and the newest tested. The TUI tests also
+# run in each permission mode a version has: 2.1.332 made `auto` the default
+# (the "Auto mode can't check actions" dialog behind a gateway, #12); 2.1.197
+# runs in its default mode only.
+CLAUDE_VERSIONS = ("2.1.197", "2.1.332")
+CLAUDE_MODES = {"2.1.197": ("default",), "2.1.332": ("auto", "default")}
 
 
-def claude_bin_path() -> str | None:
-    """The pinned Claude Code CLI that scripts/test.sh installs, if present."""
-    import shutil
-
-    env = os.environ.get("KEI_TEST_CLAUDE")
-    if env and os.access(env, os.X_OK):
-        return env
-    cache = os.environ.get("KEI_TEST_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kei-message-test"
+def claude_cache() -> str:
+    """The folder holding ``claude-code-<version>/`` (KEI_TEST_CLAUDE_DIR overrides)."""
+    return (
+        os.environ.get("KEI_TEST_CLAUDE_DIR")
+        or os.environ.get("KEI_TEST_CACHE")
+        or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kei-message-test"
+        )
     )
-    path = os.path.join(cache, f"claude-code-{CLAUDE_VERSION}", "node_modules", ".bin", "claude")
-    if os.access(path, os.X_OK):
-        return path
-    return shutil.which("claude") if env is None else None
 
 
-@pytest.fixture
-def claude_bin() -> str:
-    """The real Claude Code CLI; skips only where node/npm are missing."""
+def _override() -> tuple[str, str] | None:
+    """KEI_TEST_CLAUDE=/path/to/claude: run the matrix on that one client (its version)."""
+    import re
+    import subprocess
+
+    path = os.environ.get("KEI_TEST_CLAUDE")
+    if not path:
+        return None
+    try:
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=60, check=False
+        ).stdout
+    except OSError:
+        out = ""
+    m = re.match(r"\s*(\d+\.\d+\.\d+)", out)
+    return (m.group(1) if m else "unknown"), path
+
+
+def claude_versions() -> list[tuple[str, str]]:
+    """(version, path of its ``claude``) for every client under test, installed or not."""
+    one = _override()
+    if one is not None:
+        return [one]
+    return [
+        (v, os.path.join(claude_cache(), f"claude-code-{v}", "node_modules", ".bin", "claude"))
+        for v in CLAUDE_VERSIONS
+    ]
+
+
+def claude_modes(version: str) -> tuple[str, ...]:
+    if version in CLAUDE_MODES:
+        return CLAUDE_MODES[version]
+    parts = tuple(int(x) for x in version.split(".")) if version[:1].isdigit() else (0,)
+    return ("auto", "default") if parts >= (2, 1, 332) else ("default",)
+
+
+_VERSIONS = claude_versions()
+
+
+def _usable(version: str, path: str) -> str:
     import shutil
 
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node/npm are not installed: cannot run the real Claude Code CLI")
-    path = claude_bin_path()
-    if path is None:
-        pytest.fail(
-            f"@anthropic-ai/claude-code@{CLAUDE_VERSION} is not installed: run scripts/test.sh"
-        )
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"@anthropic-ai/claude-code@{version} is not installed: run scripts/test.sh")
     return path
+
+
+@pytest.fixture(params=[pytest.param(vp, id=f"cc{vp[0]}") for vp in _VERSIONS])
+def claude_bin(request: pytest.FixtureRequest) -> str:
+    """The real Claude Code CLI, once per pinned version; skips only where node/npm are missing."""
+    version, path = request.param
+    return _usable(version, path)
+
+
+class ClaudeTUI(NamedTuple):
+    """One interactive client under test: a version in one permission mode."""
+
+    version: str
+    mode: str  # "auto" or "default"
+    path: str
+
+    @property
+    def argv(self) -> list[str]:
+        if self.mode == "auto":
+            return [self.path, "--permission-mode", "auto"]
+        if "auto" in claude_modes(self.version):
+            return [self.path, "--permission-mode", "default"]
+        return [self.path]  # no auto mode: its default is the default
+
+
+@pytest.fixture(
+    params=[
+        pytest.param((v, mode, p), id=f"cc{v}-{mode}")
+        for v, p in _VERSIONS
+        for mode in claude_modes(v)
+    ]
+)
+def claude_tui(request: pytest.FixtureRequest) -> ClaudeTUI:
+    """The interactive Claude Code, per pinned version and permission mode."""
+    version, mode, path = request.param
+    return ClaudeTUI(version, mode, _usable(version, path))
 
 
 @pytest.fixture

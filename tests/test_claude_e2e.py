@@ -11,6 +11,7 @@ wait for it before exiting.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -120,9 +121,18 @@ def test_stop_delivery_keeps_claude_going(
     assert hits, "the Stop hook did not make Claude go on with the message"
     first_turn = next(i for i, b in enumerate(fake_api.requests) if b.get("tools"))
     assert min(hits) > first_turn  # a further request, after the turn that was running
+    # what the model reads next holds the message once: the bodies go in the Stop
+    # hook's additionalContext, since 2.1.332 hands the model its reason twice (#12)
+    going_on = fake_api.requests[min(hits)]
+    assert json.dumps(going_on, ensure_ascii=False).count("heron-5520") == 1
     assert mb.count("proj") == 0
     # it went on once, and stopped: no loop
     assert len([b for b in fake_api.requests if b.get("tools")]) <= 3
+    # and the next session's prompt does not bring it again (the cursor moved once)
+    before = len(fake_api.requests)
+    claude_p(claude_bin, env, project, "anything else?")
+    assert len(fake_api.requests) > before
+    assert carrying(fake_api, "heron-5520", start=before) == []
 
 
 def test_plugin_delivers_the_same(

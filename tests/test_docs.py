@@ -77,3 +77,17 @@ def test_readme_is_a_front_door() -> None:
     every = {v for v, _, _ in settings.VARIABLES}
     env = (ROOT / "docs" / "environment.md").read_text()
     assert all(f"`{v}`" in env for v in every)
+
+
+def test_tested_claude_code_versions_agree() -> None:
+    """scripts/test.sh installs exactly the versions the tests run, and README names them."""
+    from conftest import CLAUDE_MODES, CLAUDE_VERSIONS
+
+    script = (ROOT / "scripts" / "test.sh").read_text()
+    m = re.search(r"^CLAUDE_CODE_VERSIONS=\(([^)]*)\)", script, re.M)
+    assert m, "scripts/test.sh has no CLAUDE_CODE_VERSIONS=(...)"
+    assert tuple(m.group(1).split()) == CLAUDE_VERSIONS
+    assert set(CLAUDE_MODES) == set(CLAUDE_VERSIONS)
+    readme = README.read_text()
+    for version in CLAUDE_VERSIONS:
+        assert version in readme, f"README.md does not name Claude Code {version}"

@@ -83,9 +83,17 @@ def run_hook(
 def context_of(result: Result, event: str) -> str:
     obj = result.json()
     if event == "stop":
-        assert set(obj) == {"decision", "reason"}
+        # the bodies once, in additionalContext; the reason is only TEXT's first line,
+        # since 2.1.332 hands the reason to the model twice (#12)
+        assert set(obj) == {"decision", "reason", "hookSpecificOutput"}
         assert obj["decision"] == "block"
-        return str(obj["reason"])
+        out = obj["hookSpecificOutput"]
+        assert set(out) == {"hookEventName", "additionalContext"}
+        assert out["hookEventName"] == "Stop"
+        text = str(out["additionalContext"])
+        assert obj["reason"] == text.split("\n", 1)[0]
+        assert "\n" not in obj["reason"]
+        return text
     assert set(obj) == {"hookSpecificOutput"}
     out = obj["hookSpecificOutput"]
     assert out["hookEventName"] == EVENT_NAMES[event]

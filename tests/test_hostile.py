@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,13 @@ hostile_name = st.one_of(
 )
 
 
+# A minute ago, not a fixed date: broadcasts older than the replay window (24 h) are not
+# offered to a reader with no cursor, so a fixed date turned this corpus stale (#12).
+RECENT_TS = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+
+
 def _record(rid: Any, frm: Any, to: Any, body: Any, **extra: Any) -> bytes:
-    rec = {"id": rid, "ts": "2026-11-21T08:00:00Z", "from": frm, "to": to, "body": body, **extra}
+    rec = {"id": rid, "ts": RECENT_TS, "from": frm, "to": to, "body": body, **extra}
     return orjson.dumps(rec)
 
 
@@ -276,8 +282,9 @@ def test_hook_exits_0_on_hostile_bus_and_input(mailbox_dir: Path, stdin: bytes |
         assert b"Traceback" not in proc.stderr
         if proc.stdout.strip():
             out = json.loads(proc.stdout)
-            text = out.get("reason") or out["hookSpecificOutput"]["additionalContext"]
-            assert_no_escape(text)
+            # Stop: the bodies in additionalContext, the reason only their first line (#12)
+            text = out["hookSpecificOutput"]["additionalContext"]
+            assert_no_escape(text + out.get("reason", ""))
             texts.append(text)
     if stdin is None:  # good input: every message of the corpus reached Claude, escaped
         joined = "".join(texts)

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import claude_env
+from conftest import ClaudeTUI, claude_env
 
-from kei_message.live import deliver, registry
+from kei_message.live import deliver, registry, screen
 from kei_message.mailbox import Mailbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,15 +70,18 @@ def install_hooks(env: dict[str, str], home: Path) -> str:
 
 
 class Session:
-    def __init__(self, server: Server, pane: str, mb: Mailbox, name: str) -> None:
-        self.server, self.pane, self.mb, self.name = server, pane, mb, name
+    def __init__(self, server: Server, pane: str, mb: Mailbox, name: str, tui: ClaudeTUI) -> None:
+        self.server, self.pane, self.mb, self.name, self.tui = server, pane, mb, name, tui
+
+    def look(self) -> screen.Screen:
+        found = registry.find(self.mb.store, self.name)
+        return deliver.look(found[0]) if found else screen.Screen("none", "", {})
 
     def screen(self) -> str:
         return self.server.tmux("capture-pane", "-p", "-t", self.pane)
 
     def state(self) -> str:
-        found = registry.find(self.mb.store, self.name)
-        return deliver.look(found[0]).state if found else "none"
+        return self.look().state
 
     def until(self, want: str, timeout: float = 60) -> None:
         assert wait_until(lambda: self.state() == want, timeout, 0.2), (
@@ -93,7 +96,7 @@ class Session:
 
 @pytest.fixture
 def session(
-    claude_bin: str,
+    claude_tui: ClaudeTUI,
     fake_api: Any,
     tmp_path: Path,
     mailbox_dir: Path,
@@ -110,9 +113,9 @@ def session(
     # the tmux server (and so the pane) gets exactly the safe environment
     server.env = lambda: {**env, "TMUX_TMPDIR": server.tmpdir}  # type: ignore[method-assign]
     try:
-        pane, _ = server.spawn([claude_bin], str(project), width=120, height=40)
+        pane, _ = server.spawn(claude_tui.argv, str(project), width=120, height=40)
         mb = Mailbox()
-        s = Session(server, pane, mb, "frontend")
+        s = Session(server, pane, mb, "frontend", claude_tui)
         ok = wait_until(
             lambda: any(x.get("tmux_pane") == pane for x in mb.store.sessions()), 60, 0.2
         )
@@ -194,8 +197,20 @@ def test_live_into_idle_busy_and_permission_prompt(session: Session, fake_api: A
     res = kei("send", "--from", "backend", "--live", "@frontend", "while asking")
     assert res.returncode == 5, res.stderr
     assert session.mb.count("frontend") == 1
+    if session.tui.mode == "auto":
+        # 2.1.332 behind a gateway (here the fake API): the auto-mode dialog, not a menu;
+        # it has no "don't ask again", so 2 is refused and nothing is pressed
+        assert session.look().kind == "auto-check", session.screen()
+        res = kei("approve", "frontend", "2")
+        assert res.returncode == 2, res.stderr
+        assert "Auto mode can't check actions" in res.stderr
+        assert session.look().kind == "auto-check", session.screen()
+    else:
+        assert session.look().kind == "menu", session.screen()
     res = kei("approve", "frontend")
     assert res.returncode == 0, res.stderr + session.screen()
+    if session.tui.mode == "auto":
+        assert "stay in auto mode, then Yes" in res.stdout, res.stdout
     assert wait_until(target.exists, 60, 0.2), session.screen()
     session.until("idle", 60)
     assert kei("process").returncode == 0

@@ -9,27 +9,70 @@ import pytest
 
 from kei_message.live import screen
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "claude-screens"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures/claude-screens")
+HERE = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = HERE / "claude-screens-2.1.197"  # file name prefix = state
+NEWEST = HERE / "claude-screens-2.1.332"  # states (and kinds) in its README table
 
-EXPECTED = {"idle": "idle", "draft": "draft", "busy": "busy", "waiting": "waiting"}
+PREFIXES = {"idle": "idle", "draft": "draft", "busy": "busy", "waiting": "waiting"}
+STATES = (screen.IDLE, screen.DRAFT, screen.BUSY, screen.WAITING, screen.UNKNOWN, screen.GONE)
 
 
-def fixtures() -> list[Path]:
-    found = sorted(FIXTURES.glob("*.txt"))
-    assert found, f"no screen captures in {FIXTURES}"
+def table(folder: Path) -> dict[str, tuple[str, str]]:
+    """file name -> (state, kind) from the README rows `| `glob`, ... | state[, kind `k`] |`."""
+    rows: list[tuple[list[str], str, str]] = []
+    for line in (folder / "README.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or not cells[0].startswith("`"):
+            continue
+        state = re.match(r"\w+", cells[1])
+        kind = re.search(r"kind `([\w-]+)`", cells[1])
+        assert state and state.group(0) in STATES, line
+        rows.append(
+            (re.findall(r"`([^`]+)`", cells[0]), state.group(0), kind.group(1) if kind else "")
+        )
+    out = {}
+    for path in sorted(folder.glob("*.txt")):
+        hits = {(st, k) for globs, st, k in rows if any(path.match(g) for g in globs)}
+        assert len(hits) == 1, f"{path.name}: README table gives {hits or 'no state'}"
+        out[path.name] = hits.pop()
+    return out
+
+
+def expected() -> list[tuple[Path, str, str]]:
+    """(capture, state, kind or "" when not checked) for every fixture of both versions."""
+    old = sorted(FIXTURES.glob("*.txt"))
+    assert old, f"no screen captures in {FIXTURES}"
+    found = [(p, PREFIXES[p.name.split("-", 1)[0]], "") for p in old]
+    found += [(NEWEST / name, st, k) for name, (st, k) in table(NEWEST).items()]
     return found
 
 
-def load(name: str) -> str:
-    return (FIXTURES / name).read_text(encoding="utf-8")
+def fixtures() -> list[Path]:
+    return [p for p, _, _ in expected()]
 
 
-@pytest.mark.parametrize("path", fixtures(), ids=lambda p: p.name)
-def test_every_fixture(path: Path) -> None:
-    want = EXPECTED[path.name.split("-", 1)[0]]
-    assert screen.read(path.read_text(encoding="utf-8")).state == want
+def want(path: Path) -> str:
+    return next(st for p, st, _ in expected() if p == path)
+
+
+def ident(path: Path) -> str:
+    return f"{path.parent.name.rsplit('-', 1)[1]}/{path.name}"
+
+
+def load(name: str, folder: Path = FIXTURES) -> str:
+    return (folder / name).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("path", "state", "kind"), expected(), ids=lambda x: ident(x) if isinstance(x, Path) else None
+)
+def test_every_fixture(path: Path, state: str, kind: str) -> None:
+    got = screen.read(path.read_text(encoding="utf-8"))
+    assert got.state == state
+    if kind:
+        assert got.kind == kind
+    if state != "waiting":
+        assert got.kind == ""
 
 
 def test_draft_text_is_the_composer() -> None:
@@ -57,10 +100,9 @@ def rewidth(text: str, cols: int) -> str:
 
 
 @pytest.mark.parametrize("cols", [40, 80, 200])
-@pytest.mark.parametrize("path", fixtures(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", fixtures(), ids=ident)
 def test_other_widths(path: Path, cols: int) -> None:
-    want = EXPECTED[path.name.split("-", 1)[0]]
-    assert screen.read(rewidth(path.read_text(encoding="utf-8"), cols)).state == want
+    assert screen.read(rewidth(path.read_text(encoding="utf-8"), cols)).state == want(path)
 
 
 def test_trailing_blank_lines_and_tall_pane() -> None:
@@ -160,3 +202,59 @@ def test_older_boxed_input() -> None:
     assert (got.state, got.draft) == ("draft", "hello there")
     old_busy = boxed("", above="✻ Thinking… (5s · ↑ 1.2k tokens · esc to interrupt)\n\n")
     assert screen.read(old_busy).state == "busy"
+
+
+# ----------------------------------------------------------------------------- 2.1.332
+def test_newest_idle_footers_and_notices() -> None:
+    idle = load("auto-idle.txt", NEWEST)
+    footer = "  ⏵⏵ auto mode on (shift+tab to cycle) · ← for agents"
+    assert footer in idle
+    for other in (
+        "  ⏸ manual mode on · ? for shortcuts",
+        "  ⏵⏵ auto mode on (shift+tab to cycle) · 1 monitor · ↓ to manage",
+        "  ⏸ manual mode on",
+    ):
+        assert screen.read(idle.replace(footer, other)).state == "idle", other
+    # a notice right-aligned above the box, where the status line was
+    notice = "  tmux focus-events off · add 'set -g focus-events on' to ~/.tmux.conf and reattach"
+    status = next(x for x in idle.splitlines() if "/effort" in x)
+    assert screen.read(idle.replace(status, notice)).state == "idle"
+    assert screen.read(idle.replace(status, status + "\n" + notice)).state == "idle"
+
+
+def test_newest_permission_menu_kinds() -> None:
+    menu = screen.read(load("default-tool-prompt.txt", NEWEST))
+    assert (menu.kind, menu.options[1]) == ("menu", "Yes")
+    assert screen.option_is_yes(menu.options[3]) and not screen.option_is_yes(menu.options[4])
+    check = screen.read(load("auto-tool-prompt.txt", NEWEST))
+    assert (check.state, check.kind, check.options) == ("waiting", "auto-check", {})
+    no = screen.read(load("auto-approval-no-selected.txt", NEWEST))
+    assert (no.kind, no.options, no.selected) == ("select", {1: "No", 2: "Yes"}, 1)
+    yes = screen.read(load("auto-approval-yes-selected.txt", NEWEST))
+    assert (yes.kind, yes.selected) == ("select", 2)
+
+
+def test_auto_check_dialog_from_either_end() -> None:
+    text = load("auto-tool-prompt.txt", NEWEST)
+    hint = next(x for x in text.splitlines() if x.strip().startswith("Enter to stay"))
+    assert screen.read(text.replace(hint, "")).kind == "auto-check"  # the heading alone
+    head = "  Auto mode can't check actions in this session"
+    assert screen.read(text.replace(head + "\n", "")).kind == "auto-check"  # the hint alone
+    assert screen.read(text.replace(head + "\n", "").replace(hint, "")).state == "unknown"
+
+
+def test_auto_check_text_in_the_conversation_is_not_a_dialog() -> None:
+    # 2.1.332 leaves a "● Auto mode can't check actions in this session. …" note in the
+    # conversation once the dialog is answered; the box under it is idle
+    got = screen.read(
+        load("auto-after-live.txt", NEWEST).replace(
+            "● ok from fake", "● Auto mode can't check actions in this session\n\n● ok from fake"
+        )
+    )
+    assert (got.state, got.kind) == ("idle", "")
+
+
+def test_select_needs_its_selector_and_hint() -> None:
+    text = load("auto-approval-no-selected.txt", NEWEST)
+    assert screen.read(text.replace(" ❯ No", "   No")).state == "unknown"
+    assert screen.read(text.replace("Esc to cancel", "")).state == "unknown"

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ClaudeTUI
 from tmuxharness import Server, wait_until
 
 from kei_message.agents.claude import waiter as wake
 from kei_message.agents.claude.install import REWAKE_SUMMARY
+from kei_message.live import screen
 from kei_message.mailbox import Mailbox
 
 pytestmark = [pytest.mark.slow, pytest.mark.claude, pytest.mark.tmux]
@@ -123,7 +125,7 @@ def armed_for(name: str) -> dict[str, Any] | None:
 
 
 def test_mail_wakes_an_idle_session(
-    claude_bin: str, fake_api: Any, tmp_path: Path, mailbox_dir: Path
+    claude_tui: ClaudeTUI, fake_api: Any, tmp_path: Path, mailbox_dir: Path
 ) -> None:
     from conftest import claude_env
 
@@ -137,15 +139,16 @@ def test_mail_wakes_an_idle_session(
     server = Server()
     mailbox = Mailbox()
     try:
-        argv = ["env", "-i", *(f"{k}={v}" for k, v in env.items()), claude_bin]
+        argv = ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *claude_tui.argv]
         pane, _ = server.spawn(argv, str(project), width=120, height=40)
         first = wait_until(lambda: armed_for("wakeproj"), 60, step=0.1)
         assert first, "the SessionStart waiter never armed:\n" + server.tmux(
             "capture-pane", "-p", "-t", pane
         )
+        # idle as the screen reader sees it (the footer's words differ by version and mode)
         assert wait_until(
-            lambda: "? for shortcuts" in server.tmux("capture-pane", "-p", "-t", pane), 30
-        )
+            lambda: screen.read(server.tmux("capture-pane", "-p", "-t", pane)).state == "idle", 30
+        ), server.tmux("capture-pane", "-p", "-t", pane)
         # The synchronous SessionStart hook runs beside the waiter and would take a
         # message sent this early as the session's starting context (no wake):
         # wait until it has registered the session and finished.
@@ -172,10 +175,10 @@ def test_mail_wakes_an_idle_session(
             f"\nwake latency (send -> request at the fake API): "
             f"{', '.join(f'{x * 1000:.0f} ms' for x in latencies)}"
         )
-        screen = server.tmux("capture-pane", "-p", "-t", pane)
-        print(screen)
+        shown = server.tmux("capture-pane", "-p", "-t", pane)
+        print(shown)
         # what the user sees: the install's summary line, once per wake
-        assert screen.count(REWAKE_SUMMARY) == 2, screen
+        assert shown.count(REWAKE_SUMMARY) == 2, shown
 
         # no loop: with no mail, nothing more reaches the API
         settled = len(fake_api.requests)

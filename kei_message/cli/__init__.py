@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import typer
 
-COMMAND_MODULES: tuple[str, ...] = ("messages", "claude", "doctor", "live", "migrate", "gc")
+COMMAND_MODULES: tuple[str, ...] = ("messages", "claude", "doctor", "live", "migrate", "gc", "view")
 
 # What `kei` accepts before the command set; SPEC §6.
 KEI_ALIASES = ("message", "msg", "m")

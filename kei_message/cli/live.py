@@ -93,7 +93,8 @@ def approve(
     """Answer NAME's permission prompt: 1 yes, 2 yes and don't ask again.
 
     Exit 1 when NAME is not waiting; 2 is refused when the prompt's option 2 is
-    not a yes.
+    not a yes. At Claude Code's "Auto mode can't check actions" dialog, 1 stays
+    in auto mode and approves the action; 2 is refused there.
 
     Example: kei message approve frontend
     """

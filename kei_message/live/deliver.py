@@ -38,6 +38,10 @@ ENTER_PAUSE = 0.15  # between the paste and Enter
 ENTER_TRIES = 4  # Enter presses at most, in all
 SHOW_TIMEOUT = 3.0  # for pasted text to appear in the composer
 SETTLE = 1.0  # for a pressed Enter to clear the composer
+APPROVE_TIMEOUT = 10.0  # for a prompt to hold still before keys go in
+KEY_PAUSE = 0.3  # a prompt unchanged this long takes keys; and between keys
+KEY_SETTLE = 3.0  # for a pressed key to change the prompt
+KEY_TRIES = 3
 
 
 def _wait_for(
@@ -77,10 +81,16 @@ def _locate(mailbox: Mailbox, name: str) -> Live | None:
     return got[0] if got else None
 
 
-def _refuse(name: str, state: str) -> None:
+def _refuse(name: str, now: screen.Screen) -> None:
+    state = now.state
     if state == screen.WAITING:
+        what = (
+            "Claude Code's auto-mode dialog (\"Auto mode can't check actions\")"
+            if now.kind == screen.AUTO_CHECK
+            else "a permission prompt"
+        )
         raise Rejected(
-            f"{name} is waiting on a permission prompt; the message stays queued "
+            f"{name} is waiting on {what}; the message stays queued "
             f"(answer it with `kei message approve {name}`)"
         )
     if state != screen.IDLE:
@@ -101,12 +111,12 @@ def deliver_live(mailbox: Mailbox, name: str) -> int:
     live = _locate(mailbox, name)
     if live is None:
         raise Queued(f"no live tmux session for {name}; the message waits in the mailbox")
-    _refuse(live.name, look(live).state)
+    _refuse(live.name, look(live))
     with mailbox.consuming(live.name) as batch:
         if not batch.messages:
             return 0
         # again under the lock: a concurrent sender, the user or a turn may have begun
-        _refuse(live.name, look(live).state)
+        _refuse(live.name, look(live))
         text, n = render.prompt(live.name, batch.records, settings.hook_budget())
         try:
             tmux.paste(live.pane, text)
@@ -192,20 +202,108 @@ def clear_composer(mailbox: Mailbox, name: str, *, rounds: int = 40) -> bool:
 
 
 def approve(mailbox: Mailbox, name: str, choice: int = 1) -> str:
-    """Answer NAME's permission prompt with option ``choice`` (1 yes, 2 yes-always)."""
+    """Answer NAME's permission prompt with option ``choice`` (1 yes, 2 yes-always).
+
+    At 2.1.332's auto-mode dialog ("Auto mode can't check actions in this
+    session") choice 1 presses Enter (stay in auto mode, approve each action
+    yourself) and then answers the per-action ``No`` / ``Yes`` prompt that follows
+    with its yes; choice 2 is refused there: the dialog has no "don't ask again".
+    """
     if choice not in (1, 2):
         raise UsageError("approve takes 1 (yes) or 2 (yes, and don't ask again)")
     live, now = _require(mailbox, name)
     if now.state != screen.WAITING:
         raise NothingToReturn(f"{name} is not waiting on a permission prompt ({now.state})")
-    label = now.options.get(choice, "")
-    if not screen.option_is_yes(label):
+    if now.kind == screen.AUTO_CHECK and choice != 1:
         raise UsageError(
-            f"option {choice} of {name}'s prompt is not a yes ({label or 'missing'!r}); "
-            "nothing was pressed"
+            f"{name} is at Claude Code's \"Auto mode can't check actions\" dialog, which has "
+            f'no "don\'t ask again"; nothing was pressed (use `kei message approve {name}`)'
         )
-    tmux.keys(live.pane, str(choice))
-    return label
+    now = _steady(live, now)
+    if now.kind != screen.AUTO_CHECK:
+        return _answer(live, now, choice)
+    # Enter: stay in auto mode and approve each action yourself. A key that lands
+    # while the dialog is still mounting is dropped, so press again while it stays.
+    after = now
+    for _ in range(KEY_TRIES):
+        tmux.keys(live.pane, "Enter")
+        after = (
+            _wait_for(lambda: look(live), lambda s: s.kind != screen.AUTO_CHECK, KEY_SETTLE, 0.05)
+            or now
+        )
+        if after.kind != screen.AUTO_CHECK:
+            break
+    else:
+        raise UsageError(f"{name}'s auto-mode dialog did not close on Enter; nothing else pressed")
+    if after.state != screen.WAITING:
+        return "stay in auto mode"  # the action needed no further approval
+    return "stay in auto mode, then " + _answer(live, _steady(live, after), choice)
+
+
+def _steady(live: Live, now: screen.Screen) -> screen.Screen:
+    """The prompt once it has shown unchanged for KEY_PAUSE: keys pressed into a
+    prompt that is still mounting are dropped (2.1.332)."""
+    since, last = time.monotonic(), now
+    deadline = since + APPROVE_TIMEOUT
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        got = look(live)
+        if got != last:
+            since, last = time.monotonic(), got
+        elif time.monotonic() - since >= KEY_PAUSE:
+            break
+    if last.state != screen.WAITING:
+        raise NothingToReturn(f"{live.name}'s prompt went away ({last.state}); nothing was pressed")
+    return last
+
+
+def _answer(live: Live, now: screen.Screen, choice: int) -> str:
+    """Pick the yes of a numbered menu (its key) or of a ``❯`` select (arrows, then Enter)."""
+    if now.kind != screen.SELECT:
+        label = now.options.get(choice, "")
+        if not screen.option_is_yes(label):
+            raise UsageError(
+                f"option {choice} of {live.name}'s prompt is not a yes "
+                f"({label or 'missing'!r}); nothing was pressed"
+            )
+        tmux.keys(live.pane, str(choice))
+        return label
+    # unnumbered (2.1.332 auto mode: "❯ No" / "Yes"): choice 1 is the first yes,
+    # 2 a second one ("Yes, and don't ask again"), reached with the arrow keys
+    yeses = [n for n, label in sorted(now.options.items()) if screen.option_is_yes(label)]
+    if len(yeses) < choice:
+        offered = ", ".join(repr(x) for x in now.options.values())
+        raise UsageError(
+            f"{live.name}'s prompt offers no yes number {choice} ({offered}); nothing was pressed"
+        )
+    want = yeses[choice - 1]
+    label = now.options[want]
+    for _ in range(KEY_TRIES):
+        # one arrow at a time, apart: an Enter in the same read as an arrow is lost and
+        # the list starts over at "No" (2.1.332)
+        for _ in range(abs(want - now.selected)):
+            tmux.keys(live.pane, "Down" if want > now.selected else "Up")
+            time.sleep(KEY_PAUSE)
+        moved = _wait_for(lambda: look(live), lambda s: s.selected == want, KEY_SETTLE, 0.05)
+        if moved is None or moved.kind != screen.SELECT or moved.selected != want:
+            raise UsageError(
+                f"could not move the selector to {label!r} in {live.name}'s prompt; "
+                "Enter was not pressed"
+            )
+        time.sleep(KEY_PAUSE)
+        if look(live) != moved:
+            now = look(live)
+            if now.kind != screen.SELECT:
+                raise UsageError(f"{live.name}'s prompt changed; Enter was not pressed")
+            continue  # it started over: move again
+        tmux.keys(live.pane, "Enter")
+        after = _wait_for(lambda: look(live), moved.__ne__, KEY_SETTLE, 0.05)
+        if after is not None and after != moved:
+            if after.kind == screen.SELECT and after.options == moved.options:
+                now = after  # Enter was lost and the list started over: move again
+                continue
+            return label
+    raise UsageError(f"{live.name}'s prompt did not take the answer {label!r}")
 
 
 # ------------------------------------------------------------------ process

@@ -10,9 +10,18 @@ and widths, so the reader keys on structure rather than exact layout:
   footer, or an active spinner line in the few lines above the box
   (``✢ Infusing…``: a glyph, a word, an ellipsis; a finished turn reads
   ``✻ Brewed for 8s``, with no ellipsis).
-- **Waiting**: no input box at the bottom, but a numbered option list starting at
-  ``1.`` below a question (``Do you want to proceed?``) or with a ``❯`` selector.
-  Any such menu counts: typing into it would pick an option.
+- **Waiting**: no input box at the bottom, but something that waits on the user.
+  ``Screen.kind`` says which:
+  - ``menu``: a numbered option list starting at ``1.`` below a question
+    (``Do you want to proceed?``) or with a ``❯`` selector. Any such menu
+    counts: typing into it would pick an option.
+  - ``select``: the same question over an unnumbered list with a ``❯`` selector
+    (2.1.332 in auto mode: ``❯ No`` / ``Yes``); Enter picks the selected line,
+    ``Screen.selected`` says which one.
+  - ``auto-check``: 2.1.332's "Auto mode can't check actions in this session"
+    dialog (the auto-mode safety check cannot reach its server, e.g. through a
+    gateway or a fake API): Enter stays in auto mode and asks per action (a
+    ``select`` follows), shift+Tab leaves auto mode and stops the turn.
 - Anything else is **unknown**; the caller treats unknown as "do not type".
 
 Only the bottom of the screen is read, so old conversation text that mentions
@@ -42,12 +51,23 @@ _SPINNER = re.compile(r"^\s*[^\w\s❯>›│|]\s+[A-Z][\w'-]*…")
 _OPTION = re.compile(r"^\s*(?:[❯›>]\s*)?(\d)[.)]\s+(\S.*)$")
 _SELECTED = re.compile(r"^\s*[❯›>]\s*1[.)]\s")
 _QUESTION = re.compile(r"\?\s*$")
+_ITEM = re.compile(r"^\s*([❯›>]\s*)?(\S.{0,79})$")
+_HINT = re.compile(r"\besc to cancel\b", re.IGNORECASE)
+_AUTO_CHECK = re.compile(r"^\s*auto mode can't check actions in this session\s*$", re.IGNORECASE)
+_AUTO_CHECK_HINT = re.compile(r"^\s*enter to stay in auto mode\b", re.IGNORECASE)
+
+# what a waiting screen asks (Screen.kind)
+MENU = "menu"
+SELECT = "select"
+AUTO_CHECK = "auto-check"
 
 
 class Screen(NamedTuple):
     state: str
     draft: str  # the composer text (draft state), else ""
-    options: dict[int, str]  # a waiting menu's options: number -> label
+    options: dict[int, str]  # a waiting menu's options: number (or position) -> label
+    kind: str = ""  # waiting only: MENU, SELECT or AUTO_CHECK
+    selected: int = 0  # SELECT: the option the ❯ selector is on
 
 
 def _is_rule(line: str) -> bool:
@@ -103,6 +123,40 @@ def _options(lines: list[str]) -> dict[int, str]:
     return {}
 
 
+def _select(lines: list[str]) -> tuple[dict[int, str], int]:
+    """An unnumbered ``❯`` list under a question, closed by ``Esc to cancel``.
+
+    Returns (position -> label, selected position), or ({}, 0).
+    """
+    tail = lines[-25:]
+    for i, line in enumerate(tail):
+        if not _QUESTION.search(line):
+            continue
+        opts: dict[int, str] = {}
+        selected = 0
+        j = i + 1
+        while j < len(tail) and tail[j].strip() and not _HINT.search(tail[j]):
+            m = _ITEM.match(tail[j])
+            if m is None or len(opts) >= 9:
+                break
+            opts[len(opts) + 1] = m.group(2).strip()
+            if m.group(1):
+                selected = selected or len(opts)
+            j += 1
+        rest = [x for x in tail[j:] if x.strip()]
+        if len(opts) >= 2 and selected and rest and _HINT.search(rest[0]):
+            return opts, selected
+    return {}, 0
+
+
+def _auto_check(lines: list[str]) -> bool:
+    """2.1.332's "Auto mode can't check actions in this session" dialog."""
+    body = [x for x in lines if x.strip()]
+    return bool(body) and (
+        bool(_AUTO_CHECK.match(body[0])) or bool(_AUTO_CHECK_HINT.match(body[-1]))
+    )
+
+
 def read(text: str, *, in_mode: bool = False) -> Screen:
     """The state of a pane from its captured text (and whether tmux shows it in a mode)."""
     lines = [line.rstrip() for line in text.replace("\r", "").split("\n")]
@@ -111,9 +165,15 @@ def read(text: str, *, in_mode: bool = False) -> Screen:
     rules = [i for i, line in enumerate(lines) if _is_rule(line)]
     # A menu under the last rule (or anywhere, with no rule) is a dialog: the input box
     # is hidden while Claude Code asks, and keys typed now would choose an option.
-    opts = _options(lines[rules[-1] + 1 :] if rules else lines)
+    below = lines[rules[-1] + 1 :] if rules else lines
+    opts = _options(below)
     if opts:
-        return Screen(WAITING, "", opts)
+        return Screen(WAITING, "", opts, MENU)
+    opts, selected = _select(below)
+    if opts:
+        return Screen(WAITING, "", opts, SELECT, selected)
+    if rules and _auto_check(below):
+        return Screen(WAITING, "", {}, AUTO_CHECK)
     box = _find_box(lines, rules)
     if box is None:
         return Screen(UNKNOWN, "", {})

@@ -70,26 +70,30 @@ class Watch:
                 return True
 
     def _drain(self) -> bool:
-        hit = False
-        while True:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return hit
-            if not data:
-                return hit
-            i = 0
-            while i + _EVENT_HEAD <= len(data):
-                length = int.from_bytes(data[i + 12 : i + 16], sys.byteorder)
-                name = data[i + _EVENT_HEAD : i + _EVENT_HEAD + length].rstrip(b"\0")
-                if name == self.name:
-                    hit = True
-                i += _EVENT_HEAD + length
+        return any(name == self.name for _wd, name in events(self.fd))
 
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def events(fd: int) -> list[tuple[int, bytes]]:
+    """Every event queued on the inotify ``fd`` (non-blocking): (watch descriptor, name)."""
+    out: list[tuple[int, bytes]] = []
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return out
+        if not data:
+            return out
+        i = 0
+        while i + _EVENT_HEAD <= len(data):
+            wd = int.from_bytes(data[i : i + 4], sys.byteorder, signed=True)
+            length = int.from_bytes(data[i + 12 : i + 16], sys.byteorder)
+            out.append((wd, data[i + _EVENT_HEAD : i + _EVENT_HEAD + length].rstrip(b"\0")))
+            i += _EVENT_HEAD + length
 
 
 def watch(path: str) -> Watch | None:

@@ -6,8 +6,11 @@
     Register the session, then inject the reader's unread as
     ``{"hookSpecificOutput":{"hookEventName":...,"additionalContext":TEXT}}``.
 ``stop`` (installed with ``--stop-delivery``)
-    Register, then ``{"decision":"block","reason":TEXT}`` when unread wait, so
-    Claude goes on with them. Never twice in a row: see ``_stop``.
+    Register, then ``{"decision":"block","reason":HEAD,"hookSpecificOutput":
+    {"hookEventName":"Stop","additionalContext":TEXT}}`` when unread wait, so
+    Claude goes on with them (HEAD is TEXT's first line: 2.1.332 hands the model
+    the reason twice, as feedback and as a "Stop hook blocking error", #12).
+    Never twice in a row: see ``_stop``.
 ``wake``
     The asynchronous waiter; handed to ``waiter.run`` (issue 9).
 
@@ -123,7 +126,16 @@ def _sync_event(event: str, payload: dict[str, Any]) -> None:
 
     def emit(text: str) -> None:
         if event == "stop":
-            out: dict[str, Any] = {"decision": "block", "reason": text}
+            # The bodies go in additionalContext, once: Claude Code 2.1.332 puts the
+            # reason into the next request twice (the user-role "Stop hook feedback" and
+            # a system "Stop hook blocking error"); 2.1.197 and 2.1.332 both carry a
+            # Stop hook's additionalContext once (#12).
+            head = text.split("\n", 1)[0]
+            out: dict[str, Any] = {
+                "decision": "block",
+                "reason": head,
+                "hookSpecificOutput": {"hookEventName": hook_name, "additionalContext": text},
+            }
         else:
             out = {"hookSpecificOutput": {"hookEventName": hook_name, "additionalContext": text}}
         data = _dumps(out)
