@@ -66,12 +66,12 @@ def install(home: Path, project: Path, env: dict[str, str]) -> None:
     settings = json.loads((home / ".claude" / "settings.json").read_text())
     wakes = [
         h
-        for event in ("SessionStart", "Stop")
+        for event in ("SessionStart", "UserPromptSubmit", "PreToolUse", "Stop")
         for group in settings["hooks"][event]
         for h in group["hooks"]
         if h["command"].endswith(" wake")
     ]
-    assert len(wakes) == 2, settings
+    assert len(wakes) == 4, settings
     assert all(h["asyncRewake"] and h["timeout"] == wake.HOOK_TIMEOUT for h in wakes)
 
 

@@ -50,6 +50,13 @@ def install(
         bool,
         typer.Option("--no-wake", help="Leave out the wake hook that wakes idle sessions."),
     ] = False,
+    no_midturn: Annotated[
+        bool,
+        typer.Option(
+            "--no-midturn",
+            help="Leave out the PostToolBatch hook that delivers between tool rounds of a turn.",
+        ),
+    ] = False,
     dry_run: DryRun = False,
 ) -> None:
     """Wire kei-message into Claude Code: hooks in settings.json, the /msg skill, the drop-in.
@@ -63,7 +70,10 @@ def install(
     from ..agents.claude import install as inst
 
     plan = inst.plan_install(
-        project=_scope(user, project), stop_delivery=stop_delivery, wake=not no_wake
+        project=_scope(user, project),
+        stop_delivery=stop_delivery,
+        wake=not no_wake,
+        midturn=not no_midturn,
     )
     if not plan.changed:
         out(f"kei-message is already installed in {plan.settings_path}: nothing to change")
@@ -110,7 +120,10 @@ def _carry_out(plan: Any, dry_run: bool) -> bool:
 def hook(
     event: Annotated[
         str,
-        typer.Argument(metavar="EVENT", help="user-prompt-submit, session-start, stop or wake."),
+        typer.Argument(
+            metavar="EVENT",
+            help="user-prompt-submit, session-start, post-tool-batch, stop or wake.",
+        ),
     ],
 ) -> None:
     """Run one Claude Code hook event: JSON on stdin, at most one JSON object out, exit 0.
