@@ -9,6 +9,9 @@ recently), then times the *installed* commands as whole processes, beside
 ``python -c pass`` on the same interpreter in the same run:
 
 - ``hook, nothing unread``: ``kei-message-hook user-prompt-submit``, cursor at the end;
+- ``PostToolBatch hook, nothing unread``: ``kei-message-hook post-tool-batch``, the
+  mid-turn hook that runs after every round of tool calls (issue 14), cursor at the
+  end; shown also as a ratio to ``python -c pass``;
 - ``hook, 10 unread``: the same with 10 messages waiting (the cursor is put back
   before each run);
 - ``send``: ``kei-message send @reader TEXT --from bench``;
@@ -46,6 +49,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+BATCH_ROW = "PostToolBatch hook, nothing unread"
+PASS_ROW = "`python -c pass`"
 NAMES = [f"agent{i:02d}" for i in range(20)]
 READER = "reader"
 SPAN = 45 * 86400  # the bus covers the last 45 days
@@ -165,6 +170,15 @@ class Bench:
             }
         ).encode()
         hook_env = dict(env, KEI_MAILBOX_ME=READER)
+        batch = [str(b / "kei-message-hook"), "post-tool-batch"]
+        batch_payload = json.dumps(
+            {
+                "session_id": "bench-0",
+                "cwd": f"/work/{READER}",
+                "hook_event_name": "PostToolBatch",
+                "transcript_path": "/dev/null",
+            }
+        ).encode()
         cli = str(b / "kei-message")
 
         def ten_unread() -> None:
@@ -179,6 +193,10 @@ class Bench:
         def hook_idle() -> float:
             set_cursor(root, READER, bus_end(root))
             return self.run(hook, hook_env, payload)
+
+        def batch_idle() -> float:
+            set_cursor(root, READER, bus_end(root))
+            return self.run(batch, hook_env, batch_payload)
 
         def hook_ten() -> float:
             ten_unread()
@@ -197,8 +215,9 @@ class Bench:
             return took
 
         return {
-            "`python -c pass`": lambda: self.run([self.python, "-c", "pass"], env),
+            PASS_ROW: lambda: self.run([self.python, "-c", "pass"], env),
             "hook, nothing unread": hook_idle,
+            BATCH_ROW: batch_idle,
             "hook, 10 unread": hook_ten,
             "`send`": send,
             "`inbox` (10 unread)": inbox,
@@ -416,6 +435,12 @@ def render(
         if ratio:
             line += f" {row[sizes[-1]] / row[sizes[0]]:.2f} |"
         lines.append(line)
+    if BATCH_ROW in table and PASS_ROW in table:
+        lines.append("")
+        ratios = ", ".join(
+            f"{size_label(n)}: {table[BATCH_ROW][n] / table[PASS_ROW][n]:.2f}x" for n in sizes
+        )
+        lines.append(f"PostToolBatch hook with nothing unread / `python -c pass`: {ratios}.")
     lines.append("")
     lines.append("First reads (once each, not medians; they scan the bus once):")
     lines.append("")

@@ -14,6 +14,7 @@ BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
 ROWS = [
     "`python -c pass`",
     "hook, nothing unread",
+    "PostToolBatch hook, nothing unread",
     "hook, 10 unread",
     "`send`",
     "`inbox` (10 unread)",
@@ -49,6 +50,10 @@ def test_bench_smoke(tmp_path: Path) -> None:
         rate and int(rate.group(1).replace(",", "")) > 0 and int(rate.group(2).replace(",", "")) > 0
     )
     assert "built 300 records" in proc.stderr
+    ratio = (
+        r"PostToolBatch hook with nothing unread / `python -c pass`: 100: [\d.]+x, 300: [\d.]+x\."
+    )
+    assert re.search("^" + ratio + "$", out, re.M), out
 
 
 def test_bench_leaves_no_temp_dirs(tmp_path: Path) -> None:
