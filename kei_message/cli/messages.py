@@ -111,10 +111,11 @@ def send(
     answers = _msg_id(reply_to) if reply_to is not None else None
     body = _body(words)
     mb = get_mailbox()
-    verbs.send(mb, body, to=target, sender=me, kind=kind, reply_to=answers, as_json=as_json)
+    armed = verbs.prepare_live(mb, target) if live else False
+    rec = verbs.send(mb, body, to=target, sender=me, kind=kind, reply_to=answers, as_json=as_json)
     if live:
         # the live part's outcome is the exit code (4, 5 or 6 when it stays queued)
-        raise typer.Exit(verbs.deliver_live(mb, target))
+        raise typer.Exit(verbs.deliver_live(mb, target, rec, armed=armed))
 
 
 @app.command()

@@ -75,6 +75,12 @@ def look(live: Live) -> screen.Screen:
     return screen.read(text, in_mode=got.in_mode)
 
 
+def state_of(mailbox: Mailbox, name: str) -> str | None:
+    """NAME's pane state now, or None when no live pane is known."""
+    live = _locate(mailbox, name)
+    return None if live is None else look(live).state
+
+
 def _locate(mailbox: Mailbox, name: str) -> Live | None:
     name = names.validate(name)
     got = find(mailbox.store, name)
@@ -165,7 +171,7 @@ def _require(mailbox: Mailbox, name: str) -> tuple[Live, screen.Screen]:
     return live, now
 
 
-def cancel(mailbox: Mailbox, name: str, *, wait: float = 15.0) -> tuple[str, screen.Screen]:
+def cancel(mailbox: Mailbox, name: str, *, wait: float = 2.0) -> tuple[str, screen.Screen]:
     """Escape into NAME's pane: interrupts a turn or denies a permission prompt.
 
     Returns the state before, and the screen once the session is idle again (or

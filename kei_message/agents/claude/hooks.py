@@ -108,6 +108,8 @@ def run(args: list[str]) -> int:
 def _sync_event(event: str, payload: dict[str, Any]) -> None:
     cwd = payload.get("cwd")
     name = names.resolve(None, cwd=cwd if isinstance(cwd, str) else None)
+    if event == "user-prompt-submit":
+        quick.release_hold(paths.mailbox_dir(), name)  # the session goes on: so may its waiter
     if _nothing_unread(name, payload):
         return
     hooklog.log_library_warnings()

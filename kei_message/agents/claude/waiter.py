@@ -16,6 +16,10 @@ starts a turn whose content is the hook's output. So the waiter:
    the messages with ``prompt.take`` (same text and budget as the other
    hooks, deliver-then-commit) and exits 2.
 
+While ``holds/NAME`` exists (``kei message cancel NAME`` stopped the session;
+NAME's next prompt removes it, issue 14) the waiter does not wake it with the
+mail that waited then (ids up to the hold's mark); newer mail ends the hold.
+
 It exits 0 with no output when bypassed (``KEI_MAILBOX_BYPASS=1``), when its
 Claude Code process is gone, when anything fails, and a little before its
 hook timeout (``KEI_MAILBOX_WAKE_DEADLINE`` seconds, default
@@ -270,6 +274,43 @@ def unreachable(store: Any) -> list[dict[str, Any]]:
     ]
 
 
+# ----------------------------------------------------------------------------- holds
+def _hold_path(name: str, root: str | None = None) -> str:
+    return os.path.join(root or paths.mailbox_dir(), layout.HOLDS, names.validate(name))
+
+
+HOLD_ALL = (1 << 63) - 1  # a hold's mark while the record it is for is being appended
+
+
+def hold(name: str, mark: int, root: str | None = None) -> None:
+    """``cancel NAME``: NAME stays stopped. Its waiter does not wake it with mail up to id
+    ``mark`` (what waited when it was stopped) until the hold ends: NAME's next prompt
+    (its UserPromptSubmit hook removes the file), ``release``, or newer mail."""
+    path = _hold_path(name, root)
+    folder = os.path.dirname(path)
+    paths.ensure_dir(os.path.dirname(folder))
+    os.makedirs(folder, paths.DIR_MODE, exist_ok=True)
+    paths.write_atomic(path, f"{int(mark)}\n".encode())
+
+
+def release(name: str, root: str | None = None) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_hold_path(name, root))
+
+
+def hold_mark(name: str, root: str | None = None) -> int | None:
+    """The id up to which NAME is held, or None when it is not."""
+    try:
+        fd = paths.open_file(_hold_path(name, root), os.O_RDONLY)
+    except (OSError, ValueError):
+        return None
+    try:
+        raw = os.read(fd, 64).strip()
+    finally:
+        os.close(fd)
+    return int(raw) if raw.isdigit() else 0
+
+
 # ----------------------------------------------------------------------------- the waiter
 class _Gone(Exception):
     """Claude Code (or our stdout) went away before we could deliver."""
@@ -344,6 +385,7 @@ def _wait_and_deliver(payload: dict[str, Any]) -> int:
 def _loop(reader: str, claude: Proc, until: float) -> int:
     mailbox = Mailbox()
     store = mailbox.store
+    root = paths.mailbox_dir()  # holds are local files, whatever the store
 
     def emit(text: str) -> None:
         # the last look before the cursor moves: output nobody reads is a lost message
@@ -359,9 +401,14 @@ def _loop(reader: str, claude: Proc, until: float) -> int:
         if not is_alive(claude) or not _stdout_open():
             return 0
         end = store.end()
-        if end != checked:  # look for unread only when the bus moved
-            checked = end
-            if mailbox.unread(reader):
+        # `cancel` stopped the session: what waited then stays until its next prompt
+        mark = hold_mark(reader, root)
+        if (end, mark) != checked:  # look for unread only when the bus or the hold moved
+            checked = (end, mark)
+            unread = mailbox.unread(reader)
+            if unread and (mark is None or any(r["id"] > mark for r in unread)):
+                if mark is not None:
+                    release(reader, root)  # newer mail: it goes in, with what waited
                 try:
                     if take(mailbox, reader, emit):
                         return 2
