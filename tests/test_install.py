@@ -422,6 +422,8 @@ def test_plugin_launcher_runs_the_hook(tmp_path: Path) -> None:
     # Stop delivers only when asked to, like install --stop-delivery
     assert launcher("stop", stdin, KEI_MESSAGE_HOOK=HOOK).stdout == b""
     assert launcher("wake", stdin, KEI_MESSAGE_HOOK=HOOK, KEI_MAILBOX_NO_WAKE="1").returncode == 0
+    off = launcher("post-tool-batch", stdin, KEI_MESSAGE_HOOK=HOOK, KEI_MAILBOX_NO_MIDTURN="1")
+    assert (off.returncode, off.stdout) == (0, b"")  # plugin's --no-midturn: nothing taken
     proc = launcher("stop", stdin, KEI_MESSAGE_HOOK=HOOK, KEI_MAILBOX_STOP_DELIVERY="1")
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["decision"] == "block"
