@@ -1,8 +1,8 @@
 """Always reachable (#14), with the real Claude Code TUI in a private tmux server.
 
 A session is woken by mail after each way a turn can end without a Stop hook:
-Escape mid-turn, a denied permission prompt, ``kei message cancel``, and after
-``/clear``. Each scenario starts its turn *through a wake* (the waiter is used
+Escape mid-turn, a denied permission prompt, ``kei message cancel``; and after
+``/clear``, ``/compact`` and ``--continue`` (a resumed session). Each scenario starts its turn *through a wake* (the waiter is used
 up by it, which is how the bug showed: only Stop and SessionStart armed a new
 one), interrupts it, and then sends a second message: it must reach the model
 within 5 s, exactly once. The default install (wake, mid-turn) is used.
@@ -190,3 +190,47 @@ def test_reachable_after_clear(worker: Worker, fake_api: Any) -> None:
     worker.until(screen.IDLE, timeout=10)
     time.sleep(1.0)
     reached_once(worker, fake_api)
+
+
+def test_reachable_after_compaction(worker: Worker, fake_api: Any) -> None:
+    wake_into(worker, fake_api, "first: hello")
+    worker.until(screen.IDLE, timeout=30)
+    for i in range(3):  # "Not enough messages to compact" after one exchange
+        n = len(fake_api.requests)
+        worker.type_prompt(f"chat {i}")
+        assert wait_until(lambda n=n: len(fake_api.requests) > n, 30, 0.1), worker.screen()
+        worker.until(screen.IDLE, timeout=30)
+    n = len(fake_api.requests)
+    worker.type_prompt("/compact")
+    # the summary request goes to the (fake) API; then the session is idle again
+    assert wait_until(lambda: len(fake_api.requests) > n, 30, 0.1), worker.screen()
+    worker.until(screen.IDLE, timeout=30)
+    assert wait_until(lambda: "Compacted" in worker.screen(), 10), worker.screen()
+    time.sleep(1.0)
+    reached_once(worker, fake_api)
+
+
+def test_reachable_after_resume(
+    worker: Worker, fake_api: Any, tui: ClaudeTUI, tmp_path: Path
+) -> None:
+    wake_into(worker, fake_api, "first: hello")
+    worker.until(screen.IDLE, timeout=30)
+    old = {x["claude_pid"] for x in wake.waiters() if x["alive"]}
+    # leave Claude Code and start it again with --continue in a new pane (a spare
+    # window keeps the private tmux server up meanwhile)
+    worker.server.spawn(["sleep", "300"], str(tmp_path))
+    worker.type_prompt("/exit")
+    assert wait_until(lambda: not [x for x in wake.waiters() if x["alive"]], 20), worker.screen()
+    pane, _ = worker.server.spawn(
+        [*tui.argv, "--continue"], str(tmp_path / NAME), width=120, height=40
+    )
+    worker.pane = pane
+    assert wait_until(lambda: (w := armed_for(NAME)) and w["claude_pid"] not in old, 60, 0.1), (
+        worker.screen()
+    )
+    worker.until(screen.IDLE, timeout=30)
+    time.sleep(1.0)
+    n = len(fake_api.requests)
+    reached_once(worker, fake_api)
+    # it was resumed: the request that carries the new message has the old conversation
+    assert any("first: hello" in t for t in fake_api.texts()[n:]), "not a resumed conversation"
