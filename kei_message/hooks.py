@@ -189,7 +189,7 @@ def _sync_event(spec: EventSpec, payload: dict[str, Any]) -> None:
 
     from .inject import take
 
-    take(mailbox, name, emit)
+    take(mailbox, name, emit, agent=spec.agent)
 
 
 def _nothing_unread(name: str, payload: dict[str, Any], agent: str = "claude") -> bool:

@@ -185,7 +185,7 @@ def run(name: str, session: str, codex_pid: int) -> int:
                 checked = end
                 if mailbox.unread(name):
                     try:
-                        take(mailbox, name, emit)
+                        take(mailbox, name, emit, agent="codex")
                     except QueueFailed as exc:
                         log_failure(f"codex waiter: {exc}")
                         checked = object()  # try again after a pause
