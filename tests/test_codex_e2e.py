@@ -133,3 +133,53 @@ def test_stop_keeps_codex_going_once(
     assert len(fake_openai.requests) == 2
     assert Mailbox().count("proj") == 0
     assert procs.settle() == []
+
+
+@pytest.mark.tmux
+def test_idle_interactive_codex_is_woken(
+    codex_bin: str, fake_openai: Any, procs: ProcGuard, tmp_path: Path, project: Path
+) -> None:
+    """The waiter the hooks start queues the message into the idle TUI with ``codex queue``."""
+    from tmuxharness import Server, wait_until
+
+    from kei_message import wake
+
+    env = procs.env(codex_env(tmp_path / "home", fake_openai.url))
+    env["TERM"] = "xterm-256color"
+    install(env, project, "--agent", "codex")
+    server = Server()
+    server.env = lambda: {**env, "TMUX_TMPDIR": server.tmpdir}  # type: ignore[method-assign]
+    try:
+        pane, _pid = server.spawn(
+            [codex_bin, "--dangerously-bypass-hook-trust"], str(project), width=120, height=35
+        )
+        screen = lambda: server.tmux("capture-pane", "-p", "-t", pane)  # noqa: E731
+        assert wait_until(lambda: "Ask Codex" in screen(), 20), screen()
+        # Codex starts its thread (and runs SessionStart) with the first prompt
+        server.tmux("send-keys", "-t", pane, "-l", "hello")
+        assert wait_until(lambda: "› hello" in screen(), 10), screen()
+        server.tmux("send-keys", "-t", pane, "Enter")
+        assert fake_openai.wait_for(lambda: len(fake_openai.requests) >= 1, 20), screen()
+        assert wait_until(
+            lambda: [w for w in wake.waiters() if w["alive"] and w["claude_alive"]], 10
+        ), "no waiter armed for the Codex session"
+        assert wait_until(lambda: "Ask Codex" in screen(), 10), screen()
+
+        before = len(fake_openai.requests)
+        Mailbox().send("osprey-3321: wake up and check CI", to="proj", sender="lead")
+        assert fake_openai.wait_for(
+            lambda: carrying(fake_openai, "osprey-3321", start=before), 20
+        ), screen()
+        assert wait_until(lambda: "Ask Codex" in screen(), 10), screen()
+        turns = [
+            i
+            for i in carrying(fake_openai, "osprey-3321", start=before)
+            if fake_openai.requests[i].get("tools")
+        ]
+        assert len(turns) == 1  # one turn ran it (a title request may quote it too)
+        assert Mailbox().count("proj") == 0
+        (row,) = [r for r in Mailbox().who() if r["name"] == "proj"]
+        assert row["agent"] == "codex" and row["waiter"] is True
+    finally:
+        server.close()
+    assert procs.settle(5) == []  # the waiter leaves with its Codex session
