@@ -124,3 +124,49 @@ def test_after_agent_keeps_gemini_going_once(
     assert len(fake_gemini.turns()) == 2  # once: stop_hook_active the second time
     assert Mailbox().count("proj") == 0
     assert procs.settle() == []
+
+
+@pytest.mark.tmux
+def test_idle_gemini_in_tmux_gets_mail_live(
+    gemini_bin: str, fake_gemini: Any, procs: ProcGuard, tmp_path: Path, project: Path
+) -> None:
+    """An idle Gemini TUI registered by its SessionStart hook is reached with ``send --live``."""
+    from tmuxharness import Server, wait_until
+
+    from kei_message.live import screen
+
+    env = procs.env(gemini_env(tmp_path / "home", fake_gemini.url))
+    env["TERM"] = "xterm-256color"
+    kei(env, project, "install", "--agent", "gemini")
+    server = Server()
+    server.env = lambda: {**env, "TMUX_TMPDIR": server.tmpdir}  # type: ignore[method-assign]
+    try:
+        pane, _pid = server.spawn([gemini_bin], str(project), width=100, height=30)
+
+        def state() -> str:
+            return screen.read(server.tmux("capture-pane", "-p", "-t", pane)).state
+
+        shown = lambda: server.tmux("capture-pane", "-p", "-t", pane)  # noqa: E731
+        assert wait_until(lambda: state() == "idle", 20), shown()
+        mb = Mailbox()
+        assert wait_until(lambda: [s for s in mb.store.sessions() if s.get("tmux_pane")], 10)
+        (session,) = mb.store.sessions()
+        assert (session["agent"], session["tmux_pane"]) == ("gemini", pane)
+
+        live_env = {**env, "TMUX_TMPDIR": server.tmpdir}
+        sent = subprocess.run(
+            [str(BIN / "kei"), "message", "send", "--live", "--from", "lead", "@proj",
+             "osprey-3321: look at CI"],
+            env=live_env, capture_output=True, text=True, timeout=60, cwd=project,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert fake_gemini.wait_for(lambda: turns_carrying(fake_gemini, "osprey-3321"), 20)
+        assert wait_until(lambda: state() == "idle", 20), state()
+        # typed once as the prompt; the BeforeAgent hook found nothing more to add
+        (hit,) = turns_carrying(fake_gemini, "osprey-3321")
+        turn = json.dumps(fake_gemini.turns()[hit])
+        assert turn.count("osprey-3321") == 1, turn[turn.find("<hook_context>") :][:600]
+        assert mb.count("proj") == 0
+    finally:
+        server.close()
+    assert procs.settle(5) == []

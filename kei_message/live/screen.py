@@ -180,6 +180,8 @@ def read(text: str, *, in_mode: bool = False) -> Screen:
     first = _strip_prompt(lines[top + 1]) or ""
     body = [first, *lines[top + 2 : bottom]]
     draft = "\n".join(_unbox(x) for x in body).strip()
+    if draft == _GEMINI_PLACEHOLDER:
+        draft = ""  # Gemini CLI boxes its input between two rules too (with a truecolor warning)
     if busy:
         return Screen(BUSY, draft, {})
     if in_mode:
