@@ -13,6 +13,11 @@
     Never twice in a row: see ``_stop``.
 ``wake``
     The asynchronous waiter; handed to ``kei_message.wake.run`` (issue 9).
+``codex-…``, ``gemini-…``
+    The same delivery for OpenAI Codex CLI and Google Gemini CLI (issue 18):
+    the event tables are in ``kei_message.agents.codex.hooks`` and
+    ``kei_message.agents.gemini.hooks``; each maps our event to the CLI's own
+    event name and says whether it blocks like Stop.
 
 Rules every synchronous event keeps:
 
@@ -44,7 +49,11 @@ EVENTS = {
     "stop": "Stop",
     "wake": "",
 }
-USAGE = "usage: kei-message-hook {user-prompt-submit|session-start|stop|wake} < HOOK_INPUT_JSON\n"
+USAGE = (
+    "usage: kei-message-hook {user-prompt-submit|session-start|stop|wake|"
+    "codex-session-start|codex-user-prompt-submit|codex-stop|"
+    "gemini-session-start|gemini-before-agent|gemini-after-agent} < HOOK_INPUT_JSON\n"
+)
 
 HARD_STOP = 1.5  # seconds from start; with interpreter start-up, well inside SPEC's 2 s
 LOCK_WAIT = 0.8  # the longest a hook waits for a reader lock held elsewhere
@@ -65,7 +74,8 @@ def run(args: list[str]) -> int:
     global _event
     if _flag("KEI_MAILBOX_BYPASS"):
         return 0
-    if len(args) != 1 or args[0] not in EVENTS:
+    spec = event_spec(args[0]) if len(args) == 1 else None
+    if spec is None and args != ["wake"]:
         if args and args[0] in ("-h", "--help"):
             sys.stdout.write(USAGE)
             return 0
@@ -79,7 +89,8 @@ def run(args: list[str]) -> int:
     _arm_hard_stop()
     try:
         payload = read_payload()
-        _sync_event(_event, payload)
+        assert spec is not None
+        _sync_event(spec, payload)
     except BaseException as exc:  # fail open: Claude Code must never see a hook error
         if isinstance(exc, SystemExit) and not exc.code:
             return 0
@@ -92,16 +103,60 @@ def run(args: list[str]) -> int:
 
 
 # --------------------------------------------------------------------------- events
-def _sync_event(event: str, payload: dict[str, Any]) -> None:
+class EventSpec:
+    """One synchronous event: which agent CLI runs it, its own event name, and whether
+    it answers like Stop (``{"decision":"block","reason":…}``) rather than with context."""
+
+    __slots__ = ("agent", "blocks", "event", "hook_name", "on_event")
+
+    def __init__(
+        self,
+        event: str,
+        agent: str,
+        hook_name: str,
+        blocks: bool,
+        on_event: Any = None,
+    ) -> None:
+        self.event = event
+        self.agent = agent
+        self.hook_name = hook_name
+        self.blocks = blocks
+        # called with (spec, name, payload) before anything is delivered; failures are logged
+        self.on_event = on_event
+
+
+def event_spec(event: str) -> EventSpec | None:
+    """The spec of a synchronous hook EVENT; None for ``wake`` and unknown events."""
+    if event in EVENTS and event != "wake":
+        return EventSpec(event, "claude", EVENTS[event], event == "stop")
+    agent = event.partition("-")[0]
+    if agent == "codex":
+        from .agents.codex import hooks as table
+    elif agent == "gemini":
+        from .agents.gemini import hooks as table  # type: ignore[no-redef]
+    else:
+        return None
+    row = table.EVENTS.get(event)
+    if row is None:
+        return None
+    return EventSpec(event, agent, row[0], row[1], getattr(table, "on_event", None))
+
+
+def _sync_event(spec: EventSpec, payload: dict[str, Any]) -> None:
     from . import names
 
     cwd = payload.get("cwd")
     name = names.resolve(None, cwd=cwd if isinstance(cwd, str) else None)
+    if spec.on_event is not None:
+        try:
+            spec.on_event(spec, name, payload)
+        except Exception as exc:  # e.g. arming Codex's waiter: a courtesy, delivery matters more
+            log_failure(f"{spec.event}: {_describe(exc)}")
     # A hook must not sit behind a lock for long: cap the wait (SPEC §7's 2 s).
     os.environ["KEI_MAILBOX_LOCK_TIMEOUT"] = str(
         min(LOCK_WAIT, _env_float("KEI_MAILBOX_LOCK_TIMEOUT", LOCK_WAIT))
     )
-    if _nothing_unread(name, payload):
+    if _nothing_unread(name, payload, spec.agent):
         return
     _log_library_warnings()
     from .errors import MailboxUnavailable
@@ -110,22 +165,22 @@ def _sync_event(event: str, payload: dict[str, Any]) -> None:
 
     mailbox = Mailbox()
     try:
-        register(mailbox.store, name, payload)
+        register(mailbox.store, name, payload, spec.agent)
     except MailboxUnavailable:
         raise  # delivery would fail the same way: one log line, not two
     except Exception as exc:  # registration is a courtesy to `who`; delivery matters more
         log_failure(f"registering the session: {_describe(exc)}")
 
-    if event == "stop" and payload.get("stop_hook_active") is True:
+    if spec.blocks and payload.get("stop_hook_active") is True:
         # Claude is already going on because a Stop hook blocked. Blocking again
         # could chain forever (two sessions answering each other); what arrived
         # meanwhile waits for the next prompt or the wake hook.
         return
 
-    hook_name = EVENTS[event]
+    hook_name = spec.hook_name
 
     def emit(text: str) -> None:
-        if event == "stop":
+        if spec.blocks and spec.agent == "claude":
             # The bodies go in additionalContext, once: Claude Code 2.1.332 puts the
             # reason into the next request twice (the user-role "Stop hook feedback" and
             # a system "Stop hook blocking error"); 2.1.197 and 2.1.332 both carry a
@@ -136,6 +191,9 @@ def _sync_event(event: str, payload: dict[str, Any]) -> None:
                 "reason": head,
                 "hookSpecificOutput": {"hookEventName": hook_name, "additionalContext": text},
             }
+        elif spec.blocks:
+            # Codex Stop and Gemini AfterAgent hand the reason to the model once (#18)
+            out = {"decision": "block", "reason": text}
         else:
             out = {"hookSpecificOutput": {"hookEventName": hook_name, "additionalContext": text}}
         data = _dumps(out)
@@ -146,10 +204,10 @@ def _sync_event(event: str, payload: dict[str, Any]) -> None:
 
     from .inject import take
 
-    take(mailbox, name, emit)
+    take(mailbox, name, emit, agent=spec.agent)
 
 
-def _nothing_unread(name: str, payload: dict[str, Any]) -> bool:
+def _nothing_unread(name: str, payload: dict[str, Any], agent: str = "claude") -> bool:
     """The usual case, nothing unread: register and stop, without loading the mailbox.
 
     ``quick.nothing_unread`` answers with ``os`` alone and only when it is sure
@@ -163,7 +221,7 @@ def _nothing_unread(name: str, payload: dict[str, Any]) -> bool:
     from .sessions import session_info
 
     try:
-        info = session_info(name, payload)
+        info = session_info(name, payload, agent)
         if info["session_id"]:
             quick.register(root, info)
     except Exception as exc:  # registration is a courtesy to `who`

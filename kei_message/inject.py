@@ -33,11 +33,17 @@ def format_message(rec: Record) -> str:
     return f"--- #{rec['id']}{kind} from {who} at {ts}{reply}\n{neutralise(rec['body'])}\n"
 
 
-def compose(reader: str, messages: list[Message], limit: int) -> tuple[str, list[Message]]:
-    """The text for as many of ``messages`` as fit in ``limit``; and which went in."""
+def compose(
+    reader: str, messages: list[Message], limit: int, *, agent: str = "claude"
+) -> tuple[str, list[Message]]:
+    """The text for as many of ``messages`` as fit in ``limit``; and which went in.
+
+    ``agent`` is the CLI that reads it: only Claude Code has the ``/msg`` skill,
+    Codex and Gemini CLI are told the command (issue 18).
+    """
     slack = _SLACK
     while True:
-        text, taken = _compose(reader, messages, limit - slack)
+        text, taken = _compose(reader, messages, limit - slack, agent)
         # Long names make the header and reply lines outgrow the slack (#4): give
         # the messages less room until the whole text fits.
         if len(text) <= limit or slack >= limit:
@@ -45,7 +51,9 @@ def compose(reader: str, messages: list[Message], limit: int) -> tuple[str, list
         slack += len(text) - limit
 
 
-def _compose(reader: str, messages: list[Message], room: int) -> tuple[str, list[Message]]:
+def _compose(
+    reader: str, messages: list[Message], room: int, agent: str = "claude"
+) -> tuple[str, list[Message]]:
     chosen: list[str] = []
     taken: list[Message] = []
     for m in messages:
@@ -65,8 +73,10 @@ def _compose(reader: str, messages: list[Message], room: int) -> tuple[str, list
     senders = sorted({m.record["from"] for m in taken})
     n = len(taken)
     head = f"kei mailbox: {n} new message{'s' if n != 1 else ''} for {reader}, oldest first.\n"
+    how = "/msg" if agent == "claude" else "`kei message send"
+    end = "" if agent == "claude" else "`"
     tail = "\n" + "".join(
-        f"Reply with /msg @{neutralise(s, multiline=False)} <text>.\n" for s in senders[:5]
+        f"Reply with {how} @{neutralise(s, multiline=False)} <text>{end}.\n" for s in senders[:5]
     )
     more = len(messages) - n
     if more:
@@ -83,6 +93,7 @@ def take(
     emit: Callable[[str], None],
     *,
     limit: int | None = None,
+    agent: str = "claude",
 ) -> int:
     """Consume what fits of ``reader``'s unread: ``emit`` the text, then move the cursor.
 
@@ -91,7 +102,7 @@ def take(
     with mailbox.consuming(reader) as batch:
         if not batch.messages:
             return 0
-        text, taken = compose(reader, batch.messages, limit or budget())
+        text, taken = compose(reader, batch.messages, limit or budget(), agent=agent)
         emit(text)
         batch.deliver(taken)
     return len(taken)

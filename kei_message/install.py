@@ -78,9 +78,15 @@ class Plan:
     after: dict[str, Any] | None  # None: leave the file alone
     files: list[FileChange] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # uninstall of another agent's config (issue 18): write these exact bytes (a backup
+    # that holds what is left), or remove the file when nothing but ours was in it
+    raw_after: bytes | None = None
+    remove_settings: bool = False
 
     @property
     def settings_changed(self) -> bool:
+        if self.remove_settings:
+            return True
         return self.after is not None and (self.before is None or self.after != self.before)
 
     @property
@@ -369,8 +375,14 @@ def describe(plan: Plan, *, dry_run: bool) -> str:
             plan.settings_path if plan.before is not None else "/dev/null",
             plan.settings_path,
         )
-        lines.append(f"{would}update {plan.settings_path}:\n")
-        lines.extend(diff)
+        if plan.remove_settings:
+            only = "only kei-message's hooks are in it"
+            lines.append(f"{would}remove {plan.settings_path} ({only})\n")
+        else:
+            lines.append(f"{would}update {plan.settings_path}:\n")
+            lines.extend(diff)
+            if plan.raw_after is not None:
+                lines.append(f"({would}put back the exact bytes it had before install)\n")
     else:
         lines.append(f"{plan.settings_path}: nothing to change\n")
     for f in plan.files:
@@ -388,8 +400,17 @@ def describe(plan: Plan, *, dry_run: bool) -> str:
 def apply(plan: Plan) -> str | None:
     """Carry out ``plan``; returns the settings backup path, if one was made."""
     backup = None
-    if plan.settings_changed and plan.after is not None:
-        backup = _write_settings(plan.settings_path, plan.before is not None, plan.after)
+    if plan.remove_settings:
+        try:
+            os.unlink(plan.settings_path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise MailboxUnavailable(f"cannot remove {plan.settings_path}: {exc.strerror}") from exc
+    elif plan.settings_changed and plan.after is not None:
+        backup = _write_settings(
+            plan.settings_path, plan.before is not None, plan.after, plan.raw_after
+        )
     for f in plan.files:
         try:
             if f.action == "write":
@@ -409,7 +430,9 @@ def apply(plan: Plan) -> str | None:
     return backup
 
 
-def _write_settings(path: str, existed: bool, data: dict[str, Any]) -> str | None:
+def _write_settings(
+    path: str, existed: bool, data: dict[str, Any], raw: bytes | None = None
+) -> str | None:
     real = os.path.realpath(path)  # a dotfiles symlink stays a symlink
     backup = None
     try:
@@ -426,7 +449,7 @@ def _write_settings(path: str, existed: bool, data: dict[str, Any]) -> str | Non
                 n += 1
                 backup = f"{real}{BACKUP_SUFFIX}-{stamp}.{n}"
             shutil.copy2(real, backup)
-        _write_file(real, render_json(data).encode(), mode)
+        _write_file(real, render_json(data).encode() if raw is None else raw, mode)
     except OSError as exc:
         raise MailboxUnavailable(f"cannot write {path}: {exc.strerror}") from exc
     return backup
@@ -451,3 +474,58 @@ def _remove_empty_dir(path: str) -> None:
 
     with contextlib.suppress(OSError):
         os.rmdir(path)  # only ever succeeds when empty: ours, and nothing else is there
+
+
+# ------------------------------------------------------------------------------ other agents
+def plan_hooks_file_install(
+    path: str, wanted: dict[str, list[Any]], notes: list[str] | None = None
+) -> Plan:
+    """Merge ``wanted`` into the ``"hooks"`` of the JSON file ``path`` (issue 18).
+
+    Codex's ``hooks.json`` and Gemini CLI's ``settings.json`` hold hooks in
+    Claude Code's layout, so the same merge applies: ours replaced wherever
+    they are, everything else kept in its order.
+    """
+    before = read_settings(path)
+    plan = Plan(path, before, merged(before or {}, wanted))
+    plan.notes.extend(notes or [])
+    return plan
+
+
+def plan_hooks_file_uninstall(path: str) -> Plan:
+    """Take our hooks out of ``path`` again, restoring it exactly where possible.
+
+    What is left after taking ours out is compared with the backups install
+    made: when one holds exactly that, its bytes are put back (formatting,
+    key order and all). When nothing is left, install created the file (or
+    only ours were in it): it is removed.
+    """
+    before = read_settings(path)
+    if before is None:
+        return Plan(path, None, None)
+    after = strip_ours(before)
+    if after == before:
+        return Plan(path, before, None)
+    plan = Plan(path, before, after)
+    raw = _matching_backup(path, after)
+    if raw is not None:
+        plan.raw_after = raw
+    elif not after:
+        plan.remove_settings = True
+    return plan
+
+
+def _matching_backup(path: str, data: dict[str, Any]) -> bytes | None:
+    """The bytes of the newest backup of ``path`` whose JSON equals ``data``, if any."""
+    import glob
+
+    real = os.path.realpath(path)
+    for backup in sorted(glob.glob(glob.escape(real + BACKUP_SUFFIX) + "-*"), reverse=True):
+        try:
+            with open(backup, "rb") as fh:
+                raw = fh.read()
+            if (json.loads(raw) if raw.strip() else {}) == data:
+                return raw
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+    return None

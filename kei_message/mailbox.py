@@ -306,6 +306,11 @@ class Mailbox:
             if seen and (row["last_seen"] is None or seen > row["last_seen"]):
                 row["last_seen"] = seen
             row.setdefault("sessions", []).append(sess)
+            # which agent CLIs run under this name (issue 18); sessions from before it: claude
+            agent = sess.get("agent")
+            agents = {agent if isinstance(agent, str) and agent else "claude"}
+            row["agent"] = ",".join(sorted(agents.union(str(row.get("agent") or "").split(","))))
+            row["agent"] = row["agent"].strip(",")
         from .index import unread_counts  # names without a cursor: from the index, no scan
 
         counts = unread_counts(self, list(found))

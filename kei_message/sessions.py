@@ -1,4 +1,4 @@
-"""Registered Claude Code sessions: who runs where, for ``who`` and live delivery.
+"""Registered agent sessions (Claude Code, Codex, Gemini CLI): for ``who`` and live delivery.
 
 Every hook event calls ``register``: it writes ``sessions/ID.json`` (through
 ``store.put_session``) with the session's name, id, cwd, ``$TMUX`` and
@@ -65,23 +65,38 @@ def cmdline(pid: int) -> list[str]:
 
 def is_claude(pid: int, comm: str | None = None) -> bool:
     """Does ``pid`` look like a Claude Code process (native binary or node CLI)?"""
+    return is_agent(pid, "claude", comm)
+
+
+def is_agent(pid: int, agent: str, comm: str | None = None) -> bool:
+    """Does ``pid`` look like the CLI of ``agent`` (claude, codex, gemini; issue 18)?
+
+    Claude Code and Codex run as native binaries (``claude``, ``codex``) or under
+    node; Gemini CLI is node running ``.../bin/gemini``.
+    """
     if comm is None:
         info = _stat(pid)
         if info is None:
             return False
         comm = info[0]
-    if comm.startswith("claude"):
+    if comm.startswith(agent):
         return True
     if comm in ("node", "bun", "nodejs"):
-        return any("claude" in os.path.basename(a) or "claude-code" in a for a in cmdline(pid))
+        package = {"claude": "claude-code", "gemini": "gemini-cli"}.get(agent, agent)
+        return any(agent in os.path.basename(a) or package in a for a in cmdline(pid))
     return False
 
 
 def claude_pid(start: int | None = None) -> int | None:
-    """The pid of the Claude Code process running this hook, or None when not found.
+    """The pid of the Claude Code process running this hook, or None when not found."""
+    return agent_pid("claude", start)
+
+
+def agent_pid(agent: str, start: int | None = None) -> int | None:
+    """The pid of the ``agent`` CLI process running this hook, or None when not found.
 
     Starts at our parent (``start`` to test) and walks up past shells; stops at
-    the first process that looks like Claude Code, or at anything else.
+    the first process that looks like the agent's CLI, or at anything else.
     """
     pid = os.getppid() if start is None else start
     for _ in range(_MAX_DEPTH):
@@ -91,7 +106,7 @@ def claude_pid(start: int | None = None) -> int | None:
         if info is None:
             return None
         comm, ppid = info
-        if is_claude(pid, comm):
+        if is_agent(pid, agent, comm):
             return pid
         if comm not in _SHELLS:
             # some other program (a terminal, tmux, a test runner): not under Claude Code
@@ -105,8 +120,9 @@ def now_rfc3339() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
 
 
-def session_info(name: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """What ``register`` stores for one session (INTERFACES.md)."""
+def session_info(name: str, payload: dict[str, Any], agent: str = "claude") -> dict[str, Any]:
+    """What ``register`` stores for one session (INTERFACES.md); ``agent`` is the CLI
+    whose hook runs: claude, codex or gemini (issue 18)."""
 
     def text(key: str) -> str | None:
         value = payload.get(key)
@@ -120,13 +136,16 @@ def session_info(name: str, payload: dict[str, Any]) -> dict[str, Any]:
         "tmux_pane": os.environ.get("TMUX_PANE") or None,
         "last_seen": now_rfc3339(),
         "transcript_path": text("transcript_path"),
-        "pid": claude_pid(),
+        "pid": agent_pid(agent),
+        "agent": agent,
     }
 
 
-def register(store: Any, name: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+def register(
+    store: Any, name: str, payload: dict[str, Any], agent: str = "claude"
+) -> dict[str, Any] | None:
     """Record the session in ``payload`` under ``name``; None when it has no session id."""
-    info = session_info(name, payload)
+    info = session_info(name, payload, agent)
     if not info["session_id"]:
         return None
     store.put_session(info["session_id"], info)
