@@ -165,18 +165,22 @@ def prompt_message(rec: Record) -> str:
     return f"--- #{rec['id']}{kind} from {who} at {ts}{reply}\n{neutralise(rec['body'])}\n"
 
 
-def prompt(reader: str, recs: list[Record], limit: int) -> tuple[str, int]:
+def prompt(
+    reader: str, recs: list[Record], limit: int, *, agent: str = "claude"
+) -> tuple[str, int]:
     """What an agent session is given: as many of ``recs`` (oldest first) as fit in
     ``limit`` characters, and how many went in (always the first ones).
 
     It states facts: who wrote to whom, kind, id, time and body, then how to
     reply. Messages that do not fit stay unread and the text says how many
     more wait; a single message longer than ``limit`` is cut, with a note
-    naming ``kei message show ID``.
+    naming ``kei message show ID``. ``agent`` is the CLI that reads it: only
+    Claude Code has the ``/msg`` skill, Codex and Gemini CLI are told the
+    command (issue 18).
     """
     slack = _SLACK
     while True:
-        text, taken = _prompt(reader, recs, limit - slack)
+        text, taken = _prompt(reader, recs, limit - slack, agent)
         # Long names make the header and reply lines outgrow the slack (#4): give
         # the messages less room until the whole text fits.
         if len(text) <= limit or slack >= limit:
@@ -184,7 +188,7 @@ def prompt(reader: str, recs: list[Record], limit: int) -> tuple[str, int]:
         slack += len(text) - limit
 
 
-def _prompt(reader: str, recs: list[Record], room: int) -> tuple[str, int]:
+def _prompt(reader: str, recs: list[Record], room: int, agent: str) -> tuple[str, int]:
     chosen: list[str] = []
     taken: list[Record] = []
     for rec in recs:
@@ -204,8 +208,9 @@ def _prompt(reader: str, recs: list[Record], room: int) -> tuple[str, int]:
     senders = sorted({r["from"] for r in taken})
     n = len(taken)
     head = f"kei mailbox: {n} new message{'s' if n != 1 else ''} for {reader}, oldest first.\n"
+    how, end = ("/msg", "") if agent == "claude" else ("`kei message send", "`")
     tail = "\n" + "".join(
-        f"Reply with /msg @{neutralise(s, multiline=False)} <text>.\n" for s in senders[:5]
+        f"Reply with {how} @{neutralise(s, multiline=False)} <text>{end}.\n" for s in senders[:5]
     )
     more = len(recs) - n
     if more:

@@ -118,6 +118,11 @@ def bypass() -> bool:
     return env_flag("KEI_MAILBOX_BYPASS")
 
 
+def no_wake() -> bool:
+    """Leave the waiter out (the plugin's ``KEI_MAILBOX_NO_WAKE``; Codex's waiter too)."""
+    return env_flag("KEI_MAILBOX_NO_WAKE")
+
+
 def debug() -> bool:
     """Set to anything but 0/false/no/off."""
     value = os.environ.get("KEI_MAILBOX_DEBUG", "").strip().lower()
