@@ -21,6 +21,11 @@ import orjson
 KINDS = ("TASK", "DONE", "BLOCKED", "QUESTION")
 DEFAULT_MAX_BODY = 1024 * 1024
 MAX_ID = 2**64 - 1  # the largest integer orjson writes; a larger id is not a record (#7)
+# The largest id kei-message hands out (#15): exact in a double, so jq, JavaScript
+# and Redis' Lua read it as written (µs since the epoch reach it in 2255). A record
+# with a larger id is a foreign one: shown, never used to order new ids, and, as no
+# id above this is ever assigned, never repeated. Past it a store refuses to append.
+ID_LIMIT = 2**53 - 1
 
 Record = dict[str, Any]
 

@@ -41,10 +41,10 @@ from typing import Any
 
 from .. import paths
 from ..cursors import Cursor, Pos
-from ..errors import MailboxUnavailable
+from ..errors import IdsExhausted, MailboxUnavailable
 from ..locks import acquire, locked, release
 from ..quick import session_file as _session_file
-from ..records import MAX_ID, CorruptLine, Record
+from ..records import ID_LIMIT, CorruptLine, Record
 from .base import Entry
 
 CHUNK = 1 << 20
@@ -219,6 +219,9 @@ class JsonlStore:
                 last = max(last, tail_id)
             now = records.now_us()
             rid = max(now, last + 1)
+            if rid > ID_LIMIT:
+                # never wrap, never repeat (#15): the bus is full of ids, say so
+                raise IdsExhausted(self.location, last, ID_LIMIT)
             # ts is when it was sent: an id pushed ahead by a record from a fast clock
             # (or a kei-message.sh id in ns) would otherwise date it in the future
             rec: Record = {"id": rid, "ts": records.ts_from_id(now)}
@@ -340,7 +343,7 @@ class JsonlStore:
         best = 0
         size = os.fstat(fd).st_size
         for entry in _lines(fd, 0, size, 0, None):
-            if entry.record is not None and entry.record["id"] < MAX_ID:
+            if entry.record is not None and entry.record["id"] <= ID_LIMIT:
                 best = max(best, entry.record["id"])
         return best
 
@@ -647,12 +650,12 @@ def _tail_info(fd: int, size: int) -> tuple[int, bool]:
     while end < len(digits) and digits[end : end + 1].isdigit():
         end += 1
     tail_id = int(digits[:end]) if end else 0
-    return (tail_id if tail_id < MAX_ID else 0), ends_line  # a hostile id: not ours (#7)
+    return (tail_id if tail_id <= ID_LIMIT else 0), ends_line  # a foreign id: not ours (#7, #15)
 
 
 def _read_max_id(fd: int) -> int | None:
     raw = os.pread(fd, 64, 0).strip()
-    return int(raw) if raw.isdigit() and int(raw) < MAX_ID else None
+    return int(raw) if raw.isdigit() and int(raw) <= ID_LIMIT else None
 
 
 _sigxfsz_ignored = False

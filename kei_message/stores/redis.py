@@ -66,8 +66,8 @@ from redis.retry import Retry
 
 from .. import paths
 from ..cursors import Cursor, Pos
-from ..errors import MailboxLocked, MailboxUnavailable
-from ..records import CorruptLine, Record, parse
+from ..errors import IdsExhausted, MailboxLocked, MailboxUnavailable
+from ..records import ID_LIMIT, CorruptLine, Record, parse
 from . import redis_scripts as lua
 from .base import Entry
 
@@ -77,7 +77,7 @@ PAGE = 200
 LOCK_TTL = 10.0  # seconds; renewed every third of it while held
 NONCE_TTL = 600  # seconds a send can be retried without writing twice
 BLOCK = 5.0  # longest single XREAD BLOCK; below the socket timeout
-MAX_US_ID = 10**16  # ids above this are not µs (old kei-message.sh): never used as maxid
+MAX_US_ID = ID_LIMIT + 1  # ids from here up are foreign (#15): never used as maxid
 
 T = TypeVar("T")
 
@@ -119,7 +119,7 @@ def _import_args(raw: bytes) -> list[Any]:
         rec: Record | None = parse(raw)
     except CorruptLine:
         rec = None
-    if rec is None or not 0 < rec["id"] < 2**53:
+    if rec is None or not 0 < rec["id"] <= ID_LIMIT:
         # corrupt, or an id a Lua number cannot hold exactly: the server picks
         # the position and the line leaves the names index alone
         return [raw, "", "", "", "", MAX_US_ID]
@@ -246,9 +246,21 @@ class RedisStore:
         data = orjson.dumps(fields)
         nonce = self._nonce + uuid.uuid4().hex
         keys = [self.k_bus, self.k_meta, self.k_names, nonce]
-        args: list[Any] = [data, str(fields.get("from", "")), str(fields.get("to", "")), NONCE_TTL]
-        # Retried by redis-py on a dropped connection; the nonce makes that safe.
-        rid, ts, _sid = self._call(lambda: self._append(keys=keys, args=args))
+        args: list[Any] = [
+            data, str(fields.get("from", "")), str(fields.get("to", "")), NONCE_TTL, ID_LIMIT
+        ]  # fmt: skip
+        try:
+            # Retried by redis-py on a dropped connection; the nonce makes that safe.
+            rid, ts, _sid = self._call(lambda: self._append(keys=keys, args=args))
+        except MailboxUnavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, redis.ResponseError) and "KEI_IDS_EXHAUSTED" in str(cause):
+                last = str(cause).rsplit(" ", 1)[-1]
+                raise IdsExhausted(
+                    f"{self.location} stream {self.k_bus}", int(last) if last.isdigit() else 0,
+                    ID_LIMIT,
+                ) from None  # fmt: skip
+            raise
         rec: Record = {"id": int(rid), "ts": _text(ts)}
         rec.update(fields)
         return rec
