@@ -61,8 +61,7 @@ class Batch:
 
 
 def max_body() -> int:
-    raw = os.environ.get("KEI_MAILBOX_MAX_BODY", "")
-    return int(raw) if raw.isdigit() else records.DEFAULT_MAX_BODY
+    return records.max_body()
 
 
 def replay_window() -> float:

@@ -13,6 +13,7 @@ too. Unknown fields are kept as they are.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -28,6 +29,24 @@ MAX_ID = 2**64 - 1  # the largest integer orjson writes; a larger id is not a re
 ID_LIMIT = 2**53 - 1
 
 Record = dict[str, Any]
+
+
+def max_body() -> int:
+    """The largest body a send accepts, in bytes (``KEI_MAILBOX_MAX_BODY``)."""
+    raw = os.environ.get("KEI_MAILBOX_MAX_BODY", "")
+    return int(raw) if raw.isdigit() else DEFAULT_MAX_BODY
+
+
+def max_line() -> int:
+    """The longest line a reader keeps to parse (#15).
+
+    A record's line is its body JSON-escaped (at most 6 bytes a character) plus
+    short fields, so no line we write comes near 8x the body limit. A longer
+    line is corrupt: readers skip it to its newline without holding it, and
+    report it; a bus holding gigabytes without a newline costs time linear in
+    its size and bounded memory.
+    """
+    return max(16 << 20, 8 * max_body())
 
 
 class CorruptLine(ValueError):

@@ -133,3 +133,82 @@ def test_cli_exhausted_is_one_line_exit_3_on_redis_too(redis_server: Any) -> Non
     err = proc.stderr.decode()
     assert proc.returncode == 3, err
     assert err.startswith("kei message: error: ids are exhausted") and err.count("\n") == 1
+
+
+# ----------------------------------------------------------------------------- linear reading
+_MEASURE = """
+import resource, subprocess, sys, time
+t = time.perf_counter()
+p = subprocess.run(sys.argv[1:], capture_output=True)
+took = time.perf_counter() - t
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+sys.stdout.write(f"{p.returncode} {took:.3f} {rss}\\n" + p.stdout.decode(errors="replace"))
+"""
+
+
+def _measured(*args: str) -> tuple[int, float, int, str]:
+    """Run ``kei-message ARGS`` in a fresh process: (exit code, seconds, max RSS in KiB, stdout)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(BIN / "kei-message"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    head, _, rest = out.partition("\n")
+    code, took, rss = head.split()
+    return int(code), float(took), int(rss), rest
+
+
+@pytest.mark.slow
+def test_a_stretch_without_newline_is_read_in_linear_time_and_bounded_memory(
+    mailbox_dir: Path,
+) -> None:
+    """256 MiB of NULs without a newline between two messages (#15; was 31 s and 800 MB)."""
+    results = {}
+    for mib in (64, 256):
+        mb = Mailbox()
+        mb.send("one", to="bob", sender="alice")
+        bus = mailbox_dir / "messages.jsonl"
+        os.truncate(bus, bus.stat().st_size + (mib << 20))  # a hole reads as NULs
+        mb.send("two", to="bob", sender="alice")
+        got = {}
+        for args in (("inbox", "--me", "bob", "--peek"), ("list",), ("inbox", "--me", "bob")):
+            code, took, rss, out = _measured(*args)
+            assert code == 0 and "one" in out and "two" in out, (args, out)
+            got[args[0] + args[-1]] = (took, rss)
+        results[mib] = got
+        bus.unlink()
+        for left in mailbox_dir.iterdir():
+            if left.is_file():
+                left.unlink()
+    print("seconds, max RSS KiB:", results)
+    for key, (took, rss) in results[256].items():
+        small_took, small_rss = results[64][key]
+        # 4x the bytes: linear time stays well under 6x (quadratic was 16x); memory
+        # does not grow with the stretch at all (was 800 MB for 256 MiB)
+        assert took < 6 * small_took + 0.5, (key, results)
+        assert rss < small_rss + 32 * 1024 and rss < 200 * 1024, (key, results)
+
+
+def test_giant_lines_are_skipped_and_reported_both_ways(
+    mailbox_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kei_message.stores import jsonl
+
+    monkeypatch.setattr(jsonl, "CHUNK", 1000)  # many chunks per line, both directions
+    monkeypatch.setattr(records, "max_line", lambda: 2400)  # a line over 2,400 bytes is corrupt
+    mb = Mailbox()
+    first = mb.send("a" * 250, to="bob", sender="alice")
+    bus = mailbox_dir / "messages.jsonl"
+    with open(bus, "ab") as fh:
+        fh.write(b"\x00" * 5000 + b"\n" + b"x" * 2399 + b"\n" + b"\n")
+    last = mb.send("b" * 250, to="bob", sender="alice")
+    forward = list(mb.store.scan(None))
+    backward = list(mb.store.scan_reverse())
+    assert [e.record for e in forward] == [first, None, None, None, last]
+    assert forward == backward[::-1]
+    assert "over the 2400-byte limit" in (forward[1].error or "")
+    assert "not JSON" in (forward[2].error or "")  # 2,399 bytes: read, parsed, corrupt
+    ends = [int(e.end) for e in forward]
+    assert [int(e.pos) for e in forward[1:]] == ends[:-1] and ends[-1] == bus.stat().st_size
