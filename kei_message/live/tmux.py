@@ -133,9 +133,16 @@ def capture(p: Pane) -> str:
 
 
 def paste(p: Pane, text: str) -> None:
-    """Type ``text`` into the pane as one bracketed paste (newlines stay text)."""
+    """Type ``text`` into the pane as one bracketed paste (newlines stay text).
+
+    Whatever the caller passes, no control character but a newline goes in
+    (``neutral.pane``): an ESC in the text could end the paste (``ESC[201~``)
+    and press keys after it (#15).
+    """
+    from ..neutral import pane
+
     buf = f"kei-{uuid.uuid4().hex[:12]}"
-    run(p.socket, "load-buffer", "-b", buf, "-", data=text.encode("utf-8"))
+    run(p.socket, "load-buffer", "-b", buf, "-", data=pane(text).encode("utf-8", "replace"))
     try:
         run(p.socket, "paste-buffer", "-p", "-r", "-d", "-b", buf, "-t", p.pane)
     except TmuxError:
@@ -150,8 +157,10 @@ def keys(p: Pane, *names: str) -> None:
 
 
 def literal(p: Pane, text: str) -> None:
-    """Type ``text`` as literal characters (``Enter`` stays the five letters)."""
-    run(p.socket, "send-keys", "-t", p.pane, "-l", "--", text)
+    """Type ``text`` as literal characters (``Enter`` stays the five letters), on one line."""
+    from ..neutral import line
+
+    run(p.socket, "send-keys", "-t", p.pane, "-l", "--", line(text))
 
 
 def list_panes(socket: str) -> list[PaneInfo]:
