@@ -86,9 +86,9 @@ _NAMES = "|".join(
     for tag in sorted(HARNESS_TAGS, key=len, reverse=True)
 )
 # "<", optional "/" and spaces, an optional namespace ("antml:"), a known name, then
-# the end of the name (space, "/", ">", or the end of the text).
+# anything but a letter or digit (so "<systemd>" and "<users>" stay as they are).
 _TAG = re.compile(
-    rf"[<\uff1c\ufe64](?=\s*/?\s*(?:[a-z]+\s*:\s*)?(?:{_NAMES})(?:[\s/>\uff1e\ufe65]|$))",
+    rf"[<\uff1c\ufe64](?=\s*/?\s*(?:[a-z]+\s*:\s*)?(?:{_NAMES})(?![a-z0-9]))",
     re.IGNORECASE,
 )
 _NS_TAG = re.compile(r"[<\uff1c\ufe64](?=\s*/?\s*antml\s*:)", re.IGNORECASE)
