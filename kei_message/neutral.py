@@ -17,6 +17,9 @@ from here, whatever field it shows (``id``, ``ts``, ``from``, ``to``,
     ``<system-reminder>``, ``</task-notification>``, ``< hook_prompt x=1>``…
     (case, spaces, ``-``/``_`` and attributes aside) lose their ``<``, which
     becomes ``‹``: a peer's text can never pass for Claude Code's own markup.
+``url(text)``
+    A store URL for a message or a log: its password (``user:PASSWORD@``,
+    ``?password=``) shown as ``***``, on one line.
 ``pane(text)``
     What may be typed into a pane: no control character at all but the
     newlines of a multi-line prompt (they travel inside one bracketed paste,
@@ -146,3 +149,13 @@ def pane(value: str) -> str:
     """Text safe to type into a pane: no control character but newline (see module doc)."""
     value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
     return _UNSAFE.sub(_escape, value)
+
+
+_URL_PASSWORD = re.compile(r"(^|/)([^/@?#]*?):[^/@?#]*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def url(value: str) -> str:
+    """``value`` (a store URL, perhaps malformed) without its password, on one line."""
+    value = _URL_PASSWORD.sub(r"\1\2:***@", value, count=1)
+    return line(_QUERY_PASSWORD.sub(r"\1***", value))

@@ -249,6 +249,17 @@ def test_ordinary_angle_brackets_stay() -> None:
         assert neutral.model(ok) == ok
 
 
+def test_urls_lose_their_password() -> None:
+    assert (
+        neutral.url("rediss://u:pw@h:1/0?ssl_ca_certs=/c") == "rediss://u:***@h:1/0?ssl_ca_certs=/c"
+    )
+    assert neutral.url("/u:pw@h:1/0") == "/u:***@h:1/0"
+    assert neutral.url(":pw@h") == ":***@h"
+    assert neutral.url("unix:///s.sock?db=1&password=pw") == "unix:///s.sock?db=1&password=***"
+    assert neutral.url("redis://h:6379/0") == "redis://h:6379/0"
+    assert neutral.url("x://a\x1b[2J:p@h") == "x://a\\x1b[2J:***@h"
+
+
 def test_pane_text_has_no_control_character() -> None:
     nasty = "a\tb\r\nc\rd\x1b[201~\x1b\x1b\x1b\x00\x7f\x9b\x85\u202e\u2028e\nf"
     out = neutral.pane(nasty)
@@ -496,3 +507,129 @@ def test_live_typing_presses_no_key_but_enter(
         assert len(pastes) >= 5, len(pastes)  # most examples were typed, not skipped
     finally:
         srv.close()
+
+
+# ----------------------------------------------------------------------------- Redis
+@pytest.mark.redis
+def test_a_frozen_redis_gives_exit_3_within_the_lock_timeout(tmp_path: Path) -> None:
+    """SIGSTOP on the test's own redis-server: the kernel still accepts connections,
+    nothing answers. ``send`` exits 3 within KEI_MAILBOX_LOCK_TIMEOUT (was 30 s for 3);
+    the hook exits 0, prints nothing, within its 2 s."""
+    import signal
+    import time
+
+    from redis_server import RedisServer, redis_server_bin
+
+    if redis_server_bin() is None:
+        pytest.skip("redis-server is not installed")
+    with RedisServer(tmp_path / "r", appendonly=False) as server:
+        env = dict(os.environ, KEI_MAILBOX_URL=server.url, KEI_MAILBOX_LOCK_TIMEOUT="3")
+        warm = subprocess.run(
+            [str(BIN / "kei-message"), "send", "--from", "alice", "@bob", "before"],
+            capture_output=True,
+            timeout=60,
+            env=env,
+        )
+        assert warm.returncode == 0, warm.stderr
+        assert server.proc is not None
+        pid = server.proc.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            took = {}
+            for args in (("send", "--from", "alice", "@bob", "frozen"), ("inbox", "--me", "bob")):
+                start = time.monotonic()
+                proc = subprocess.run(
+                    [str(BIN / "kei-message"), *args], capture_output=True, timeout=60, env=env
+                )
+                took[args[0]] = time.monotonic() - start
+                err = proc.stderr.decode()
+                assert proc.returncode == 3, (args, proc.returncode, err)
+                assert err.startswith("kei message: error: Redis at redis://127.0.0.1:")
+                assert err.count("\n") == 1 and "Traceback" not in err
+            start = time.monotonic()
+            hook = subprocess.run(
+                [str(BIN / "kei-message-hook"), "user-prompt-submit"],
+                input=b'{"session_id":"s1","cwd":"/w/bob","prompt":"hi"}',
+                capture_output=True,
+                timeout=60,
+                env=env,
+            )
+            took["hook"] = time.monotonic() - start
+            print("seconds with a frozen Redis (lock timeout 3 s):", took)
+            assert (hook.returncode, hook.stdout, hook.stderr) == (0, b"", b"")
+            # the bound, plus what starting Python costs on a busy machine
+            assert took["send"] < 3 + 1.0 and took["inbox"] < 3 + 1.0, took
+            assert took["hook"] < 2 + 1.0, took
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+
+@pytest.mark.redis
+def test_tls_and_acl_user_through_the_cli_never_show_the_password(
+    tmp_path: Path, mailbox_dir: Path
+) -> None:
+    """rediss:// against a real TLS-only redis-server (certificate made with openssl by
+    the test), as an ACL user with a password: every command works, and the password
+    appears in no output and no log, nor does a wrong one."""
+    import shutil
+
+    from redis_server import RedisServer, redis_server_bin
+
+    if redis_server_bin() is None or shutil.which("openssl") is None:
+        pytest.skip("needs redis-server and openssl")
+    secret, wrong = "Sup3r-s3cret-pw", "Wr0ng-pw-xyz"
+    with RedisServer(tmp_path / "r", appendonly=False, tls=True) as server:
+        admin = server.client()
+        rule = ["on", f">{secret}", "~kei:*", "+@all", "-@dangerous", "+script|load"]
+        admin.execute_command("ACL", "SETUSER", "keiuser", *rule)
+        admin.execute_command("ACL", "SETUSER", "default", "off")  # only the ACL user
+        admin.close()
+        base = f"127.0.0.1:{server.port}/0?ssl_ca_certs={server.ca}"
+        url = f"rediss://keiuser:{secret}@{base}"
+        env = dict(os.environ, KEI_MAILBOX_URL=url, KEI_MAILBOX_LOCK_TIMEOUT="5")
+        seen = []
+
+        def run(*args: str, script: str = "kei-message", **kw: Any) -> Any:
+            proc = subprocess.run([str(BIN / script), *args], capture_output=True, timeout=60, **kw)
+            seen.append(proc.stdout + proc.stderr)
+            return proc
+
+        assert run("send", "--from", "alice", "@bob", "over TLS", env=env).returncode == 0
+        hook = run(
+            "user-prompt-submit",
+            script="kei-message-hook",
+            input=b'{"session_id":"s1","cwd":"/w/bob","prompt":"hi"}',
+            env=env,
+        )
+        assert hook.returncode == 0 and b"over TLS" in hook.stdout, hook
+        assert run("send", "--from", "alice", "@bob", "second", env=env).returncode == 0
+        inbox = run("inbox", "--me", "bob", env=env)
+        assert inbox.returncode == 0 and b"second" in inbox.stdout
+        for args in (("list",), ("who",), ("path",), ("doctor",), ("show", "1")):
+            assert run(*args, env=env).returncode in (0, 1, 2)
+        path = run("path", env=env).stdout.decode()
+        assert f"rediss://keiuser:***@127.0.0.1:{server.port}" in path
+        # a wrong password: exit 3, one line, neither password in it; the hook stays silent
+        bad_env = dict(env, KEI_MAILBOX_URL=f"rediss://keiuser:{wrong}@{base}")
+        bad = run("send", "--from", "alice", "@bob", "x", env=bad_env)
+        assert bad.returncode == 3 and bad.stderr.count(b"\n") == 1, bad.stderr
+        hook = run(
+            "user-prompt-submit",
+            script="kei-message-hook",
+            input=b'{"session_id":"s1","cwd":"/w/bob","prompt":"hi"}',
+            env=bad_env,
+        )
+        assert (hook.returncode, hook.stdout) == (0, b"")
+        # plain redis:// to the TLS port fails cleanly too
+        plain_url = "redis://" + url.removeprefix("rediss://")
+        plain = run("send", "--from", "a", "@b", "x", env=dict(env, KEI_MAILBOX_URL=plain_url))
+        assert plain.returncode == 2 and b"need rediss://" in plain.stderr, plain.stderr
+        plain_url = plain_url.split("?")[0]
+        plain = run("send", "--from", "a", "@b", "x", env=dict(env, KEI_MAILBOX_URL=plain_url))
+        assert plain.returncode == 3 and plain.stderr.count(b"\n") == 1, plain.stderr
+        typo = run("send", "--from", "a", "@b", "x", env=dict(env, KEI_MAILBOX_URL=url[8:]))
+        assert typo.returncode == 2 and b":***@" in typo.stderr, typo.stderr
+    logs = b"".join(p.read_bytes() for p in mailbox_dir.rglob("*") if p.is_file())
+    for blob in (*seen, logs):
+        assert secret.encode() not in blob and wrong.encode() not in blob
+    assert b"hook.log" not in logs  # (the log itself was read above)

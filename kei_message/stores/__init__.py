@@ -22,8 +22,9 @@ def open_store(url: str | None = None, root: str | None = None) -> Store:
 
             return RedisStore(url)
         from ..errors import UsageError
+        from ..neutral import url as safe
 
-        raise UsageError(f"unsupported mailbox URL {url!r}: use redis://HOST:PORT/DB")
+        raise UsageError(f"unsupported mailbox URL '{safe(url)}': use redis://HOST:PORT/DB")
     from .jsonl import JsonlStore
 
     return JsonlStore(root)

@@ -77,6 +77,7 @@ PAGE = 200
 LOCK_TTL = 10.0  # seconds; renewed every third of it while held
 NONCE_TTL = 600  # seconds a send can be retried without writing twice
 BLOCK = 5.0  # longest single XREAD BLOCK; below the socket timeout
+RETRY_CAP = 0.1  # longest pause before the one retry of a failed call
 MAX_US_ID = ID_LIMIT + 1  # ids from here up are foreign (#15): never used as maxid
 
 T = TypeVar("T")
@@ -178,15 +179,30 @@ class RedisStore:
         self.root = paths.mailbox_dir()
         self._ready = False
         given = {k for k, _ in rest}
+        if parts.scheme != "rediss" and any(k.startswith("ssl_") for k in given):
+            from ..errors import UsageError
+
+            # redis-py would fail later, on connecting, with a TypeError
+            raise UsageError(f"bad mailbox URL {self.location}: ssl_* options need rediss://")
+        # Every call is bounded by the lock timeout (SPEC §15, #15): a frozen server
+        # (SIGSTOP: the kernel still accepts connections, nothing answers) used to
+        # cost 10 s x 3 tries whatever KEI_MAILBOX_LOCK_TIMEOUT said. Now two tries of
+        # 0.4 x the bound each, plus at most RETRY_CAP of backoff, stay within it.
+        from ..locks import lock_timeout
+
+        bound = max(1.0, lock_timeout())
+        per_try = min(BLOCK + 5.0, 0.4 * bound)
         options: dict[str, Any] = {
             # A refused or unreachable server must fail in well under the
             # hook's 2 s, not after redis-py's default ten retries.
-            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+            "retry": Retry(ExponentialBackoff(cap=RETRY_CAP, base=0.02), 1),
         }
         if "socket_connect_timeout" not in given:
-            options["socket_connect_timeout"] = 1.5
+            options["socket_connect_timeout"] = min(1.5, per_try)
         if "socket_timeout" not in given:
-            options["socket_timeout"] = BLOCK + 5.0
+            options["socket_timeout"] = per_try
+        # XREAD BLOCK must return before the socket times out
+        self._block = max(0.05, min(BLOCK, per_try / 2))
         try:
             self.r = redis.Redis.from_url(client_url, **options)
         except ValueError as exc:
@@ -349,7 +365,7 @@ class RedisStore:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                block = max(1, int(min(left, BLOCK) * 1000))
+                block = max(1, int(min(left, self._block) * 1000))
                 got = self._call(partial(self.r.xread, {self.k_bus: after}, count=1, block=block))
                 down_since = None
                 if got:
