@@ -32,6 +32,7 @@ Standard library only: the hooks import this on every prompt.
 from __future__ import annotations
 
 import re
+from functools import cache
 
 # C0 but \t \n, DEL, C1; bidi controls (ALM, LRM, RLM, embeddings and overrides,
 # isolates); line/paragraph separators; BOM; interlinear annotation; lone surrogates.
@@ -84,17 +85,25 @@ HARNESS_TAGS = (
     "policy",
 )
 _SEP = r"[-_\s]*"
-_NAMES = "|".join(
-    _SEP.join(re.escape(w) for w in tag.split("-"))
-    for tag in sorted(HARNESS_TAGS, key=len, reverse=True)
-)
-# "<", optional "/" and spaces, an optional namespace ("antml:"), a known name, then
-# anything but a letter or digit (so "<systemd>" and "<users>" stay as they are).
-_TAG = re.compile(
-    rf"[<\uff1c\ufe64](?=\s*/?\s*(?:[a-z]+\s*:\s*)?(?:{_NAMES})(?![a-z0-9]))",
-    re.IGNORECASE,
-)
-_NS_TAG = re.compile(r"[<\uff1c\ufe64](?=\s*/?\s*antml\s*:)", re.IGNORECASE)
+
+
+@cache
+def _tag_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Compiled on first use (a few ms): most messages hold no "<" at all."""
+    names = "|".join(
+        _SEP.join(re.escape(w) for w in tag.split("-"))
+        for tag in sorted(HARNESS_TAGS, key=len, reverse=True)
+    )
+    # "<", optional "/" and spaces, an optional namespace ("antml:"), a known name, then
+    # anything but a letter or digit (so "<systemd>" and "<users>" stay as they are).
+    tag = re.compile(
+        rf"[<\uff1c\ufe64](?=\s*/?\s*(?:[a-z]+\s*:\s*)?(?:{names})(?![a-z0-9]))",
+        re.IGNORECASE,
+    )
+    namespaced = re.compile(r"[<\uff1c\ufe64](?=\s*/?\s*antml\s*:)", re.IGNORECASE)
+    return tag, namespaced
+
+
 DEFANGED = "\u2039"  # ‹
 
 
@@ -132,7 +141,8 @@ def defang(value: str) -> str:
     """Harness-looking tags in ``value`` with ``<`` turned into ``‹``."""
     if "<" not in value and "\uff1c" not in value and "\ufe64" not in value:
         return value
-    return _NS_TAG.sub(DEFANGED, _TAG.sub(DEFANGED, value))
+    tag, namespaced = _tag_patterns()
+    return namespaced.sub(DEFANGED, tag.sub(DEFANGED, value))
 
 
 def model(value: object) -> str:
