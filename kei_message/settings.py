@@ -17,11 +17,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("KEI_MAILBOX_DIR", "`~/.claude/mailbox`", "the mailbox dir"),
     ("KEI_MAILBOX_ME", "basename of the cwd", "your identity"),
     ("KEI_MAILBOX_URL", "(the JSONL bus)", "`redis://HOST:PORT/DB` puts the bus on Redis Streams"),
-    (
-        "KEI_MAILBOX_LOCK_TIMEOUT",
-        "`10`",
-        "seconds to wait for a lock (or, on Redis, for any call; at least 1) before exit 3",
-    ),
+    ("KEI_MAILBOX_LOCK_TIMEOUT", "`10`", "seconds to wait for a lock or Redis call before exit 3"),
     ("KEI_MAILBOX_FSYNC", "off", "`1`: fsync each send before reporting success"),
     ("KEI_MAILBOX_MAX_BODY", "`1048576`", "largest body in bytes"),
     ("KEI_MAILBOX_BROADCAST_REPLAY", "`24h`", "how old a broadcast a brand-new reader still gets"),

@@ -19,12 +19,29 @@ from typing import Any
 import orjson
 
 from .. import paths
-from ..procs import Proc, is_alive
+from ..procs import Proc, is_alive, stat
 from ..stores import layout
 
 
 def _folder(root: str | None = None) -> str:
     return os.path.join(root or paths.mailbox_dir(), layout.WAITERS)
+
+
+def info(session_id: str, name: str, agent: Proc, kind: str | None = None) -> dict[str, Any]:
+    """What a waiter writes into its file (module docstring): this process watching
+    ``agent`` (the CLI's process) for ``name`` in ``session_id``; ``kind``: codex…"""
+    me = stat(os.getpid())
+    out: dict[str, Any] = {"session_id": session_id, "name": name}
+    if kind:
+        out["agent"] = kind
+    out.update(
+        pid=os.getpid(),
+        start=me.start if me else 0,
+        claude_pid=agent.pid,
+        claude_start=agent.start,
+        since=round(time.time(), 3),
+    )
+    return out
 
 
 class WaiterLock:

@@ -57,6 +57,7 @@ from ...procs import Proc, is_alive, is_claude, stat
 from ..hooklog import log_failure, log_library_warnings
 from ..prompt import take
 from ..waiters import WaiterLock, armed, armed_names, waiters
+from ..waiters import info as waiter_info
 
 __all__ = ["HOOK_TIMEOUT", "WaiterLock", "armed", "armed_names", "claude_process", "run", "waiters"]
 
@@ -158,18 +159,8 @@ def _wait_and_deliver(payload: dict[str, Any]) -> int:
     session = payload.get("session_id")
     if not isinstance(session, str) or not session:
         session = os.environ.get("CLAUDE_CODE_SESSION_ID") or f"pid-{claude.pid}"
-    me = stat(os.getpid())
     lock = WaiterLock(session)
-    info = {
-        "session_id": session,
-        "name": reader,
-        "pid": os.getpid(),
-        "start": me.start if me else 0,
-        "claude_pid": claude.pid,
-        "claude_start": claude.start,
-        "since": round(time.time(), 3),
-    }
-    if not lock.acquire(info):
+    if not lock.acquire(waiter_info(session, reader, claude)):
         return 0  # another waiter already watches this session
     try:
         return _loop(reader, claude, until)

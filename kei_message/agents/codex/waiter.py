@@ -128,26 +128,15 @@ def run(name: str, session: str, codex_pid: int) -> int:
     from ...mailbox import Mailbox
     from ..hooklog import log_failure, log_library_warnings
     from ..prompt import take
-    from ..waiters import WaiterLock
+    from ..waiters import WaiterLock, info
 
     log_library_warnings()
     st = procs.stat(codex_pid)
-    me = procs.stat(os.getpid())
     if st is None:
         return 0
     codex = procs.Proc(codex_pid, st.start)
     lock = WaiterLock(session)
-    info = {
-        "session_id": session,
-        "name": name,
-        "agent": "codex",
-        "pid": os.getpid(),
-        "start": me.start if me else 0,
-        "claude_pid": codex.pid,
-        "claude_start": codex.start,
-        "since": round(time.time(), 3),
-    }
-    if not lock.acquire(info):
+    if not lock.acquire(info(session, name, codex, "codex")):
         return 0
     program = codex_program(codex_pid)
     try:
