@@ -2,11 +2,12 @@
 
 A session is woken by mail after each way a turn can end without a Stop hook:
 Escape mid-turn, a denied permission prompt, ``kei message cancel``; and after
-``/clear``, ``/compact`` and ``--continue`` (a resumed session). Each scenario starts its turn *through a wake* (the waiter is used
-up by it, which is how the bug showed: only Stop and SessionStart armed a new
-one), interrupts it, and then sends a second message: it must reach the model
-within 5 s, exactly once. The default install (wake, mid-turn) is used.
-Budget: about 25 s per scenario and version.
+``/clear``, ``/compact`` and ``--continue`` (a resumed session). Each scenario
+starts its turn *through a wake* (the waiter is used up by it, which is how the
+bug showed: only Stop and SessionStart armed a new one), interrupts it, and
+then sends a second message: it must reach the model within 5 s, exactly once.
+The default install (wake, mid-turn) is used. Budget: about 25 s per scenario
+and version.
 """
 
 from __future__ import annotations

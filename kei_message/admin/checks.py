@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..agents.claude.install import HOOK_PROGRAM
+from ..agents.install import HOOK_PROGRAM
 from ..procs import pid_alive
 from ..render import neutralise
 from ..stores import layout
@@ -224,7 +224,7 @@ def _commands(groups: Any) -> Iterator[str]:
 # ----------------------------------------------------------------------------- sessions
 def check_reachable(report: Report, store: Any) -> None:
     """Every running Claude Code session has a way to be woken (SPEC §7, issue 14)."""
-    from ..agents.claude.waiter import unreachable
+    from ..agents.waiters import unreachable
 
     for sess in unreachable(store):
         name = neutralise(str(sess["name"]), multiline=False)
