@@ -246,3 +246,27 @@ def test_user_prompt_submit_ends_the_hold(mb: Mailbox, tmp_path: Path) -> None:
     )
     assert hook.returncode == 0 and hook.stdout == ""
     assert wake.hold_mark(NAME) is None
+
+
+def test_process_leaves_a_cancelled_session_alone_until_newer_mail(
+    server: Server, tmp_path: Path, mb: Mailbox
+) -> None:
+    fp = start(server, tmp_path, mb, NAME)
+    fp.hold(True)
+    fp.type_prompt("a long job")
+    until_state(mb, NAME, "busy")
+    mb.send("waited-before-cancel", to=NAME, sender="backend")
+    assert kei("cancel", NAME).returncode == 0
+    fp.hold(False)
+    server.tmux("send-keys", "-t", fp.pane, "C-u")  # the user empties the prompt
+    until_state(mb, NAME, "idle")
+    res = kei("process")
+    assert res.returncode == 0 and f"{NAME}: held" in res.stdout, res.stdout
+    assert not fp.events("paste")
+    assert mb.count(NAME) == 1
+    mb.send("newer-after-cancel", to=NAME, sender="backend")
+    res = kei("process")
+    assert res.returncode == 0 and "typed 2 messages" in res.stdout, res.stdout
+    assert wait_until(lambda: len(fp.prompts()) == 2, 5)
+    assert "waited-before-cancel" in fp.prompts()[1] and "newer-after-cancel" in fp.prompts()[1]
+    assert wake.hold_mark(NAME) is None

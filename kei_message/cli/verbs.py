@@ -148,6 +148,9 @@ def deliver_live(mb: Mailbox, to: str, rec: Record | None = None, *, armed: bool
 
     if rec is not None and waiter.hold_mark(to) == waiter.HOLD_ALL:
         waiter.hold(to, rec["id"])  # mail newer than this one may wake it again
+    mark = waiter.hold_mark(to)
+    if rec is not None and mark is not None and mark < rec["id"]:
+        waiter.release(to)  # `cancel` held what waited; newer mail ends the hold
     if armed and rec is not None and waiter.hold_mark(to) is None:
         deadline = time.monotonic() + WAITER_GRACE
         while time.monotonic() < deadline:

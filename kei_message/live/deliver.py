@@ -29,6 +29,7 @@ from collections.abc import Callable
 from .. import names, render, settings
 from ..errors import NoLiveSession, NothingToReturn, Queued, Rejected, UsageError
 from ..mailbox import Mailbox
+from ..stores.holds import hold_mark, release
 from . import screen, tmux
 from .registry import Live, find, pane_alive, registered
 
@@ -316,7 +317,8 @@ def _answer(live: Live, now: screen.Screen, choice: int) -> str:
 def process(mailbox: Mailbox) -> dict[str, int | str]:
     """One pass: deliver queued messages to every idle live session with unread.
 
-    Returns, per name looked at, how many went in, or why not ("busy", ...).
+    Returns, per name looked at, how many went in, or why not ("busy", ...;
+    "held": ``cancel`` stopped it and only mail that waited then is unread).
     """
     results: dict[str, int | str] = {}
     for live in registered(mailbox.store):
@@ -325,6 +327,12 @@ def process(mailbox: Mailbox) -> dict[str, int | str]:
         try:
             if not mailbox.count(live.name):
                 continue
+            mark = hold_mark(live.name)
+            if mark is not None:
+                if all(r["id"] <= mark for r in mailbox.unread(live.name)):
+                    results[live.name] = "held"  # `cancel` stopped it: its next prompt
+                    continue
+                release(live.name)  # newer mail ends the hold, as for the waiter
             results[live.name] = deliver_live(mailbox, live.name)
         except (Queued, Rejected) as exc:
             results[live.name] = "waiting" if isinstance(exc, Rejected) else "queued"

@@ -58,19 +58,10 @@ from typing import Any
 from ... import names, paths, settings
 from ...mailbox import Mailbox
 from ...procs import Proc, is_alive, is_claude, stat
+from ...stores.holds import HOLD_ALL, hold, hold_mark, release
 from ..hooklog import log_failure, log_library_warnings
 from ..prompt import take
-from ..waiters import (
-    HOLD_ALL,
-    WaiterLock,
-    armed,
-    armed_names,
-    hold,
-    hold_mark,
-    release,
-    unreachable,
-    waiters,
-)
+from ..waiters import WaiterLock, armed, armed_names, unreachable, waiters
 from ..waiters import info as waiter_info
 
 __all__ = [
