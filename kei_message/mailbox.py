@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 from . import names, records, settings
 from .cursors import Cursor, Pos, merge
-from .errors import BodyError, NothingToReturn, UnknownMessage
+from .errors import BodyError, NothingToReturn, NotYet, UnknownMessage, UsageError
 from .records import Record
 from .stores import open_store
 from .stores.base import Store
@@ -56,6 +56,14 @@ class Batch:
     def deliver(self, messages: list[Message] | None = None) -> None:
         """Mark ``messages`` (default: all of them) delivered; the cursor moves on exit."""
         self.delivered.extend(self.messages if messages is None else messages)
+
+
+RANK = {"queued": 0, "delivered": 1, "replied": 2}
+
+
+def overall(states: list[str]) -> str:
+    """A message's state in one word: the least advanced of its readers' (none: queued)."""
+    return min(states, key=RANK.__getitem__) if states else "queued"
 
 
 def is_for(rec: Record, reader: str) -> bool:
@@ -158,9 +166,23 @@ class Mailbox:
         return len(self.unread(reader))
 
     @contextmanager
-    def consuming(self, reader: str, *, limit: int | None = None) -> Iterator[Batch]:
+    def consuming(
+        self,
+        reader: str,
+        *,
+        limit: int | None = None,
+        how: str | None = None,
+        session: str | None = None,
+    ) -> Iterator[Batch]:
         """Hold R's reader lock; yield R's unread (the oldest ``limit`` of them); on exit
-        advance past what was delivered."""
+        advance past what was delivered, then write its receipts (SPEC §12).
+
+        ``how`` is the way of delivery (``layout.HOWS``; None: no receipt, as for
+        ``clear``), ``session`` the agent session it went into, when known. Every
+        consumer comes through here, so every delivery gets its receipt; it is
+        written *after* the cursor commit, so a crash in between leaves the
+        message ``queued``, never ``delivered`` when it was not (#16).
+        """
         reader = names.validate(reader)
         store = self.store
         with store.reader_lock(reader):
@@ -177,20 +199,48 @@ class Mailbox:
             new = merge(cursor, Cursor(pos, done), order)
             if new != cursor:
                 store.save_cursor(reader, new)
+            if how is not None and batch.delivered:
+                self._receipts(reader, batch.delivered, how, session)
+
+    def _receipts(
+        self, reader: str, delivered: list[Message], how: str, session: str | None
+    ) -> None:
+        ts = records.ts_now()
+        out: list[dict[str, Any]] = []
+        for m in delivered:
+            rec: dict[str, Any] = {"id": m.record["id"], "reader": reader, "how": how, "ts": ts}
+            if session:
+                rec["session"] = session
+            out.append(rec)
+        try:
+            self.store.add_receipts(out)
+        except Exception as exc:  # delivered and committed: a lost receipt says "queued"
+            log.warning("could not write %d receipt(s) for %s: %s", len(out), reader, exc)
 
     def read(
-        self, reader: str, *, deliver: Callable[[list[Record]], None] | None = None
+        self,
+        reader: str,
+        *,
+        deliver: Callable[[list[Record]], None] | None = None,
+        how: str = "inbox",
+        session: str | None = None,
     ) -> list[Record]:
         """Consume all of R's unread: ``deliver`` them, then mark them read."""
-        with self.consuming(reader) as batch:
+        with self.consuming(reader, how=how, session=session) as batch:
             if deliver is not None and batch.messages:
                 deliver(batch.records)
             batch.deliver()
         return batch.records
 
-    def pop(self, reader: str, *, deliver: Callable[[Record], None] | None = None) -> Record:
+    def pop(
+        self,
+        reader: str,
+        *,
+        deliver: Callable[[Record], None] | None = None,
+        session: str | None = None,
+    ) -> Record:
         """Consume R's oldest unread only. Raises NothingToReturn when there is none."""
-        with self.consuming(reader, limit=1) as batch:
+        with self.consuming(reader, limit=1, how="pop", session=session) as batch:
             if not batch.messages:
                 raise NothingToReturn(f"no unread messages for {reader!r}")
             first = batch.messages[0]
@@ -213,6 +263,8 @@ class Mailbox:
         sender: str | None = None,
         kind: str | None = None,
         deliver: Callable[[Record], None] | None = None,
+        how: str = "wait",
+        session: str | None = None,
     ) -> Record:
         """Block until R has an unread message (matching ``sender``/``kind``); consume it.
 
@@ -225,7 +277,7 @@ class Mailbox:
             kind = records.check_kind(kind)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with self.consuming(reader) as batch:
+            with self.consuming(reader, how=how, session=session) as batch:
                 seen = batch.until
                 for m in batch.messages:
                     rec = m.record
@@ -280,6 +332,117 @@ class Mailbox:
             if len(out) >= limit:
                 break
         out.reverse()
+        return out
+
+    # ------------------------------------------------------------------ receipts
+    def intended(self, rec: Record) -> list[str]:
+        """Who ``rec`` is for: its ``to``, or for ``all`` every known reader (a cursor
+        or a registered session) but its sender."""
+        if rec["to"] != names.BROADCAST:
+            return [rec["to"]]
+        known = set(self.store.readers())
+        known.update(
+            s["name"]
+            for s in self.store.sessions()
+            if isinstance(s.get("name"), str) and names.is_valid(s["name"])
+        )
+        known.discard(rec["from"])
+        known.discard(names.BROADCAST)
+        return sorted(known)
+
+    def states(self, recs: list[Record]) -> dict[int, dict[str, Any]]:
+        """The delivery state of each record (``status``), reading receipts and the bus once."""
+        if not recs:
+            return {}
+        receipts, _ = self.store.receipts(None)
+        oldest = min(r["id"] for r in recs)
+        replies: list[Record] = []
+        for entry in self.store.scan_reverse():
+            rec = entry.record
+            if rec is None:
+                continue
+            if rec["id"] <= oldest:
+                break
+            if isinstance(rec.get("reply_to"), int):
+                replies.append(rec)
+        replies.reverse()
+        return {r["id"]: self._state(r, receipts, replies) for r in recs}
+
+    def _state(
+        self, rec: Record, receipts: list[dict[str, Any]], replies: list[Record]
+    ) -> dict[str, Any]:
+        readers: dict[str, dict[str, Any]] = {
+            name: {"reader": name, "state": "queued"} for name in self.intended(rec)
+        }
+        for r in receipts:
+            if r["id"] != rec["id"]:
+                continue
+            got = readers.setdefault(r["reader"], {"reader": r["reader"], "state": "queued"})
+            if "delivered" not in got:  # the first delivery counts
+                got["state"] = "delivered"
+                got["delivered"] = {k: r[k] for k in ("ts", "how", "session") if k in r}
+        for reply in replies:
+            if reply.get("reply_to") != rec["id"] or reply["from"] not in readers:
+                continue
+            got = readers[reply["from"]]
+            if "reply" not in got:
+                got["state"] = "replied"
+                got["reply"] = reply["id"]
+        rows = [readers[k] for k in sorted(readers)]
+        return {
+            "id": rec["id"],
+            "from": rec["from"],
+            "to": rec["to"],
+            "state": overall([row["state"] for row in rows]),
+            "readers": rows,
+        }
+
+    def status(self, msg_id: int) -> dict[str, Any]:
+        """Message ``msg_id``'s delivery state per intended reader (SPEC §12)."""
+        return self.states([self.get(msg_id)])[msg_id]
+
+    def wait_until(self, msg_id: int, state: str, timeout: float) -> dict[str, Any]:
+        """Block until every intended reader of ``msg_id`` reached ``state`` (delivered or
+        replied); return the status. Raises NothingToReturn when ``timeout`` runs out.
+
+        Blocks on the store (inotify on ``receipts.jsonl`` and the bus, or Redis
+        ``XREAD BLOCK``), never spinning; receipts are read on from where the last
+        look stopped, so a long wait costs nothing per new receipt but that receipt.
+        """
+        if state not in ("delivered", "replied"):
+            raise UsageError(f"--wait takes delivered or replied, not {state!r}")
+        rec = self.get(msg_id)
+        wanted = set(self.intended(rec))
+        deadline = time.monotonic() + timeout
+        receipts, token = self.store.receipts(None)
+        mine = [r for r in receipts if r["id"] == msg_id]
+        end = self.store.end()
+        replies = self._replies_after(rec, None, end) if state == "replied" else []
+        while True:
+            st = self._state(rec, mine, replies)
+            reached = {row["reader"] for row in st["readers"] if RANK[row["state"]] >= RANK[state]}
+            if wanted <= reached:
+                return st
+            left = deadline - time.monotonic()
+            if left <= 0:
+                late = ", ".join(sorted(wanted - reached))
+                raise NotYet(f"message {msg_id} not {state} to {late} within {timeout:g}s", st)
+            if state == "delivered":
+                self.store.wait_for_receipts(token, min(left, 3600.0))
+                more, token = self.store.receipts(token)
+                mine.extend(r for r in more if r["id"] == msg_id)
+            else:
+                self.store.wait_for_change(end, min(left, 3600.0))
+                new_end = self.store.end()
+                replies.extend(self._replies_after(rec, end, new_end))
+                end = new_end
+
+    def _replies_after(self, rec: Record, after: Pos | None, until: Pos) -> list[Record]:
+        out = []
+        for entry in self.store.scan(after, until, hint=(b'"reply_to"',)):
+            r = entry.record
+            if r is not None and r.get("reply_to") == rec["id"]:
+                out.append(r)
         return out
 
     def known_names(self) -> dict[str, dict[str, Any]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .. import names
-from ..errors import NoLiveSession, Queued, Rejected
+from ..errors import NoLiveSession, NotYet, Queued, Rejected
 from ..mailbox import Mailbox
 from ..records import Record, check_kind
 from .output import out, out_json, print_records, unknown_note, warn
@@ -106,6 +106,27 @@ def send(
     return rec
 
 
+def wait_for(mb: Mailbox, rec: Record, state: str, timeout: float, as_json: bool) -> None:
+    """``send --wait``: block until every reader of ``rec`` got there; print the status.
+
+    Out of time: the status so far on stdout, one line on stderr, exit 1 (NotYet)."""
+    from .. import render
+
+    try:
+        status = mb.wait_until(rec["id"], state, timeout)
+    except NotYet as exc:
+        _print_status(exc.status, as_json, render)
+        raise
+    _print_status(status, as_json, render)
+
+
+def _print_status(status: dict[str, Any], as_json: bool, render: Any) -> None:
+    if as_json:
+        out_json(status)
+    else:
+        out("\n".join(render.status_lines(status)))
+
+
 def deliver_live(mb: Mailbox, to: str) -> int:
     """After the record is in the bus: type NAME's unread into its tmux pane (SPEC §8).
 
@@ -146,7 +167,8 @@ def recent(
         kind=check_kind(kind) if kind is not None else None,
         since=since,
     )
-    print_records(recs, as_json)
+    states = {rid: st["state"] for rid, st in mb.states(recs).items()}
+    print_records(recs, as_json, states)
 
 
 def who(mb: Mailbox, as_json: bool) -> None:

@@ -112,7 +112,7 @@ def deliver_live(mailbox: Mailbox, name: str) -> int:
     if live is None:
         raise Queued(f"no live tmux session for {name}; the message waits in the mailbox")
     _refuse(live.name, look(live))
-    with mailbox.consuming(live.name) as batch:
+    with mailbox.consuming(live.name, how="live", session=live.session_id or None) as batch:
         if not batch.messages:
             return 0
         # again under the lock: a concurrent sender, the user or a turn may have begun

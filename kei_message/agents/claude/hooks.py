@@ -144,7 +144,9 @@ def _sync_event(event: str, payload: dict[str, Any]) -> None:
         _hold_hard_stop()
         write_stdout(data)
 
-    take(mailbox, name, emit)
+    session = payload.get("session_id")
+    how = "stop" if event == "stop" else "hook"
+    take(mailbox, name, emit, how=how, session=session if isinstance(session, str) else None)
 
 
 def _nothing_unread(name: str, payload: dict[str, Any]) -> bool:

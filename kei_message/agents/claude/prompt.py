@@ -20,12 +20,15 @@ def take(
     emit: Callable[[str], None],
     *,
     limit: int | None = None,
+    how: str = "hook",
+    session: str | None = None,
 ) -> int:
     """Consume what fits of ``reader``'s unread: ``emit`` the text, then move the cursor.
 
     Returns how many messages went out (0: nothing emitted, nothing changed).
+    ``how`` and ``session`` go into their receipts (SPEC §12).
     """
-    with mailbox.consuming(reader) as batch:
+    with mailbox.consuming(reader, how=how, session=session) as batch:
         if not batch.messages:
             return 0
         text, n = render.prompt(reader, batch.records, limit or settings.hook_budget())

@@ -299,12 +299,12 @@ def _wait_and_deliver(payload: dict[str, Any]) -> int:
     if not lock.acquire(info):
         return 0  # another waiter already watches this session
     try:
-        return _loop(reader, claude, until)
+        return _loop(reader, claude, until, None if session.startswith("pid-") else session)
     finally:
         lock.release()
 
 
-def _loop(reader: str, claude: Proc, until: float) -> int:
+def _loop(reader: str, claude: Proc, until: float, session: str | None = None) -> int:
     mailbox = Mailbox()
     store = mailbox.store
 
@@ -326,7 +326,7 @@ def _loop(reader: str, claude: Proc, until: float) -> int:
             checked = end
             if mailbox.unread(reader):
                 try:
-                    if take(mailbox, reader, emit):
+                    if take(mailbox, reader, emit, how="wake", session=session):
                         return 2
                 except _Gone:
                     return 0
