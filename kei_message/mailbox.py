@@ -401,9 +401,14 @@ class Mailbox:
         """Message ``msg_id``'s delivery state per intended reader (SPEC §12)."""
         return self.states([self.get(msg_id)])[msg_id]
 
-    def wait_until(self, msg_id: int, state: str, timeout: float) -> dict[str, Any]:
+    def wait_until(
+        self, msg_id: int, state: str, timeout: float, *, since: Any = None
+    ) -> dict[str, Any]:
         """Block until every intended reader of ``msg_id`` reached ``state`` (delivered or
-        replied); return the status. Raises NothingToReturn when ``timeout`` runs out.
+        replied); return the status. Raises NotYet when ``timeout`` runs out.
+
+        ``since``: ``store.receipts_end()`` taken before the message was sent, so
+        only receipts written after it are read (None: all of them).
 
         Blocks on the store (inotify on ``receipts.jsonl`` and the bus, or Redis
         ``XREAD BLOCK``), never spinning; receipts are read on from where the last
@@ -414,7 +419,7 @@ class Mailbox:
         rec = self.get(msg_id)
         wanted = set(self.intended(rec))
         deadline = time.monotonic() + timeout
-        receipts, token = self.store.receipts(None)
+        receipts, token = self.store.receipts(since)
         mine = [r for r in receipts if r["id"] == msg_id]
         end = self.store.end()
         replies = self._replies_after(rec, None, end) if state == "replied" else []

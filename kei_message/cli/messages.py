@@ -129,10 +129,11 @@ def send(
     answers = _msg_id(reply_to) if reply_to is not None else None
     body = _body(words)
     mb = get_mailbox()
+    since = mb.store.receipts_end() if wait_for is not None else None
     rec = verbs.send(mb, body, to=target, sender=me, kind=kind, reply_to=answers, as_json=as_json)
     code = verbs.deliver_live(mb, target) if live else 0
     if wait_for is not None:
-        verbs.wait_for(mb, rec, wait_for, seconds, as_json)
+        verbs.wait_for(mb, rec, wait_for, seconds, as_json, since)
     if code:
         # the live part's outcome is the exit code (4, 5 or 6 when it stays queued)
         raise typer.Exit(code)

@@ -106,14 +106,16 @@ def send(
     return rec
 
 
-def wait_for(mb: Mailbox, rec: Record, state: str, timeout: float, as_json: bool) -> None:
+def wait_for(
+    mb: Mailbox, rec: Record, state: str, timeout: float, as_json: bool, since: Any = None
+) -> None:
     """``send --wait``: block until every reader of ``rec`` got there; print the status.
 
     Out of time: the status so far on stdout, one line on stderr, exit 1 (NotYet)."""
     from .. import render
 
     try:
-        status = mb.wait_until(rec["id"], state, timeout)
+        status = mb.wait_until(rec["id"], state, timeout, since=since)
     except NotYet as exc:
         _print_status(exc.status, as_json, render)
         raise

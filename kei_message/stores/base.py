@@ -89,6 +89,10 @@ class Store(Protocol):
         """Receipts added after the opaque token ``after`` (None: all), and the next token."""
         ...
 
+    def receipts_end(self) -> Any:
+        """The token after the newest receipt now: ``receipts(receipts_end())`` is new ones."""
+        ...
+
     def wait_for_receipts(self, after: Any, timeout: float) -> bool:
         """Block (without spinning) until receipts exist past ``after`` or ``timeout`` runs out."""
         ...

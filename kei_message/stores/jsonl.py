@@ -475,6 +475,12 @@ class JsonlStore:
         found, used = layout.parse_receipts(data)
         return found, start + used
 
+    def receipts_end(self) -> Any:
+        try:
+            return os.stat(self._receipts_path()).st_size
+        except FileNotFoundError:
+            return 0
+
     def wait_for_receipts(self, after: Any, timeout: float) -> bool:
         """Block (inotify on the mailbox dir) until receipts exist past ``after``."""
         deadline = time.monotonic() + max(0.0, timeout)

@@ -378,6 +378,10 @@ class RedisStore:
         found, _ = parse_receipts(data)
         return found, _text(got[-1][0])
 
+    def receipts_end(self) -> Any:
+        got = self._call(partial(self.r.xrevrange, self.k_receipts, "+", "-", count=1))
+        return _text(got[0][0]) if got else "0-0"
+
     def wait_for_receipts(self, after: Any, timeout: float) -> bool:
         """``XREAD BLOCK`` on the receipts stream: no polling (#16)."""
         deadline = time.monotonic() + max(0.0, timeout)
