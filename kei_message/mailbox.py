@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from . import names, records, settings
+from . import names, procs, records, settings
 from .cursors import Cursor, Pos, merge
 from .errors import BodyError, NothingToReturn, NotYet, UnknownMessage, UsageError
 from .records import Record
@@ -66,6 +66,20 @@ def overall(states: list[str]) -> str:
     return min(states, key=RANK.__getitem__) if states else "queued"
 
 
+class _Any:
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY: Any = _Any()  # "any session": no session filter (``unread`` for counts)
+
+SESSION_MIN = 4  # the shortest session prefix an address may use (SPEC §11)
+
+
+def _session_ok(text: str) -> bool:
+    return 0 < len(text) <= 128 and all(c.isalnum() or c in "-_" for c in text)
+
+
 def is_for(rec: Record, reader: str) -> bool:
     return rec["to"] in (reader, names.BROADCAST) and rec["from"] != reader
 
@@ -93,9 +107,15 @@ class Mailbox:
         sender: str,
         kind: str | None = None,
         reply_to: int | None = None,
+        to_session: str | None = None,
     ) -> Record:
-        """Append one record and return it as stored."""
+        """Append one record and return it as stored.
+
+        ``to_session``: the full id of one session of ``to`` (``resolve_session``);
+        only a reader in that session receives it (SPEC §11)."""
         to = names.validate(to, allow_all=True)
+        if to_session is not None and (to == names.BROADCAST or not _session_ok(to_session)):
+            raise UsageError(f"bad session {to_session!r} for {to!r}")
         sender = names.validate(sender)
         if not isinstance(body, str) or not body.strip():
             raise BodyError("empty message body: nothing to send")
@@ -116,6 +136,8 @@ class Mailbox:
             fields["kind"] = kind
         if reply_to is not None:
             fields["reply_to"] = int(reply_to)
+        if to_session is not None:
+            fields["to_session"] = to_session
         return self.store.append(fields)
 
     def reply(self, msg_id: int, body: str, *, sender: str, kind: str | None = None) -> Record:
@@ -124,16 +146,23 @@ class Mailbox:
 
     # ------------------------------------------------------------------ reading
     def _collect(
-        self, reader: str, cursor: Cursor | None, until: Pos, limit: int | None = None
-    ) -> tuple[list[Message], list[Pos], Pos]:
+        self,
+        reader: str,
+        cursor: Cursor | None,
+        until: Pos,
+        limit: int | None = None,
+        session: str | None | object = ANY,
+    ) -> tuple[list[Message], list[Pos], Pos, list[Pos]]:
         """R's unread up to ``until`` (at most ``limit``), keys of old broadcasts a new
-        reader skips, and where the scan stopped (``until``, or after the ``limit``-th)."""
+        reader skips, where the scan stopped (``until``, or after the ``limit``-th), and
+        the keys held for another session of R (``session``: the reader's; ANY: all)."""
         order = self.store.order
         fresh = cursor is None or cursor.pos is None
         oldest = time.time() - settings.broadcast_replay() if fresh else 0.0
         hint = (f'"{reader}"'.encode(), b'"all"')
         out: list[Message] = []
         skipped: list[Pos] = []
+        held: list[Pos] = []
         corrupt = 0
         for entry in self.store.scan(cursor.pos if cursor else None, until, hint=hint):
             rec = entry.record
@@ -148,18 +177,22 @@ class Mailbox:
             if fresh and rec["to"] == names.BROADCAST and records.record_epoch(rec) < oldest:
                 skipped.append(entry.pos)
                 continue
+            if session is not ANY and rec.get("to_session") not in (None, session):
+                held.append(entry.pos)  # another session's: not consumed, not passed
+                continue
             out.append(Message(entry.pos, entry.end, rec))
             if limit is not None and len(out) >= limit and not fresh:
                 # `pop` needs one: do not read (under the lock) a backlog it will not take.
                 # A new reader reads on: the old broadcasts it skips must all be recorded.
-                return out, skipped, entry.end
-        return out, skipped, until
+                return out, skipped, entry.end, held
+        return out, skipped, until, held
 
-    def unread(self, reader: str) -> list[Record]:
-        """R's unread, oldest first, without marking them read."""
+    def unread(self, reader: str, *, session: str | None | object = ANY) -> list[Record]:
+        """R's unread, oldest first, without marking them read; ``session``: only what a
+        reader in that session may take (default: all, those for any of R's sessions too)."""
         reader = names.validate(reader)
         cursor = self.store.load_cursor(reader)
-        msgs, _, _ = self._collect(reader, cursor, self.store.end())
+        msgs, _, _, _ = self._collect(reader, cursor, self.store.end(), session=session)
         return [m.record for m in msgs]
 
     def count(self, reader: str) -> int:
@@ -172,13 +205,15 @@ class Mailbox:
         *,
         limit: int | None = None,
         how: str | None = None,
-        session: str | None = None,
+        session: str | None | Any = None,
     ) -> Iterator[Batch]:
         """Hold R's reader lock; yield R's unread (the oldest ``limit`` of them); on exit
         advance past what was delivered, then write its receipts (SPEC §12).
 
         ``how`` is the way of delivery (``layout.HOWS``; None: no receipt, as for
-        ``clear``), ``session`` the agent session it went into, when known. Every
+        ``clear``), ``session`` the agent session it went into, when known (None:
+        outside any); messages addressed to another session of R (``@R/SESSION``)
+        are held: neither yielded nor passed by the cursor. Every
         consumer comes through here, so every delivery gets its receipt; it is
         written *after* the cursor commit, so a crash in between leaves the
         message ``queued``, never ``delivered`` when it was not (#16).
@@ -187,13 +222,16 @@ class Mailbox:
         store = self.store
         with store.reader_lock(reader):
             cursor = store.load_cursor(reader)
-            msgs, skipped, until = self._collect(reader, cursor, store.end(), limit)
+            msgs, skipped, until, held = self._collect(reader, cursor, store.end(), limit, session)
             batch = Batch(msgs, until)
             yield batch
             delivered = {m.key for m in batch.delivered}
             order = store.order
             pending = [m for m in msgs if m.key not in delivered]
-            pos = pending[0].key if pending else until
+            # the cursor stops at the first message not delivered, or held for
+            # another session of R: that session must still find it (SPEC §11)
+            firsts = [*(pending[:1] and [pending[0].key]), *held[:1]]
+            pos = min(firsts, key=order) if firsts else until
             limit = order(pos)
             done = frozenset(k for k in (*delivered, *skipped) if order(k) >= limit)
             new = merge(cursor, Cursor(pos, done), order)
@@ -202,14 +240,12 @@ class Mailbox:
             if how is not None and batch.delivered:
                 self._receipts(reader, batch.delivered, how, session)
 
-    def _receipts(
-        self, reader: str, delivered: list[Message], how: str, session: str | None
-    ) -> None:
+    def _receipts(self, reader: str, delivered: list[Message], how: str, session: Any) -> None:
         ts = records.ts_now()
         out: list[dict[str, Any]] = []
         for m in delivered:
             rec: dict[str, Any] = {"id": m.record["id"], "reader": reader, "how": how, "ts": ts}
-            if session:
+            if isinstance(session, str) and session:
                 rec["session"] = session
             out.append(rec)
         try:
@@ -250,8 +286,8 @@ class Mailbox:
         return first.record
 
     def clear(self, reader: str) -> int:
-        """Mark all of R's unread read; return how many."""
-        with self.consuming(reader) as batch:
+        """Mark all of R's unread read, those for any of R's sessions too; return how many."""
+        with self.consuming(reader, session=ANY) as batch:
             batch.deliver()
         return len(batch.messages)
 
@@ -333,6 +369,59 @@ class Mailbox:
                 break
         out.reverse()
         return out
+
+    # ------------------------------------------------------------------ sessions
+    def live_sessions(self) -> list[dict[str, Any]]:
+        """Registered sessions whose agent process still runs, newest first; the
+        registrations of local sessions whose process is gone are removed (SPEC §11).
+
+        A session of another machine (``remote``), or one without a pid, is kept:
+        nothing here can tell whether it is gone.
+        """
+        out = []
+        for sess in self.store.sessions():
+            pid = sess.get("pid")
+            if isinstance(pid, int) and not sess.get("remote") and not procs.pid_alive(pid):
+                sid = sess.get("session_id")
+                if isinstance(sid, str):
+                    try:
+                        self.store.drop_session(sid)
+                    except Exception as exc:  # pruning is a courtesy; `who` still hides it
+                        log.warning("could not remove dead session %s: %s", sid, exc)
+                continue
+            out.append(sess)
+        out.sort(key=lambda s: str(s.get("last_seen") or ""), reverse=True)
+        return out
+
+    def sessions_of(self, name: str) -> list[dict[str, Any]]:
+        """The live sessions registered under ``name``."""
+        return [
+            s
+            for s in self.live_sessions()
+            if s.get("name") == name and isinstance(s.get("session_id"), str)
+        ]
+
+    def resolve_session(self, name: str, prefix: str) -> str:
+        """The full id of ``name``'s live session starting with ``prefix`` (SPEC §11)."""
+        if len(prefix) < SESSION_MIN or not _session_ok(prefix):
+            raise UsageError(
+                f"bad session {prefix!r} in @{name}/{prefix}: use at least {SESSION_MIN} "
+                "characters of a session id as `kei message who` shows it"
+            )
+        found = [s["session_id"] for s in self.sessions_of(name)]
+        match = sorted({sid for sid in found if sid.startswith(prefix)})
+        if len(match) == 1:
+            return str(match[0])
+        if not match:
+            known = ", ".join(f"@{name}/{sid[:8]}" for sid in found) or "none"
+            raise UsageError(
+                f"no live session of {name!r} starts with {prefix!r} (live: {known}); "
+                "nothing was sent"
+            )
+        raise UsageError(
+            f"{prefix!r} fits {len(match)} sessions of {name!r} "
+            f"({', '.join(m[:12] for m in match)}): give more characters; nothing was sent"
+        )
 
     # ------------------------------------------------------------------ receipts
     def intended(self, rec: Record) -> list[str]:

@@ -87,7 +87,7 @@ def record_lines(
     if not recs:
         return []
     senders = [name(r.get("from", "?")) for r in recs]
-    targets = [name(r.get("to", "?")) for r in recs]
+    targets = [name(_address(r)) for r in recs]
     wf = max(len(s) for s in senders)
     wt = max(len(t) for t in targets)
     out: list[str] = []
@@ -126,6 +126,13 @@ def record_lines(
         indent = " " * _visible_len(head)
         out.extend(f"{indent}  {line}".rstrip() for line in rest)
     return out
+
+
+def _address(rec: dict[str, object]) -> object:
+    """``to``, with ``/SESSION`` (8 characters) when it is for one session (SPEC §11)."""
+    to = rec.get("to", "?")
+    sess = rec.get("to_session")
+    return f"{to}/{sess[:8]}" if isinstance(sess, str) and sess else to
 
 
 def record_block(

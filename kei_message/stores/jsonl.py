@@ -558,6 +558,13 @@ class JsonlStore:
         path = os.path.join(self.prepare(layout.SESSIONS), layout.session_file(session_id))
         paths.write_atomic(path, layout.session_bytes(info))
 
+    def drop_session(self, session_id: str) -> None:
+        path = os.path.join(self.root, layout.SESSIONS, layout.session_file(session_id))
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
     def sessions(self) -> list[dict[str, Any]]:
         folder = os.path.join(self.root, layout.SESSIONS)
         try:

@@ -569,6 +569,9 @@ class RedisStore:
         data = orjson.dumps({**info, "host": info.get("host") or host_id()})
         self._call(lambda: self.r.hset(self.k_sessions, session_id, data))
 
+    def drop_session(self, session_id: str) -> None:
+        self._call(lambda: self.r.hdel(self.k_sessions, session_id))
+
     def sessions(self) -> list[dict[str, Any]]:
         """Every registered session; those of other machines without their local handles.
 

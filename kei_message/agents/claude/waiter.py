@@ -324,7 +324,7 @@ def _loop(reader: str, claude: Proc, until: float, session: str | None = None) -
         end = store.end()
         if end != checked:  # look for unread only when the bus moved
             checked = end
-            if mailbox.unread(reader):
+            if mailbox.unread(reader, session=session):
                 try:
                     if take(mailbox, reader, emit, how="wake", session=session):
                         return 2
