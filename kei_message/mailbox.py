@@ -393,6 +393,15 @@ class Mailbox:
         out.sort(key=lambda s: str(s.get("last_seen") or ""), reverse=True)
         return out
 
+    def last_reads(self) -> dict[str, str]:
+        """SESSION ID -> time of its newest receipt (``who``'s LAST READ)."""
+        out: dict[str, str] = {}
+        for r in self.store.receipts(None)[0]:
+            sid = r.get("session")
+            if isinstance(sid, str) and str(r.get("ts", "")) > out.get(sid, ""):
+                out[sid] = str(r["ts"])
+        return out
+
     def sessions_of(self, name: str) -> list[dict[str, Any]]:
         """The live sessions registered under ``name``."""
         return [

@@ -135,6 +135,24 @@ def print_who(rows: list[dict[str, Any]], as_json: bool) -> None:
         cells.append(str(len(r.get("sessions") or [])))
         table.append(cells)
     out("\n".join(render.table(header, table, color=use_color())))
+    sessions = [
+        [
+            f"@{r['name']}/{s.get('prefix', '')}",
+            str(s.get("agent") or "-"),
+            str(s.get("state") or "-"),
+            "yes" if s.get("waiter") else "no",
+            render.local_time(s.get("last_read")),
+            render.local_time(s.get("last_seen")),
+        ]
+        for r in rows
+        for s in r.get("sessions") or ()
+        if s.get("prefix")
+    ]
+    if sessions:
+        # each live session under its name, with the address that reaches it alone (#16)
+        out("")
+        head = ["SESSION", "AGENT", "STATE", "WAITER", "LAST READ", "LAST SEEN"]
+        out("\n".join(render.table(head, sessions, color=use_color())))
 
 
 def unknown_note(mb: Mailbox, to: str, known: dict[str, Any]) -> None:

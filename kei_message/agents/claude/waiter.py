@@ -233,6 +233,15 @@ def armed_names(store: Any) -> set[str]:
     }
 
 
+def armed_sessions(store: Any) -> set[str]:
+    """Session ids that have a live waiter armed: for ``who``'s session rows (#16)."""
+    return {
+        w["session_id"]
+        for w in waiters(_root_of(store))
+        if w["alive"] and w["claude_alive"] and isinstance(w["session_id"], str)
+    }
+
+
 # ----------------------------------------------------------------------------- the waiter
 class _Gone(Exception):
     """Claude Code (or our stdout) went away before we could deliver."""
