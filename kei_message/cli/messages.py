@@ -131,7 +131,7 @@ def send(
     mb = get_mailbox()
     since = mb.store.receipts_end() if wait_for is not None else None
     rec = verbs.send(mb, body, to=target, sender=me, kind=kind, reply_to=answers, as_json=as_json)
-    code = verbs.deliver_live(mb, target.partition("/")[0]) if live else 0
+    code = verbs.deliver_live(mb, rec["to"], rec.get("to_session")) if live else 0
     if wait_for is not None:
         verbs.wait_for(mb, rec, wait_for, seconds, as_json, since)
     if code:

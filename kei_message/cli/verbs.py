@@ -155,7 +155,7 @@ def _print_status(status: dict[str, Any], as_json: bool, render: Any) -> None:
         out("\n".join(render.status_lines(status)))
 
 
-def deliver_live(mb: Mailbox, to: str) -> int:
+def deliver_live(mb: Mailbox, to: str, session: str | None = None) -> int:
     """After the record is in the bus: type NAME's unread into its tmux pane (SPEC §8).
 
     Returns the exit code: 0 typed; 4, 5 or 6 when it stays queued (said on stderr).
@@ -168,7 +168,7 @@ def deliver_live(mb: Mailbox, to: str) -> int:
             f"live delivery is not available here ({exc}); the message waits in the mailbox"
         ) from exc
     try:
-        typed = type_in(mb, to)
+        typed = type_in(mb, to, session)
     except (NoLiveSession, Rejected, Queued) as exc:
         warn(f"note: {exc}")
         return exc.exit_code
