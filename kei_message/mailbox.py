@@ -25,7 +25,14 @@ from typing import Any, NamedTuple
 
 from . import names, procs, records, settings
 from .cursors import Cursor, Pos, merge
-from .errors import BodyError, NothingToReturn, NotYet, UnknownMessage, UsageError
+from .errors import (
+    BodyError,
+    InvalidName,
+    NothingToReturn,
+    NotYet,
+    UnknownMessage,
+    UsageError,
+)
 from .records import Record
 from .stores import open_store
 from .stores.base import Store
@@ -412,10 +419,12 @@ class Mailbox:
 
     def resolve_session(self, name: str, prefix: str) -> str:
         """The full id of ``name``'s live session starting with ``prefix`` (SPEC §11)."""
+        address = f"{name}/{prefix}"
         if len(prefix) < SESSION_MIN or not _session_ok(prefix):
-            raise UsageError(
-                f"bad session {prefix!r} in @{name}/{prefix}: use at least {SESSION_MIN} "
-                "characters of a session id as `kei message who` shows it"
+            raise InvalidName(
+                address,
+                f"use at least {SESSION_MIN} characters (letters, digits, - and _) of a "
+                "session id as `kei message who` shows it",
             )
         found = [s["session_id"] for s in self.sessions_of(name)]
         match = sorted({sid for sid in found if sid.startswith(prefix)})
@@ -423,13 +432,15 @@ class Mailbox:
             return str(match[0])
         if not match:
             known = ", ".join(f"@{name}/{sid[:8]}" for sid in found) or "none"
-            raise UsageError(
+            raise InvalidName(
+                address,
                 f"no live session of {name!r} starts with {prefix!r} (live: {known}); "
-                "nothing was sent"
+                "nothing was sent",
             )
-        raise UsageError(
+        raise InvalidName(
+            address,
             f"{prefix!r} fits {len(match)} sessions of {name!r} "
-            f"({', '.join(m[:12] for m in match)}): give more characters; nothing was sent"
+            f"({', '.join(m[:12] for m in match)}): give more characters; nothing was sent",
         )
 
     # ------------------------------------------------------------------ receipts

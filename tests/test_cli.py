@@ -534,10 +534,13 @@ def test_channels_who_and_names_agree(mailbox: Any) -> None:
     )
     outs = [ok(cmd).stdout for cmd in ("channels", "who", "names")]
     assert outs[0] == outs[1] == outs[2]
-    lines = outs[0].splitlines()
+    table, _, sessions = outs[0].partition("\n\n")
+    lines = table.splitlines()
     assert lines[0].split()[:2] == ["NAME", "LAST"]
     names = [line.split()[0] for line in lines[1:]]
     assert names == ["backend", "frontend", "lead", "worker"]
+    # then each live session under its name, with the address that reaches it (#16)
+    assert [line.split()[0] for line in sessions.splitlines()] == ["SESSION", "@worker/s-1"]
     header = lines[0]
     front = next(line for line in lines if line.startswith("frontend"))
     assert front[header.index("UNREAD") :].split()[0] == "2"  # hi + the broadcast

@@ -265,7 +265,11 @@ def test_gone_pane_queues_and_who_says_gone(server: Server, tmp_path: Path, mb: 
     res = kei("send", "--from", "backend", "--live", "@frontend", "hi")
     assert res.returncode == 6, res.stderr
     rows = {r["name"]: r for r in who(mb)}
-    assert rows["frontend"]["state"] == "gone"
+    # its process is gone, so its session left `who` by itself (SPEC §11, #16): no
+    # session, no pane state; the name stays (it has mail), the other pane is idle
+    assert "state" not in rows["frontend"] and not rows["frontend"].get("sessions")
+    assert rows["frontend"]["unread"] == 1
+    assert [s["name"] for s in mb.store.sessions()] == ["keepalive"]
     assert rows["keepalive"]["state"] == "idle"
 
 

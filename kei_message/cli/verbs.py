@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .. import names
-from ..errors import NoLiveSession, NotYet, Queued, Rejected, UsageError
+from ..errors import InvalidName, NoLiveSession, NotYet, Queued, Rejected
 from ..mailbox import Mailbox
 from ..records import Record, check_kind
 from .output import out, out_json, print_records, unknown_note, warn
@@ -86,7 +86,7 @@ def recipient(to: str | None, words: list[str]) -> tuple[str, list[str]]:
     name, slash, prefix = to.partition("/")
     name = names.validate(name, allow_all=True)
     if slash and name == names.BROADCAST:
-        raise UsageError("'all' has no sessions: use @NAME/SESSION")
+        raise InvalidName(f"all/{prefix}", "'all' has no sessions: use @NAME/SESSION")
     return (f"{name}/{prefix}" if slash else name), words
 
 
