@@ -33,13 +33,14 @@ from hypothesis.stateful import (
 from reliability import BIN
 
 from kei_message.errors import NothingToReturn, NotYet
-from kei_message.mailbox import Mailbox
+from kei_message.mailbox import ANY, Mailbox
 
 READERS = ("a", "b", "c")
 SENDERS = (*READERS, "d")
 TARGETS = (*READERS, "d", "all")
 AGENT_WAYS = ("hook", "midturn", "stop", "wake", "live")
-SESSIONS = st.none() | st.sampled_from(["5e551011-aaaa", "5e551022-bbbb"])
+SESSION_IDS = ["5e551011-aaaa", "5e551022-bbbb"]
+SESSIONS = st.none() | st.sampled_from(SESSION_IDS)
 
 
 class Crash(Exception):
@@ -84,13 +85,15 @@ def make_machine(url: str | None) -> type[RuleBasedStateMachine]:
                 close()
             shutil.rmtree(self.tmp, ignore_errors=True)
 
-        def expected(self, reader: str) -> list[dict[str, Any]]:
+        def expected(self, reader: str, session: Any = None) -> list[dict[str, Any]]:
+            """What a reader of ``reader`` in ``session`` is given (ANY: everything)."""
             return [
                 m
                 for m in self.sent
                 if m["to"] in (reader, "all")
                 and m["from"] != reader
                 and m["id"] not in self.consumed[reader]
+                and (session is ANY or m.get("to_session") in (None, session))
             ]
 
         def got(self, reader: str, recs: list[dict[str, Any]], how: str, sess: str | None) -> None:
@@ -113,15 +116,24 @@ def make_machine(url: str | None) -> type[RuleBasedStateMachine]:
         def send(self, sender: str, to: str, body: str) -> None:
             self.sent.append(self.mb.send(body, to=to, sender=sender))
 
+        @rule(
+            sender=st.sampled_from(SENDERS),
+            to=st.sampled_from(READERS),
+            session=st.sampled_from(SESSION_IDS),
+        )
+        def send_to_a_session(self, sender: str, to: str, session: str) -> None:
+            # @NAME/SESSION (SPEC §11): only a reader in that session may take it
+            self.sent.append(self.mb.send("one", to=to, sender=sender, to_session=session))
+
         @rule(reader=st.sampled_from(READERS), sess=SESSIONS)
         def inbox(self, reader: str, sess: str | None) -> None:
-            want = self.expected(reader)
+            want = self.expected(reader, sess)
             assert self.mb.read(reader, session=sess) == want
             self.got(reader, want, "inbox", sess)
 
         @rule(reader=st.sampled_from(READERS), sess=SESSIONS)
         def pop(self, reader: str, sess: str | None) -> None:
-            want = self.expected(reader)
+            want = self.expected(reader, sess)
             if not want:
                 with pytest.raises(NothingToReturn):
                     self.mb.pop(reader, session=sess)
@@ -131,7 +143,7 @@ def make_machine(url: str | None) -> type[RuleBasedStateMachine]:
 
         @rule(reader=st.sampled_from(READERS), sess=SESSIONS)
         def wait(self, reader: str, sess: str | None) -> None:
-            want = self.expected(reader)
+            want = self.expected(reader, sess)
             if not want:
                 with pytest.raises(NothingToReturn):
                     self.mb.wait(reader, timeout=0.0, session=sess)
@@ -149,7 +161,7 @@ def make_machine(url: str | None) -> type[RuleBasedStateMachine]:
             self, reader: str, how: str, sess: str | None, data: st.DataObject
         ) -> None:
             # hooks, waiter, live: prompt.take and deliver_live, some of what was read
-            want = self.expected(reader)
+            want = self.expected(reader, sess)
             with self.mb.consuming(reader, how=how, session=sess) as batch:
                 assert batch.records == want
                 n = data.draw(st.integers(0, len(want)))
@@ -158,8 +170,8 @@ def make_machine(url: str | None) -> type[RuleBasedStateMachine]:
 
         @rule(reader=st.sampled_from(READERS))
         def clear(self, reader: str) -> None:
-            # marked read, not delivered: no receipt
-            want = self.expected(reader)
+            # marked read, not delivered: no receipt; held mail of every session too
+            want = self.expected(reader, ANY)
             assert self.mb.clear(reader) == len(want)
             self.consumed[reader].update(m["id"] for m in want)
 
@@ -207,7 +219,14 @@ def make_machine(url: str | None) -> type[RuleBasedStateMachine]:
                 close()
             self.mb = self.open()
 
-        # ------------------------------------------------------------ the invariant
+        # ------------------------------------------------------------ the invariants
+        @invariant()
+        def unread_counts_see_held_mail(self) -> None:
+            for reader in READERS:
+                assert self.mb.unread(reader) == self.expected(reader, ANY)
+                for sess in (None, *SESSION_IDS):
+                    assert self.mb.unread(reader, session=sess) == self.expected(reader, sess)
+
         @invariant()
         def every_status_agrees_with_the_model(self) -> None:
             states = self.mb.states(self.sent)
@@ -249,7 +268,7 @@ def test_receipts_agree_with_a_plain_model(store_url: str | None) -> None:
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=30 if store_url is None else 10,
+            max_examples=60 if store_url is None else 20,
             stateful_step_count=25,
             deadline=None,
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -143,15 +144,15 @@ def test_every_wait_delivered_gets_its_receipt(
 
     mb = Mailbox()
     receipts, _ = mb.store.receipts(None)
-    by_id: dict[int, list[dict[str, object]]] = {}
+    by_id: dict[int, list[dict[str, Any]]] = {}
     for r in receipts:
-        by_id.setdefault(int(r["id"]), []).append(r)  # type: ignore[call-overload]
+        by_id.setdefault(int(r["id"]), []).append(r)
     assert set(by_id) == set(sent)  # none missing, none made up
-    for rid, rs in by_id.items():
+    for msg_id, rs in by_id.items():
         assert len(rs) == 1, rs
-        assert rs[0]["reader"] == sent[rid] and rs[0]["how"] == "wait"
-        assert rs[0]["session"] == f"sess-{sent[rid]}"
-    states = mb.states([mb.get(rid) for rid in list(sent)[:50]])
+        assert rs[0]["reader"] == sent[msg_id] and rs[0]["how"] == "wait"
+        assert rs[0]["session"] == f"sess-{sent[msg_id]}"
+    states = mb.states([mb.get(i) for i in list(sent)[:50]])
     assert all(s["state"] == "delivered" for s in states.values())
     print(
         f"\n{SENDERS}x{EACH} sends with --wait delivered, 4 consumers ({store_url or 'jsonl'}): "
