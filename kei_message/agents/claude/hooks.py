@@ -145,7 +145,8 @@ def _sync_event(event: str, payload: dict[str, Any]) -> None:
         write_stdout(data)
 
     session = payload.get("session_id")
-    how = "stop" if event == "stop" else "hook"
+    # the receipt's way (SPEC §12); post-tool-batch is mid-turn delivery (#14)
+    how = {"stop": "stop", "post-tool-batch": "midturn"}.get(event, "hook")
     take(mailbox, name, emit, how=how, session=session if isinstance(session, str) else None)
 
 
