@@ -464,16 +464,19 @@ class Mailbox:
         if not recs:
             return {}
         receipts, _ = self.store.receipts(None)
-        oldest = min(r["id"] for r in recs)
+        # A reply comes after its message in the bus: read back until every one of
+        # ``recs`` was passed (not by id: kei-message.sh's ids may go backwards).
+        left = {r["id"] for r in recs}
         replies: list[Record] = []
         for entry in self.store.scan_reverse():
             rec = entry.record
             if rec is None:
                 continue
-            if rec["id"] <= oldest:
-                break
             if isinstance(rec.get("reply_to"), int):
                 replies.append(rec)
+            left.discard(rec["id"])
+            if not left:
+                break
         replies.reverse()
         return {r["id"]: self._state(r, receipts, replies) for r in recs}
 
