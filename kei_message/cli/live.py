@@ -90,7 +90,7 @@ def cancel(
     armed = verbs.prepare_live(mb, name)
     rec = mb.send(body, to=name, sender=me)
     verbs.sent_line(rec, False)
-    raise typer.Exit(verbs.deliver_live(mb, name, rec, armed=armed))
+    raise typer.Exit(verbs.deliver_live(mb, name, None, rec, armed=armed))
 
 
 @app.command()

@@ -15,7 +15,7 @@ import time
 from typing import Any, NamedTuple
 
 from .. import names
-from ..errors import NoLiveSession, Queued, Rejected
+from ..errors import InvalidName, NoLiveSession, NotYet, Queued, Rejected
 from ..mailbox import Mailbox
 from ..records import Record, check_kind
 from .output import out, out_json, print_records, unknown_note, warn
@@ -75,18 +75,30 @@ def split_address(words: list[str]) -> tuple[str | None, list[str]]:
 
 
 def recipient(to: str | None, words: list[str]) -> tuple[str, list[str]]:
-    """``--to NAME``, else a leading ``@NAME``/``all`` word, else all; and the words left."""
-    if to is not None:
-        return names.validate(to, allow_all=True), words
-    address, words = split_address(words)
-    return (names.validate(address, allow_all=True) if address else names.BROADCAST), words
+    """``--to NAME``, else a leading ``@NAME``/``all`` word, else all; and the words left.
+
+    ``NAME/SESSION`` (SPEC §11) comes back as it is, the name checked; ``send``
+    resolves the session prefix."""
+    if to is None:
+        address, words = split_address(words)
+        if not address:
+            return names.BROADCAST, words
+        to = address
+    name, slash, prefix = to.partition("/")
+    name = names.validate(name, allow_all=True)
+    if slash and name == names.BROADCAST:
+        raise InvalidName(f"all/{prefix}", "'all' has no sessions: use @NAME/SESSION")
+    return (f"{name}/{prefix}" if slash else name), words
 
 
 def sent_line(rec: Record, as_json: bool) -> None:
     if as_json:
         out_json(rec)
-    else:
-        out(f"-> sent to {rec['to']!r} (from {rec['from']!r}) #{rec['id']}")
+        return
+    to = rec["to"]
+    if rec.get("to_session"):
+        to = f"{to}/{str(rec['to_session'])[:8]}"
+    out(f"-> sent to {to!r} (from {rec['from']!r}) #{rec['id']}")
 
 
 def send(
@@ -99,12 +111,49 @@ def send(
     reply_to: int | None = None,
     as_json: bool = False,
 ) -> Record:
-    """Send, print the sent line, and the typo note for a name never seen."""
+    """Send, print the sent line, and the notes: a name never seen, a name shared by
+    several live sessions (SPEC §11: nothing is silent).
+
+    ``to``: ``NAME``, ``all`` or ``NAME/SESSION`` (a session id prefix)."""
+    to, _, prefix = to.partition("/")
+    session = mb.resolve_session(to, prefix) if prefix else None
     known = mb.known_names() if to != names.BROADCAST else {}
-    rec = mb.send(body, to=to, sender=sender, kind=kind, reply_to=reply_to)
+    rec = mb.send(body, to=to, sender=sender, kind=kind, reply_to=reply_to, to_session=session)
     sent_line(rec, as_json)
     unknown_note(mb, to, known)
+    if session is None and to != names.BROADCAST:
+        shared = mb.sessions_of(to)
+        if len(shared) >= 2:
+            ids = [str(s["session_id"])[:8] for s in shared]
+            warn(
+                f"note: {len(shared)} live sessions share {to!r} "
+                f"({', '.join(ids)}): the first to read gets it; "
+                f"to reach one, send to @{to}/{ids[0]}"
+            )
     return rec
+
+
+def wait_for(
+    mb: Mailbox, rec: Record, state: str, timeout: float, as_json: bool, since: Any = None
+) -> None:
+    """``send --wait``: block until every reader of ``rec`` got there; print the status.
+
+    Out of time: the status so far on stdout, one line on stderr, exit 1 (NotYet)."""
+    from .. import render
+
+    try:
+        status = mb.wait_until(rec["id"], state, timeout, since=since)
+    except NotYet as exc:
+        _print_status(exc.status, as_json, render)
+        raise
+    _print_status(status, as_json, render)
+
+
+def _print_status(status: dict[str, Any], as_json: bool, render: Any) -> None:
+    if as_json:
+        out_json(status)
+    else:
+        out("\n".join(render.status_lines(status)))
 
 
 WAITER_GRACE = 2.0  # seconds an armed waiter gets to deliver before `send --live` types
@@ -135,14 +184,22 @@ def _delivered(mb: Mailbox, to: str, rec: Record) -> bool:
     return all(r["id"] != rec["id"] for r in mb.unread(to))
 
 
-def deliver_live(mb: Mailbox, to: str, rec: Record | None = None, *, armed: bool = False) -> int:
+def deliver_live(
+    mb: Mailbox,
+    to: str,
+    session: str | None = None,
+    rec: Record | None = None,
+    *,
+    armed: bool = False,
+) -> int:
     """After the record is in the bus: deliver it into NAME's session now (SPEC §8).
 
-    With a wake waiter ``armed`` for NAME, the waiter gets ``WAITER_GRACE`` to
-    deliver first; else NAME's unread are typed into its idle tmux pane. The line
-    printed says which path delivered it. Returns the exit code: 0 delivered;
-    4, 5 or 6 when it is still undelivered on return (said on stderr). Not a
-    failure of the send: the record is in the bus either way.
+    ``session``: into that session's pane only (``@NAME/SESSION``, #16). With a
+    wake waiter ``armed`` for NAME, the waiter gets ``WAITER_GRACE`` to deliver
+    first; else NAME's unread are typed into its idle tmux pane. The line printed
+    says which path delivered it. Returns the exit code: 0 delivered; 4, 5 or 6
+    when it is still undelivered on return (said on stderr). Not a failure of the
+    send: the record is in the bus either way.
     """
     from ..agents.claude import waiter
 
@@ -165,7 +222,7 @@ def deliver_live(mb: Mailbox, to: str, rec: Record | None = None, *, armed: bool
             f"live delivery is not available here ({exc}); the message waits in the mailbox"
         ) from exc
     try:
-        typed = type_in(mb, to)
+        typed = type_in(mb, to, session)
     except (NoLiveSession, Rejected, Queued) as exc:
         if rec is not None and _delivered(mb, to, rec):
             out(f"-> delivered by the waiter: {to}'s session was woken with it")
@@ -208,7 +265,8 @@ def recent(
         kind=check_kind(kind) if kind is not None else None,
         since=since,
     )
-    print_records(recs, as_json)
+    states = {rid: st["state"] for rid, st in mb.states(recs).items()}
+    print_records(recs, as_json, states)
 
 
 def who(mb: Mailbox, as_json: bool) -> None:

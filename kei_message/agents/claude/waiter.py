@@ -181,12 +181,12 @@ def _wait_and_deliver(payload: dict[str, Any]) -> int:
     if not lock.acquire(waiter_info(session, reader, claude)):
         return 0  # another waiter already watches this session
     try:
-        return _loop(reader, claude, until)
+        return _loop(reader, claude, until, None if session.startswith("pid-") else session)
     finally:
         lock.release()
 
 
-def _loop(reader: str, claude: Proc, until: float) -> int:
+def _loop(reader: str, claude: Proc, until: float, session: str | None = None) -> int:
     mailbox = Mailbox()
     store = mailbox.store
     root = paths.mailbox_dir()  # holds are local files, whatever the store
@@ -209,12 +209,12 @@ def _loop(reader: str, claude: Proc, until: float) -> int:
         mark = hold_mark(reader, root)
         if (end, mark) != checked:  # look for unread only when the bus or the hold moved
             checked = (end, mark)
-            unread = mailbox.unread(reader)
+            unread = mailbox.unread(reader, session=session)
             if unread and (mark is None or any(r["id"] > mark for r in unread)):
                 if mark is not None:
                     release(reader, root)  # newer mail: it goes in, with what waited
                 try:
-                    if take(mailbox, reader, emit):
+                    if take(mailbox, reader, emit, how="wake", session=session):
                         return 2
                 except _Gone:
                     return 0
