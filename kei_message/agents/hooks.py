@@ -3,9 +3,10 @@
 ``kei-message-hook EVENT`` (and ``kei message hook EVENT``) runs every agent
 CLI's hooks. Each agent's table maps our EVENT to its own event name and says
 whether it answers like Stop (``EventSpec``): Claude Code's in
-``agents.claude.hooks`` (``user-prompt-submit``, ``session-start``, ``stop``,
-and ``wake``, its asynchronous waiter), Codex's in ``agents.codex.hooks``
-(``codex-…``), Gemini CLI's in ``agents.gemini.hooks`` (``gemini-…``, issue 18).
+``agents.claude.hooks`` (``user-prompt-submit``, ``session-start``,
+``post-tool-batch``, ``stop``, and ``wake``, its asynchronous waiter), Codex's in
+``agents.codex.hooks`` (``codex-…``), Gemini CLI's in ``agents.gemini.hooks``
+(``gemini-…``, issue 18).
 
 The synchronous events:
 
