@@ -64,8 +64,12 @@ def test_mail_reaches_a_busy_turn_between_tool_rounds(
     settings = json.loads((tmp_path / "home" / ".claude" / "settings.json").read_text())
     assert "PostToolBatch" in settings["hooks"]
     mb = Mailbox()
+    sent: list[dict[str, Any]] = []
     play_two_rounds(
-        fake_api, lambda: Mailbox().send(f"{MARK}: also bump the version", to="proj", sender="lead")
+        fake_api,
+        lambda: sent.append(
+            Mailbox().send(f"{MARK}: also bump the version", to="proj", sender="lead")
+        ),
     )
     proc = claude_p(claude_bin, env, project, "do the task", "--allowedTools", "Bash")
     assert "all done" in proc.stdout
@@ -80,6 +84,9 @@ def test_mail_reaches_a_busy_turn_between_tool_rounds(
     # round two's request has it only as history, not injected again
     assert last_user_copies(turn[2], MARK) == 0
     assert mb.count("proj") == 0
+    # its receipt says how it went in: between tool rounds (#16's receipts)
+    (reader,) = mb.status(sent[0]["id"])["readers"]
+    assert reader["delivered"]["how"] == "midturn", reader
     # the next prompt does not bring it again
     fake_api.on_request = None
     before = len(fake_api.requests)
