@@ -355,7 +355,7 @@ p.wait()
 
 
 def test_a_running_session_with_no_waiter_is_named_by_who_and_doctor(  # type: ignore[no-untyped-def]
-    mailbox, tmp_path: Path
+    mailbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Always reachable (#14): a live Claude Code with no waiter is reported, by name."""
     from kei_message.admin.doctor import check
@@ -392,6 +392,11 @@ def test_a_running_session_with_no_waiter_is_named_by_who_and_doctor(  # type: i
         assert (row["name"], row["pid"], row["pane"]) == ("proj", claude.pid, None)
         rows = {r["name"]: r for r in who(mailbox)}
         assert rows["proj"]["unreachable"] == [claude.pid] and rows["proj"]["waiter"] is False
+        from kei_message.cli.output import print_who
+
+        print_who(list(rows.values()), False)
+        note = f"note: proj (Claude Code pid {claude.pid}) runs with no waiter armed"
+        assert note in capsys.readouterr().out
         remote = None if mailbox.store.name == "jsonl" else mailbox.store
         found = [f for f in check(remote=remote, settings=[]).findings if f.area == "sessions"]
         assert len(found) == 1 and "proj" in found[0].where and str(claude.pid) in found[0].where
