@@ -46,7 +46,11 @@ def unread_counts(mailbox: Mailbox, wanted: list[str]) -> dict[str, int]:
 
 def who(mailbox: Mailbox) -> list[dict[str, Any]]:
     """Every known name, sorted: ``name``, ``last_message``, ``last_seen``, ``unread``,
-    ``waiter``, ``sessions`` (when registered) and ``state`` (when a pane is)."""
+    ``waiter``, ``state`` (None unless a pane is registered) and ``sessions``.
+
+    Every row has every key, whatever the situation, so ``who --json`` and the
+    table's columns stay the same for scripts (#17).
+    """
     store = mailbox.store
     found: dict[str, dict[str, Any]] = {}
     for name, info in store.names().items():
@@ -66,10 +70,10 @@ def who(mailbox: Mailbox) -> list[dict[str, Any]]:
     armed = armed_names(store)  # waiters are local processes: one small directory
     for name, row in found.items():
         row["waiter"] = name in armed
+        row["state"] = None
+        row.setdefault("sessions", [])
     if not any(
-        s.get("tmux") and s.get("tmux_pane")
-        for row in found.values()
-        for s in row.get("sessions", ())
+        s.get("tmux") and s.get("tmux_pane") for row in found.values() for s in row["sessions"]
     ):
         return [found[n] for n in sorted(found)]
     # Lazy: no pane registered, no live/ (its regexes and tmux plumbing cost `who`

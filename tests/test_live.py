@@ -199,6 +199,7 @@ def test_permission_prompt_exit_5_then_approve_1(
     assert not fp.events("key") or all(e["key"] != "Enter" for e in fp.events("key")[1:])
     res = kei("approve", "frontend")  # nothing waits now
     assert res.returncode == 1, res.stderr
+    assert res.stderr.startswith("kei message: frontend is not waiting"), res.stderr  # #17
 
 
 def test_approve_2_and_refused_when_2_is_no(server: Server, tmp_path: Path, mb: Mailbox) -> None:
@@ -403,4 +404,4 @@ def test_hostile_registrations_are_ignored(mb: Mailbox) -> None:
     assert registry.registered(mb.store)[0].pid is None
     rows = {r["name"]: r for r in who(mb)}
     assert rows["f"]["state"] == "gone"  # no server at /tmp/x
-    assert "state" not in rows.get("a", {})
+    assert rows.get("a", {}).get("state") is None  # every row has the key (#17)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from ..agents.claude.hooks import EVENTS
 from ..agents.claude.install import HOOK_PROGRAM
 from ..procs import pid_alive
 from ..render import neutralise
@@ -178,16 +179,27 @@ def check_hooks(report: Report, settings: list[str]) -> None:
             continue
         for event, groups in hooks.items():
             for command in _commands(groups):
-                if HOOK_PROGRAM not in command:
-                    continue
-                key = (str(event), " ".join(command.split()))
-                seen.setdefault(key, []).append(path)
                 try:
                     words = shlex.split(command)
                 except ValueError:
                     words = command.split()
                 while words and "=" in words[0] and not words[0].startswith("/"):
                     words.pop(0)  # VAR=value prefixes
+                event_word = hook_event(words)
+                if HOOK_PROGRAM not in command and event_word is None:
+                    continue
+                key = (str(event), " ".join(command.split()))
+                seen.setdefault(key, []).append(path)
+                if event_word is not None and event_word not in EVENTS:
+                    # the hook itself stays quiet under Claude Code (#17): say it here
+                    report.add(
+                        "hooks",
+                        path,
+                        f"{event} hook runs {command!r}: {event_word!r} is not a hook event "
+                        "(it does nothing)",
+                        f"use one of {', '.join(e for e in EVENTS)}, "
+                        "or reinstall: `kei message install`",
+                    )
                 exe = words[0] if words else ""
                 if "$" in exe:
                     continue  # ${CLAUDE_PLUGIN_ROOT} and friends: resolved by Claude Code
@@ -208,6 +220,19 @@ def check_hooks(report: Report, settings: list[str]) -> None:
                 "(it runs that many times per event)",
                 "keep one: `kei message uninstall --project` (or --user), or edit the file",
             )
+
+
+def hook_event(words: list[str]) -> str | None:
+    """The EVENT of ``kei-message-hook EVENT`` (or ``kei[-]message|msg|m hook EVENT``)."""
+    for i, word in enumerate(words):
+        base = os.path.basename(word)
+        if base == HOOK_PROGRAM:
+            return words[i + 1] if i + 1 < len(words) else ""
+        if base in ("kei-message", "kei", "message", "msg", "m") and words[i + 1 : i + 2] == [
+            "hook"
+        ]:
+            return words[i + 2] if i + 2 < len(words) else ""
+    return None
 
 
 def _commands(groups: Any) -> Iterator[str]:

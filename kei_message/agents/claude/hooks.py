@@ -74,10 +74,14 @@ def run(args: list[str]) -> int:
         if args and args[0] in ("-h", "--help"):
             sys.stdout.write(USAGE)
             return 0
-        # Exit 2 would block the prompt under Claude Code: say so, and fail open.
+        # A typo in a hand-written hook command must not stay silent (#17), and a
+        # hook must never break a session: one stderr line and one hook.log line
+        # always (`doctor` also names unknown events in settings.json); exit 2 only
+        # when run by hand (stdin a terminal), since under Claude Code (stdin the
+        # hook's JSON) exit 2 would block the prompt.
         _stderr(f"kei message: error: unknown hook event {' '.join(args)!r}; {USAGE}")
         log_failure(f"unknown hook event {args!r}")
-        return 0
+        return 2 if _stdin_is_terminal() else 0
     event = hooklog.event = args[0]
     if event == "wake":
         return _wake()
@@ -94,6 +98,13 @@ def run(args: list[str]) -> int:
 
             traceback.print_exc()
     return 0
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return os.isatty(0)
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------- events
