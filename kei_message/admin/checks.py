@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..agents.claude.hooks import EVENTS
-from ..agents.claude.install import HOOK_PROGRAM
+from ..agents.claude.install import HOOK_PROGRAM, OLD_SCRIPTS
 from ..procs import pid_alive
 from ..render import neutralise
 from ..stores import layout
@@ -186,6 +186,15 @@ def check_hooks(report: Report, settings: list[str]) -> None:
                 while words and "=" in words[0] and not words[0].startswith("/"):
                     words.pop(0)  # VAR=value prefixes
                 event_word = hook_event(words)
+                if any(os.path.basename(w) in OLD_SCRIPTS for w in words):
+                    report.add(
+                        "hooks",
+                        path,
+                        f"{event} hook {command!r} is the original kei-message setup's: "
+                        "beside kei-message-hook every message is injected twice",
+                        "`kei message install` replaces it (`kei message uninstall` puts it back)",
+                    )
+                    continue
                 if HOOK_PROGRAM not in command and event_word is None:
                     continue
                 key = (str(event), " ".join(command.split()))

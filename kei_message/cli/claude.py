@@ -50,21 +50,56 @@ def install(
         bool,
         typer.Option("--no-wake", help="Leave out the wake hook that wakes idle sessions."),
     ] = False,
+    allow_bash: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-bash/--no-allow-bash",
+            help="Add (or take out) 'Bash(kei message:*)' in permissions.allow, so Claude "
+            "runs `kei message` without a permission prompt (default: asked on a terminal, "
+            "else left as it is).",
+            show_default=False,
+        ),
+    ] = None,
+    keep_old: Annotated[
+        bool,
+        typer.Option(
+            "--keep-old",
+            help="Keep the original kei-message.sh / mailbox-inject.sh hooks (by default "
+            "they are replaced: both would inject every message).",
+        ),
+    ] = False,
     dry_run: DryRun = False,
 ) -> None:
     """Wire kei-message into Claude Code: hooks in settings.json, the /msg skill, the drop-in.
 
-    Merges into settings.json keeping every other setting and hook, backs the
-    file up first, and changes nothing when run again. Invalid JSON is refused
-    (exit 2) and the file left as it is.
+    Merges into settings.json keeping every other setting and hook and the
+    file's own layout, backs the file up first (one backup kept), and changes
+    nothing when run again. Hooks of the original kei-message.sh setup are
+    replaced (uninstall puts them back). Invalid JSON is refused (exit 2) and
+    the file left as it is.
 
-    Example: kei message install --stop-delivery
+    Example: kei message install --stop-delivery --allow-bash
     """
     from ..agents.claude import install as inst
 
+    if allow_bash is None and not dry_run and _interactive():
+        allow_bash = typer.confirm(
+            f"Let Claude run `kei message …` without asking ({inst.ALLOW_RULE} in "
+            "permissions.allow)?",
+            default=False,
+        )
     plan = inst.plan_install(
-        project=_scope(user, project), stop_delivery=stop_delivery, wake=not no_wake
+        project=_scope(user, project),
+        stop_delivery=stop_delivery,
+        wake=not no_wake,
+        replace_old=not keep_old,
+        allow_bash=allow_bash,
     )
+    if allow_bash is None and inst.ALLOW_RULE not in _allowed(plan.after):
+        plan.notes.append(
+            f"note: Claude asks before each `kei message` it runs outside /msg; "
+            f"`kei message install --allow-bash` adds {inst.ALLOW_RULE} to permissions.allow"
+        )
     if not plan.changed:
         out(f"kei-message is already installed in {plan.settings_path}: nothing to change")
         return
@@ -80,6 +115,11 @@ def install(
 def uninstall(*, user: User = False, project: Project = False, dry_run: DryRun = False) -> None:
     """Remove exactly what install added: our hooks, the /msg skill, the drop-in.
 
+    settings.json gets its exact bytes back when nothing else changed in it
+    since install (the original setup's hooks install replaced included), and is
+    removed when install created it. Otherwise ours are taken out and the rest
+    kept in the file's layout.
+
     Example: kei message uninstall
     """
     from ..agents.claude import install as inst
@@ -90,6 +130,19 @@ def uninstall(*, user: User = False, project: Project = False, dry_run: DryRun =
         return
     if _carry_out(plan, dry_run):
         out("uninstalled.")
+
+
+def _interactive() -> bool:
+    try:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _allowed(settings: Any) -> list[Any]:
+    perms = settings.get("permissions") if isinstance(settings, dict) else None
+    allow = perms.get("allow") if isinstance(perms, dict) else None
+    return allow if isinstance(allow, list) else []
 
 
 def _carry_out(plan: Any, dry_run: bool) -> bool:
