@@ -331,3 +331,105 @@ def test_keep_old_keeps_them_and_says_what_that_costs(home: Path, tmp_path: Path
     assert res.exit_code == 1 and "original kei-message setup" in res.stdout + res.stderr
     ok("uninstall")
     assert (home / ".claude" / "settings.json").read_bytes() == original
+
+
+def _install_on_a_terminal(home: Path, answer: bytes) -> tuple[int, str]:
+    """``kei-message install`` with stdin and stdout on a pseudo-terminal, answering the offer."""
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "HOME": str(home)}
+    proc = subprocess.Popen(
+        [str(BIN / "kei-message"), "install"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        cwd=home,
+    )
+    os.close(slave)
+    seen = b""
+    answered = False
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                seen += data
+            if not answered and b"[y/N]" in seen:
+                os.write(master, answer)
+                answered = True
+            if proc.poll() is not None and not ready:
+                break
+        rc = proc.wait(timeout=10)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return rc, seen.decode(errors="replace")
+
+
+@pytest.mark.parametrize(("answer", "added"), [(b"y\n", True), (b"\n", False)])
+def test_the_permission_is_asked_on_a_terminal(home: Path, answer: bytes, added: bool) -> None:
+    path = home / ".claude" / "settings.json"
+    path.write_bytes(STYLES["2 spaces"])
+    rc, screen = _install_on_a_terminal(home, answer)
+    assert rc == 0, screen
+    assert f"Let Claude run `kei message …` without asking ({ALLOW_RULE}" in screen
+    assert (ALLOW_RULE in json.loads(path.read_bytes())["permissions"]["allow"]) is added
+
+
+# ----------------------------------------------------------------------------- real Claude Code
+@pytest.mark.claude
+@pytest.mark.slow
+def test_migrated_home_injects_once_into_real_claude_code(
+    claude_bin: str, fake_api: Any, tmp_path: Path
+) -> None:
+    """The old way, then installed over: what Claude Code sends the model holds the
+    message once per prompt (``claude -p`` against the fake API)."""
+    from conftest import claude_env
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    home = tmp_path / "home"
+    (home / ".claude").mkdir(parents=True)
+    env = claude_env(home, fake_api.url, project)
+    wire_the_old_way(home)
+
+    def prompt(body: str) -> int:
+        Mailbox().send(body, to="proj", sender="backend")
+        start = len(fake_api.requests)
+        proc = subprocess.run(
+            [claude_bin, "-p", "hello"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        carrying = [t for t in fake_api.texts()[start:] if body in t]
+        assert carrying, "no request carried the message"
+        return carrying[0].count(body)
+
+    assert prompt("otter-1101: the old way") == 1
+    proc = subprocess.run(
+        [str(BIN / "kei"), "message", "install"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "replaced the original kei-message hooks" in proc.stdout
+    assert prompt("otter-2202: installed over it") == 1
