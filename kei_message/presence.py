@@ -6,7 +6,7 @@
 - registered sessions (``store.sessions``: last seen, tmux pane);
 - unread counts: from the reader's cursor, or, for a name that never read,
   from the names index without scanning the bus;
-- ``waiter``: a live wake waiter of Claude Code watches the name (``agents.claude.waiter``);
+- ``waiter``: a live waiter (Claude Code's or Codex's) watches the name (``agents.waiters``);
 - ``state``: what its tmux pane shows (``live.status``), only when a pane is registered.
 
 It sits above the wings it asks (agents, live) and below the CLI.
@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from . import names, settings
-from .agents.claude.waiter import armed_names
+from .agents.waiters import armed_names
 from .mailbox import Mailbox
 from .stores.names_index import current, fresh_unread
 
@@ -46,7 +46,8 @@ def unread_counts(mailbox: Mailbox, wanted: list[str]) -> dict[str, int]:
 
 def who(mailbox: Mailbox) -> list[dict[str, Any]]:
     """Every known name, sorted: ``name``, ``last_message``, ``last_seen``, ``unread``,
-    ``waiter``, ``state`` (None unless a pane is registered) and ``sessions``.
+    ``waiter``, ``state`` (None unless a pane is registered), ``sessions`` and
+    ``agent`` (the agent CLIs of its sessions, e.g. ``claude,codex``; None without one).
 
     Every row has every key, whatever the situation, so ``who --json`` and the
     table's columns stay the same for scripts (#17).
@@ -64,6 +65,11 @@ def who(mailbox: Mailbox) -> list[dict[str, Any]]:
         if seen and (row["last_seen"] is None or seen > row["last_seen"]):
             row["last_seen"] = seen
         row.setdefault("sessions", []).append(sess)
+        # which agent CLIs run under this name (issue 18); sessions from before it: claude
+        agent = sess.get("agent")
+        agents = {agent if isinstance(agent, str) and agent else "claude"}
+        agents.update(a for a in str(row.get("agent") or "").split(",") if a)
+        row["agent"] = ",".join(sorted(agents))
     counts = unread_counts(mailbox, list(found))
     for name, row in found.items():
         row["unread"] = counts[name]
@@ -72,6 +78,7 @@ def who(mailbox: Mailbox) -> list[dict[str, Any]]:
         row["waiter"] = name in armed
         row["state"] = None
         row.setdefault("sessions", [])
+        row.setdefault("agent", None)
     if not any(
         s.get("tmux") and s.get("tmux_pane") for row in found.values() for s in row["sessions"]
     ):

@@ -578,7 +578,8 @@ def test_channels_columns_are_the_same_whatever_the_rows_hold(
     lines = ok("channels").stdout.splitlines()
     header = lines[0]
     assert header.split() == [
-        "NAME", "LAST", "MESSAGE", "LAST", "SEEN", "UNREAD", "STATE", "WAITER", "SESSIONS"
+        "NAME", "LAST", "MESSAGE", "LAST", "SEEN", "UNREAD", "STATE", "WAITER", "SESSIONS",
+        "AGENT",
     ]  # fmt: skip
     front, back = lines[2], lines[1]
     if "state" not in keys:
@@ -601,9 +602,10 @@ def test_who_json_keys_are_stable(mailbox: Any) -> None:
     mailbox.store.put_session("s-1", {"name": "worker", "session_id": "s-1"})
     rows = [json.loads(x) for x in ok("who", "--json").stdout.splitlines()]
     assert [r["name"] for r in rows] == ["backend", "frontend", "worker"]
-    keys = {"name", "last_message", "last_seen", "unread", "waiter", "state", "sessions"}
+    keys = {"name", "last_message", "last_seen", "unread", "waiter", "state", "sessions", "agent"}
     assert all(set(r) == keys for r in rows), rows
     assert all(r["state"] is None for r in rows)
+    assert [r["agent"] for r in rows] == [None, None, "claude"]
     assert [len(r["sessions"]) for r in rows] == [0, 0, 1]
     header = ok("who").stdout.splitlines()[0]
     assert "STATE" in header and "WAITER" in header

@@ -16,8 +16,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..agents.claude.hooks import EVENTS
-from ..agents.claude.install import HOOK_PROGRAM, OLD_SCRIPTS
+from ..agents.claude.install import OLD_SCRIPTS
+from ..agents.hooks import event_spec
+from ..agents.install import HOOK_PROGRAM
 from ..procs import pid_alive
 from ..render import neutralise
 from ..stores import layout
@@ -199,14 +200,14 @@ def check_hooks(report: Report, settings: list[str]) -> None:
                     continue
                 key = (str(event), " ".join(command.split()))
                 seen.setdefault(key, []).append(path)
-                if event_word is not None and event_word not in EVENTS:
+                if event_word is not None and not known_event(event_word):
                     # the hook itself stays quiet under Claude Code (#17): say it here
                     report.add(
                         "hooks",
                         path,
                         f"{event} hook runs {command!r}: {event_word!r} is not a hook event "
                         "(it does nothing)",
-                        f"use one of {', '.join(e for e in EVENTS)}, "
+                        "use an event `kei message hook --help` names, "
                         "or reinstall: `kei message install`",
                     )
                 exe = words[0] if words else ""
@@ -229,6 +230,10 @@ def check_hooks(report: Report, settings: list[str]) -> None:
                 "(it runs that many times per event)",
                 "keep one: `kei message uninstall --project` (or --user), or edit the file",
             )
+
+
+def known_event(event: str) -> bool:
+    return event == "wake" or event_spec(event) is not None
 
 
 def hook_event(words: list[str]) -> str | None:

@@ -24,6 +24,34 @@ Project = Annotated[
     typer.Option("--project", help="This project's settings, ./.claude/settings.json."),
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")]
+Agent = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--agent",
+        metavar="AGENT",
+        help="claude (default), codex, gemini or all; repeatable. Codex: $CODEX_HOME/hooks.json; "
+        "Gemini CLI: ~/.gemini/settings.json.",
+    ),
+]
+
+
+def _agents(given: list[str] | None, project: bool) -> list[str]:
+    """The agents named by ``--agent`` (issue 18), in a fixed order, each once."""
+    from ..agents import AGENTS
+    from ..errors import UsageError
+
+    chosen: set[str] = set()
+    for a in given or ["claude"]:
+        a = a.strip().lower()
+        if a == "all":
+            chosen.update(AGENTS)
+        elif a in AGENTS:
+            chosen.add(a)
+        else:
+            raise UsageError(f"unknown agent {a!r}: give claude, codex, gemini or all")
+    if project and chosen - {"claude"}:
+        raise UsageError("--project is for Claude Code only; codex and gemini are per user")
+    return [a for a in AGENTS if a in chosen]
 
 
 def _scope(user: bool, project: bool) -> bool:
@@ -54,9 +82,9 @@ def install(
         bool | None,
         typer.Option(
             "--allow-bash/--no-allow-bash",
-            help="Add (or take out) 'Bash(kei message:*)' in permissions.allow, so Claude "
-            "runs `kei message` without a permission prompt (default: asked on a terminal, "
-            "else left as it is).",
+            help="Add (or take out) 'Bash(kei message:*)' in Claude Code's permissions.allow, "
+            "so Claude runs `kei message` without a permission prompt (default: asked on a "
+            "terminal, else left as it is).",
             show_default=False,
         ),
     ] = None,
@@ -68,18 +96,44 @@ def install(
             "they are replaced: both would inject every message).",
         ),
     ] = False,
+    agent: Agent = None,
     dry_run: DryRun = False,
 ) -> None:
-    """Wire kei-message into Claude Code: hooks in settings.json, the /msg skill, the drop-in.
+    """Wire kei-message into Claude Code (or Codex, Gemini CLI): hooks, the /msg skill, the drop-in.
 
     Merges into settings.json keeping every other setting and hook and the
     file's own layout, backs the file up first (one backup kept), and changes
     nothing when run again. Hooks of the original kei-message.sh setup are
     replaced (uninstall puts them back). Invalid JSON is refused (exit 2) and
-    the file left as it is.
+    the file left as it is. `--agent codex` / `--agent gemini` write Codex's
+    hooks.json / Gemini CLI's settings.json the same way.
 
-    Example: kei message install --stop-delivery --allow-bash
+    Example: kei message install --stop-delivery --allow-bash --agent claude --agent codex
     """
+
+    scope = _scope(user, project)
+    for name in _agents(agent, scope):
+        if name == "claude":
+            plan = _claude_plan(scope, stop_delivery, not no_wake, allow_bash, keep_old, dry_run)
+        else:
+            plan = _agent_install(name).plan_install()
+        if not plan.changed:
+            out(f"kei-message is already installed in {plan.settings_path}: nothing to change")
+            continue
+        if not _carry_out(plan, dry_run):
+            continue
+        out(INSTALLED[name])
+
+
+def _claude_plan(
+    project: bool,
+    stop_delivery: bool,
+    wake: bool,
+    allow_bash: bool | None,
+    keep_old: bool,
+    dry_run: bool,
+) -> Any:
+    """Claude Code's plan; the permission offer asked on a terminal (#17)."""
     from ..agents.claude import install as inst
 
     if allow_bash is None and not dry_run and _interactive():
@@ -89,47 +143,18 @@ def install(
             default=False,
         )
     plan = inst.plan_install(
-        project=_scope(user, project),
+        project=project,
         stop_delivery=stop_delivery,
-        wake=not no_wake,
+        wake=wake,
         replace_old=not keep_old,
         allow_bash=allow_bash,
     )
     if allow_bash is None and inst.ALLOW_RULE not in _allowed(plan.after):
         plan.notes.append(
-            f"note: Claude asks before each `kei message` it runs outside /msg; "
+            "note: Claude asks before each `kei message` it runs outside /msg; "
             f"`kei message install --allow-bash` adds {inst.ALLOW_RULE} to permissions.allow"
         )
-    if not plan.changed:
-        out(f"kei-message is already installed in {plan.settings_path}: nothing to change")
-        return
-    if not _carry_out(plan, dry_run):
-        return
-    out(
-        "installed. New Claude Code sessions pick it up (restart running ones). "
-        "Do not also enable the kei-message plugin: its hooks would run twice."
-    )
-
-
-@app.command()
-def uninstall(*, user: User = False, project: Project = False, dry_run: DryRun = False) -> None:
-    """Remove exactly what install added: our hooks, the /msg skill, the drop-in.
-
-    settings.json gets its exact bytes back when nothing else changed in it
-    since install (the original setup's hooks install replaced included), and is
-    removed when install created it. Otherwise ours are taken out and the rest
-    kept in the file's layout.
-
-    Example: kei message uninstall
-    """
-    from ..agents.claude import install as inst
-
-    plan = inst.plan_uninstall(project=_scope(user, project))
-    if not plan.changed:
-        out(f"kei-message is not installed in {plan.settings_path}: nothing to remove")
-        return
-    if _carry_out(plan, dry_run):
-        out("uninstalled.")
+    return plan
 
 
 def _interactive() -> bool:
@@ -143,6 +168,54 @@ def _allowed(settings: Any) -> list[Any]:
     perms = settings.get("permissions") if isinstance(settings, dict) else None
     allow = perms.get("allow") if isinstance(perms, dict) else None
     return allow if isinstance(allow, list) else []
+
+
+INSTALLED = {
+    "claude": "installed. New Claude Code sessions pick it up (restart running ones). "
+    "Do not also enable the kei-message plugin: its hooks would run twice.",
+    "codex": "installed for Codex. New Codex sessions pick it up once the hooks are trusted "
+    "(see above).",
+    "gemini": "installed for Gemini CLI. New Gemini sessions pick it up.",
+}
+
+
+def _agent_install(name: str) -> Any:
+    """The installer module of codex or gemini."""
+    if name == "codex":
+        from ..agents.codex import install as codex
+
+        return codex
+    from ..agents.gemini import install as gemini
+
+    return gemini
+
+
+@app.command()
+def uninstall(
+    *, user: User = False, project: Project = False, agent: Agent = None, dry_run: DryRun = False
+) -> None:
+    """Remove exactly what install added: our hooks, the /msg skill, the drop-in.
+
+    A settings file gets its exact bytes back when nothing else changed in it
+    since install (the original setup's hooks install replaced included), and
+    is removed when install created it. Otherwise ours are taken out and the
+    rest kept in the file's layout.
+
+    Example: kei message uninstall --agent all
+    """
+    from ..agents.claude import install as inst
+
+    scope = _scope(user, project)
+    for name in _agents(agent, scope):
+        if name == "claude":
+            plan = inst.plan_uninstall(project=scope)
+        else:
+            plan = _agent_install(name).plan_uninstall()
+        if not plan.changed:
+            out(f"kei-message is not installed in {plan.settings_path}: nothing to remove")
+            continue
+        if _carry_out(plan, dry_run):
+            out("uninstalled." if name == "claude" else f"uninstalled from {name}.")
 
 
 def _carry_out(plan: Any, dry_run: bool) -> bool:
@@ -163,7 +236,12 @@ def _carry_out(plan: Any, dry_run: bool) -> bool:
 def hook(
     event: Annotated[
         str,
-        typer.Argument(metavar="EVENT", help="user-prompt-submit, session-start, stop or wake."),
+        typer.Argument(
+            metavar="EVENT",
+            help="user-prompt-submit, session-start, stop or wake; codex-session-start, "
+            "codex-user-prompt-submit, codex-stop; gemini-session-start, gemini-before-agent, "
+            "gemini-after-agent.",
+        ),
     ],
 ) -> None:
     """Run one Claude Code hook event: JSON on stdin, at most one JSON object out, exit 0.
@@ -172,6 +250,6 @@ def hook(
 
     Example: echo '{"cwd": "/src/app", "session_id": "s1"}' | kei message hook user-prompt-submit
     """
-    from ..agents.claude import hooks
+    from ..agents import hooks
 
     raise typer.Exit(hooks.run([event]))

@@ -160,9 +160,10 @@ def print_who(rows: list[dict[str, Any]], as_json: bool) -> None:
         return
     from .. import render
 
-    # The same columns whatever the situation (`-` when unknown): scripts parse them (#17).
+    # The same columns whatever the situation (`-` when unknown): scripts parse them
+    # (#17); AGENT last, so no column before it moved when it came (issue 18).
     extra = ("state", "waiter")
-    header = ["NAME", "LAST MESSAGE", "LAST SEEN", "UNREAD", "STATE", "WAITER", "SESSIONS"]
+    header = ["NAME", "LAST MESSAGE", "LAST SEEN", "UNREAD", "STATE", "WAITER", "SESSIONS", "AGENT"]
     table: list[list[str]] = []
     for r in rows:
         cells = [
@@ -177,6 +178,7 @@ def print_who(rows: list[dict[str, Any]], as_json: bool) -> None:
                 "-" if v is None else ("yes" if v is True else "no" if v is False else str(v))
             )
         cells.append(str(len(r.get("sessions") or [])))
+        cells.append(str(r.get("agent") or "-"))
         table.append(cells)
     out("\n".join(render.table(header, table, color=use_color())))
 
