@@ -256,7 +256,11 @@ def test_doctor_names_unknown_hook_events(tmp_path: Path, mailbox: Any) -> None:
                 {"hooks": [{"type": "command", "command": f"{hook} user-promt-submit"}]}
             ],
             "Stop": [{"hooks": [{"type": "command", "command": f"{BIN / 'kei'} m hook stpo"}]}],
-            "SessionStart": [{"hooks": [{"type": "command", "command": f"{hook} session-start"}]}],
+            "SessionStart": [
+                {"hooks": [{"type": "command", "command": f"{hook} session-start"}]},
+                {"hooks": [{"type": "command", "command": f"{hook} gemini-session-start"}]},
+                {"hooks": [{"type": "command", "command": f"{hook} wake", "async": True}]},
+            ],
         }
     }
     (home / ".claude" / "settings.json").write_text(json.dumps(settings))
@@ -264,7 +268,8 @@ def test_doctor_names_unknown_hook_events(tmp_path: Path, mailbox: Any) -> None:
     assert res.returncode == 1, res
     assert "'user-promt-submit' is not a hook event" in res.stdout + res.stderr
     assert "'stpo' is not a hook event" in res.stdout + res.stderr
-    assert "'session-start' is not" not in res.stdout + res.stderr
+    for fine in ("session-start", "gemini-session-start", "wake"):
+        assert f"'{fine}' is not" not in res.stdout + res.stderr
 
 
 # ----------------------------------------------------------------------------- 8: long bodies

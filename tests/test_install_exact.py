@@ -433,3 +433,52 @@ def test_migrated_home_injects_once_into_real_claude_code(
     assert proc.returncode == 0, proc.stderr
     assert "replaced the original kei-message hooks" in proc.stdout
     assert prompt("otter-2202: installed over it") == 1
+
+
+# ----------------------------------------------------------------------------- every agent
+def _agent_file(home: Path, agent: str) -> Path:
+    return home / (".codex/hooks.json" if agent == "codex" else ".gemini/settings.json")
+
+
+@pytest.mark.parametrize("agent", ["codex", "gemini"])
+@pytest.mark.parametrize("style", ["one line, compact", "4 spaces, no final newline", "CRLF"])
+def test_other_agents_get_their_exact_bytes_back(
+    home: Path, monkeypatch: pytest.MonkeyPatch, agent: str, style: str
+) -> None:
+    # One mechanism for every agent's JSON config: layout kept, one backup, exact bytes.
+    monkeypatch.delenv("CODEX_HOME", raising=False)
+    path = _agent_file(home, agent)
+    path.parent.mkdir()
+    theirs = {"hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": "echo hi"}]}]}}
+    if agent == "gemini":
+        theirs = {"theme": "Default", "general": {"vimMode": True}, **theirs}
+    raw = {
+        "one line, compact": json.dumps(theirs, separators=(",", ":")).encode(),
+        "4 spaces, no final newline": json.dumps(theirs, indent=4).encode(),
+        "CRLF": (json.dumps(theirs, indent=2) + "\n").replace("\n", "\r\n").encode(),
+    }[style]
+    path.write_bytes(raw)
+    before = tree(home)
+    ok("install", "--agent", agent)
+    assert ours_in(path)
+    assert len(list(path.parent.glob("*.kei-message-backup-*"))) == 1
+    installed = path.read_bytes()
+    if style == "CRLF":
+        assert installed.count(b"\r\n") == installed.count(b"\n")
+    ok("install", "--agent", agent)
+    assert path.read_bytes() == installed
+    ok("uninstall", "--agent", agent)
+    assert tree(home) == before
+
+
+@pytest.mark.parametrize("agent", ["codex", "gemini"])
+def test_other_agents_no_file_before_none_after(
+    home: Path, monkeypatch: pytest.MonkeyPatch, agent: str
+) -> None:
+    monkeypatch.delenv("CODEX_HOME", raising=False)
+    _agent_file(home, agent).parent.mkdir()
+    before = tree(home)
+    ok("install", "--agent", agent)
+    assert _agent_file(home, agent).exists()
+    ok("uninstall", "--agent", agent)
+    assert tree(home) == before
