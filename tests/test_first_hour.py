@@ -166,10 +166,14 @@ COMMANDS = [
 
 
 def test_help_shows_no_python_types_or_odd_brackets() -> None:
+    from typer.main import get_command
+
     listed = kei("--help").stdout
     for command in COMMANDS:
         assert f"  {command} " in listed, command
-    for command in [None, *COMMANDS]:
+    every = list(get_command(get_app()).commands)  # type: ignore[attr-defined]
+    assert set(COMMANDS) <= set(every)
+    for command in [None, *every]:
         res = kei(*([command] if command else []), "--help")
         assert res.exit_code == 0, command
         text = res.stdout
