@@ -43,13 +43,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     """``kei-message ARGS`` and ``python -m kei_message ARGS``; exits with the code."""
     _reconfigure_streams()
     args = list(sys.argv[1:] if argv is None else argv)
+    if args in (["--version"], ["-V"]):  # before the mailbox or typer is imported (#17)
+        sys.stdout.write(version_line() + "\n")
+        sys.exit(0)
     # The everyday forms of send/inbox/list/who without typer (issue 6): typer
     # and pydantic cost 100 ms and more; anything else returns None untouched.
     from .fast import run as run_fast
 
-    if args in (["--version"], ["-V"]):
-        sys.stdout.write(version_line() + "\n")
-        sys.exit(0)
     code = run_fast(args)
     if code is not None:
         sys.exit(code)
