@@ -482,3 +482,22 @@ def test_other_agents_no_file_before_none_after(
     assert _agent_file(home, agent).exists()
     ok("uninstall", "--agent", agent)
     assert tree(home) == before
+
+
+def test_backups_of_earlier_versions_are_pruned_to_the_untouched_one(home: Path) -> None:
+    # An earlier version made a backup per write: the file before install, then the
+    # file with our hooks. A reinstall keeps only the first, and uninstall gives it back.
+    path = home / ".claude" / "settings.json"
+    original = STYLES["4 spaces, no final newline"]
+    path.write_bytes(original)
+    ok("install")
+    with_ours = path.read_bytes()
+    (first,) = backups(home)
+    os.utime(first, (1_000_000_000, 1_000_000_000))
+    for n in (2, 3):
+        later = home / ".claude" / f"settings.json.kei-message-backup-2099010{n}T000000Z"
+        later.write_bytes(with_ours)
+    ok("install", "--stop-delivery")
+    assert backups(home) == [first] and first.read_bytes() == original
+    ok("uninstall")
+    assert path.read_bytes() == original and backups(home) == []

@@ -287,9 +287,14 @@ def apply_settings(plan: Plan) -> str | None:
         mode = 0o600
         if plan.before is not None:
             mode = os.stat(real).st_mode & 0o777
-            if plan.raw_after is None and (not has_ours(plan.before) or not jsonfile.backups(path)):
+            untouched = not has_ours(plan.before)
+            if plan.raw_after is None and (untouched or not jsonfile.backups(path)):
                 backup = jsonfile.make_backup(path)
                 jsonfile.prune_backups(path, keep=backup)
+            elif plan.raw_after is None:
+                # backups left by earlier versions (one per write): keep the newest of
+                # the file as it was without us, the one uninstall can give back
+                jsonfile.prune_backups(path, keep=_untouched_backup(path))
         content = plan.raw_after if plan.raw_after is not None else plan.style.dumps(plan.after)
         _write_file(real, content, mode)
         if plan.restored_from is not None:
@@ -297,6 +302,20 @@ def apply_settings(plan: Plan) -> str | None:
     except OSError as exc:
         raise MailboxUnavailable(f"cannot write {path}: {exc.strerror}") from exc
     return backup
+
+
+def _untouched_backup(path: str) -> str | None:
+    """The newest backup of ``path`` without our entries (else the newest)."""
+    found = jsonfile.backups(path)
+    for backup in found:
+        try:
+            with open(backup, "rb") as fh:
+                data = jsonfile.parse(fh.read())
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(data, dict) and not has_ours(data):
+            return backup
+    return found[0] if found else None
 
 
 def _write_file(path: str, content: bytes, mode: int) -> None:
