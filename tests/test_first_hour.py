@@ -134,7 +134,7 @@ def test_inbox_pop_pop_is_refused_not_read_as_a_name() -> None:
     [
         (("send", "--from", "my name", "@bob", "hi"), "my name", "my-name"),
         (("send", "--from", "alice", "@my worker", "hi"), "my worker", "my-worker"),
-        (("send", "--to", "my/worker", "--from", "alice", "hi"), "my/worker", "my-worker"),
+        (("send", "--to", "my:worker", "--from", "alice", "hi"), "my:worker", "my-worker"),
         (("inbox", "--me", ".hidden"), ".hidden", "hidden"),
         (("inbox", "my project"), "my project", "my-project"),
         (("list", "--from", "a b"), "a b", "a-b"),
