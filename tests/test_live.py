@@ -268,7 +268,8 @@ def test_gone_pane_queues_and_who_says_gone(server: Server, tmp_path: Path, mb: 
     rows = {r["name"]: r for r in who(mb)}
     # its process is gone, so its session left `who` by itself (SPEC §11, #16): no
     # session, no pane state; the name stays (it has mail), the other pane is idle
-    assert "state" not in rows["frontend"] and not rows["frontend"].get("sessions")
+    # (every row has a state key, #17: None when no pane is known)
+    assert rows["frontend"]["state"] is None and not rows["frontend"].get("sessions")
     assert rows["frontend"]["unread"] == 1
     assert [s["name"] for s in mb.store.sessions()] == ["keepalive"]
     assert rows["keepalive"]["state"] == "idle"
