@@ -41,10 +41,27 @@ def validate(name: str, *, allow_all: bool = False) -> str:
         name = name[1:]
     problem = _problem(name)
     if problem is not None:
+        fixed = _suggestion(name)
+        if fixed:  # the rule (SPEC §5), then the spelling that works
+            problem = f"{problem}; did you mean {fixed!r}?"
         raise InvalidName(name, problem)
     if name == BROADCAST and not allow_all:
         raise InvalidName(name, "'all' is reserved for broadcast")
     return name
+
+
+def _suggestion(name: str) -> str | None:
+    """What the directory rule turns ``name`` into, to suggest it (#17).
+
+    `my project` works as a directory, so `--from "my project"` should say what it
+    becomes; nothing is suggested for an empty or over-long name.
+    """
+    if not name.strip() or len(name) > MAX_LEN:
+        return None
+    fixed = normalise(name)
+    if fixed in (name, "root", "all_") or not is_valid(fixed):
+        return None
+    return fixed
 
 
 def normalise(text: str) -> str:

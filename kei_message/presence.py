@@ -73,7 +73,12 @@ def _session_rows(mailbox: Mailbox, found: dict[str, dict[str, Any]]) -> None:
 
 def who(mailbox: Mailbox) -> list[dict[str, Any]]:
     """Every known name, sorted: ``name``, ``last_message``, ``last_seen``, ``unread``,
-    ``waiter``, ``sessions`` and ``agent`` (when registered) and ``state`` (when a pane is)."""
+    ``waiter``, ``state`` (None unless a pane is registered), ``sessions`` and
+    ``agent`` (the agent CLIs of its sessions, e.g. ``claude,codex``; None without one).
+
+    Every row has every key, whatever the situation, so ``who --json`` and the
+    table's columns stay the same for scripts (#17).
+    """
     store = mailbox.store
     found: dict[str, dict[str, Any]] = {}
     for name, info in store.names().items():
@@ -99,14 +104,15 @@ def who(mailbox: Mailbox) -> list[dict[str, Any]]:
     armed = armed_names(store)  # waiters are local processes: one small directory
     for name, row in found.items():
         row["waiter"] = name in armed
+        row["state"] = None
+        row.setdefault("sessions", [])
+        row.setdefault("agent", None)
     for sess in unreachable(store):  # running, and nothing can wake it (issue 14)
         if sess["name"] in found:
             found[sess["name"]].setdefault("unreachable", []).append(sess["pid"])
     _session_rows(mailbox, found)
     if not any(
-        s.get("tmux") and s.get("tmux_pane")
-        for row in found.values()
-        for s in row.get("sessions", ())
+        s.get("tmux") and s.get("tmux_pane") for row in found.values() for s in row["sessions"]
     ):
         return [found[n] for n in sorted(found)]
     # Lazy: no pane registered, no live/ (its regexes and tmux plumbing cost `who`

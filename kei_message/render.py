@@ -63,17 +63,34 @@ def kind_label(rec: dict[str, object], color: bool) -> str:
     return paint(label, _KIND_COLOR.get(label, "1"), color)
 
 
+# A body longer than this is cut on a terminal (`list`, `inbox`): one 1 MB message
+# must not flood it (#17). `show ID`, `--full` and `--json` give it whole. (The
+# numbers are also in cli/verbs.py's --full help, which must not import this.)
+CUT_LINES = 20
+CUT_CHARS = 2000
+
+
+def cut_body(body: str, rec_id: object) -> str:
+    """``body`` cut to ``CUT_LINES`` lines and ``CUT_CHARS`` characters, with a hint."""
+    if len(body) <= CUT_CHARS and body.count("\n") < CUT_LINES:
+        return body
+    head = "\n".join(body[:CUT_CHARS].split("\n")[:CUT_LINES])
+    return f"{head}\n… (cut: kei message show {name(rec_id)})"
+
+
 def record_lines(
     recs: list[dict[str, object]],
     *,
     color: bool = False,
     states: dict[int, str] | None = None,
+    cut: bool = False,
 ) -> list[str]:
     """Records as aligned lines: local time, id, sender -> recipient, [state,] kind and body.
 
     Later lines of a multi-line body are indented under the first, so every
     record stands out however many lines its body has. ``states``: each record's
     delivery state by id (``list``, SPEC §12), a column after the recipient.
+    ``cut``: long bodies are cut (``cut_body``).
     """
     if not recs:
         return []
@@ -94,7 +111,8 @@ def record_lines(
             rid = rec.get("id")
             word = states.get(rid, "") if isinstance(rid, int) else ""
             head += "  " + paint(word.ljust(9), "2", color)
-        body = neutralise(str(rec.get("body", "")))
+        body = str(rec.get("body", ""))
+        body = neutralise(cut_body(body, rec.get("id")) if cut else body)
         kind = rec.get("kind")
         if isinstance(kind, str) and kind:
             # Mark the kind: colour a leading "TASK:" typed in the body, or add "[TASK]".

@@ -2,7 +2,7 @@
 # Install kei-message from this checkout for the current user, and wire it into
 # Claude Code. Safe to run again (it upgrades in place; settings stay as they are).
 #
-#   scripts/install.sh [--project] [--stop-delivery] [--no-wake] [--dry-run]
+#   scripts/install.sh [--project] [--stop-delivery] [--no-wake] [--allow-bash] [--dry-run]
 #   scripts/install.sh --package-only     (for the plugin: steps 1 and 2 only)
 #
 # 1. a virtual environment in ~/.local/share/kei-message/venv with the package

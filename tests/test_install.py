@@ -260,10 +260,14 @@ def test_uninstall_restores_the_rest_exactly(home: Path) -> None:
     assert r.exit_code == 0 and "not installed" in r.stdout
 
 
-def test_uninstall_after_fresh_install_leaves_no_hooks(home: Path) -> None:
+def test_uninstall_after_fresh_install_leaves_nothing(home: Path) -> None:
+    # no settings.json before: none after, no backup, no empty skills/ or scripts/ (#17)
+    (home / ".claude").mkdir()
     assert kei("install").exit_code == 0
-    assert kei("uninstall").exit_code == 0
-    assert load(settings_path(home)) == {}
+    r = kei("uninstall")
+    assert r.exit_code == 0, r.output
+    assert "remove" in r.stdout and "install created it" in r.stdout
+    assert sorted(p.name for p in (home / ".claude").rglob("*")) == []
 
 
 def test_uninstall_keeps_hooks_sharing_a_group_with_ours(home: Path) -> None:
@@ -320,7 +324,7 @@ def test_project_scope(home: Path, tmp_path: Path) -> None:
     assert not (home / ".claude").exists()  # the user's settings are not touched
     assert kei("install", "--user", "--project").exit_code == 2
     assert kei("uninstall", "--project").exit_code == 0
-    assert load(project / ".claude" / "settings.json") == {}
+    assert list((project / ".claude").iterdir()) == []  # it created the file: gone (#17)
 
 
 def test_symlinked_settings_stay_a_symlink(home: Path, tmp_path: Path) -> None:

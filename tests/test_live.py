@@ -199,6 +199,7 @@ def test_permission_prompt_exit_5_then_approve_1(
     assert not fp.events("key") or all(e["key"] != "Enter" for e in fp.events("key")[1:])
     res = kei("approve", "frontend")  # nothing waits now
     assert res.returncode == 1, res.stderr
+    assert res.stderr.startswith("kei message: frontend is not waiting"), res.stderr  # #17
 
 
 def test_approve_2_and_refused_when_2_is_no(server: Server, tmp_path: Path, mb: Mailbox) -> None:
@@ -267,7 +268,8 @@ def test_gone_pane_queues_and_who_says_gone(server: Server, tmp_path: Path, mb: 
     rows = {r["name"]: r for r in who(mb)}
     # its process is gone, so its session left `who` by itself (SPEC §11, #16): no
     # session, no pane state; the name stays (it has mail), the other pane is idle
-    assert "state" not in rows["frontend"] and not rows["frontend"].get("sessions")
+    # (every row has a state key, #17: None when no pane is known)
+    assert rows["frontend"]["state"] is None and not rows["frontend"].get("sessions")
     assert rows["frontend"]["unread"] == 1
     assert [s["name"] for s in mb.store.sessions()] == ["keepalive"]
     assert rows["keepalive"]["state"] == "idle"
@@ -407,7 +409,7 @@ def test_hostile_registrations_are_ignored(mb: Mailbox) -> None:
     assert registry.registered(mb.store)[0].pid is None
     rows = {r["name"]: r for r in who(mb)}
     assert rows["f"]["state"] == "gone"  # no server at /tmp/x
-    assert "state" not in rows.get("a", {})
+    assert rows.get("a", {}).get("state") is None  # every row has the key (#17)
 
 
 def test_live_delivery_leaves_its_receipt_and_reaches_the_addressed_pane(

@@ -342,7 +342,9 @@ def test_cli_status_send_wait_show_and_list(mailbox_dir: Path, store_url: str | 
     assert late.returncode == 1
     assert time.monotonic() - started < 15
     assert "queued" in late.stdout
-    assert late.stderr.strip().splitlines()[-1].startswith("kei message: error: message ")
+    # time ran out: an answer (exit 1), a plain note, not an error (#17)
+    assert late.stderr.strip().splitlines()[-1].startswith("kei message: message ")
+    assert "error" not in late.stderr
     assert "Traceback" not in late.stderr
 
     # delivered while the sender waits

@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from ..agents.claude.install import OLD_SCRIPTS
+from ..agents.hooks import event_spec
 from ..agents.install import HOOK_PROGRAM
 from ..procs import pid_alive
 from ..render import neutralise
@@ -178,16 +180,36 @@ def check_hooks(report: Report, settings: list[str]) -> None:
             continue
         for event, groups in hooks.items():
             for command in _commands(groups):
-                if HOOK_PROGRAM not in command:
-                    continue
-                key = (str(event), " ".join(command.split()))
-                seen.setdefault(key, []).append(path)
                 try:
                     words = shlex.split(command)
                 except ValueError:
                     words = command.split()
                 while words and "=" in words[0] and not words[0].startswith("/"):
                     words.pop(0)  # VAR=value prefixes
+                event_word = hook_event(words)
+                if any(os.path.basename(w) in OLD_SCRIPTS for w in words):
+                    report.add(
+                        "hooks",
+                        path,
+                        f"{event} hook {command!r} is the original kei-message setup's: "
+                        "beside kei-message-hook every message is injected twice",
+                        "`kei message install` replaces it (`kei message uninstall` puts it back)",
+                    )
+                    continue
+                if HOOK_PROGRAM not in command and event_word is None:
+                    continue
+                key = (str(event), " ".join(command.split()))
+                seen.setdefault(key, []).append(path)
+                if event_word is not None and not known_event(event_word):
+                    # the hook itself stays quiet under Claude Code (#17): say it here
+                    report.add(
+                        "hooks",
+                        path,
+                        f"{event} hook runs {command!r}: {event_word!r} is not a hook event "
+                        "(it does nothing)",
+                        "use an event `kei message hook --help` names, "
+                        "or reinstall: `kei message install`",
+                    )
                 exe = words[0] if words else ""
                 if "$" in exe:
                     continue  # ${CLAUDE_PLUGIN_ROOT} and friends: resolved by Claude Code
@@ -208,6 +230,23 @@ def check_hooks(report: Report, settings: list[str]) -> None:
                 "(it runs that many times per event)",
                 "keep one: `kei message uninstall --project` (or --user), or edit the file",
             )
+
+
+def known_event(event: str) -> bool:
+    return event == "wake" or event_spec(event) is not None
+
+
+def hook_event(words: list[str]) -> str | None:
+    """The EVENT of ``kei-message-hook EVENT`` (or ``kei[-]message|msg|m hook EVENT``)."""
+    for i, word in enumerate(words):
+        base = os.path.basename(word)
+        if base == HOOK_PROGRAM:
+            return words[i + 1] if i + 1 < len(words) else ""
+        if base in ("kei-message", "kei", "message", "msg", "m") and words[i + 1 : i + 2] == [
+            "hook"
+        ]:
+            return words[i + 2] if i + 2 < len(words) else ""
+    return None
 
 
 def _commands(groups: Any) -> Iterator[str]:

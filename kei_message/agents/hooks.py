@@ -81,10 +81,14 @@ def run(args: list[str]) -> int:
         if args and args[0] in ("-h", "--help"):
             sys.stdout.write(USAGE)
             return 0
-        # Exit 2 would block the prompt under Claude Code: say so, and fail open.
+        # A typo in a hand-written hook command must not stay silent (#17), and a
+        # hook must never break a session: one stderr line and one hook.log line
+        # always (`doctor` also names unknown events in settings.json); exit 2 only
+        # when run by hand (stdin a terminal), since under Claude Code (stdin the
+        # hook's JSON) exit 2 would block the prompt.
         _stderr(f"kei message: error: unknown hook event {' '.join(args)!r}; {USAGE}")
         log_failure(f"unknown hook event {args!r}")
-        return 0
+        return 2 if _stdin_is_terminal() else 0
     hooklog.event = args[0]
     if spec is None:
         return _wake()
@@ -119,6 +123,13 @@ class EventSpec:
         self.blocks = blocks
         # called with (spec, name, payload) before anything is delivered; failures are logged
         self.on_event = on_event
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return os.isatty(0)
+    except OSError:
+        return False
 
 
 def event_spec(event: str) -> EventSpec | None:

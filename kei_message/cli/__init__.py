@@ -24,6 +24,7 @@ Usage: kei message|msg|m COMMAND [ARGS]...
 
   kei-message: a mailbox for Claude Code sessions.
   `kei message -h` lists the commands; `kei msg` and `kei m` are short for it.
+  `kei --version` prints the version.
 """
 
 
@@ -42,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """``kei-message ARGS`` and ``python -m kei_message ARGS``; exits with the code."""
     _reconfigure_streams()
     args = list(sys.argv[1:] if argv is None else argv)
+    if args in (["--version"], ["-V"]):  # before the mailbox or typer is imported (#17)
+        sys.stdout.write(version_line() + "\n")
+        sys.exit(0)
     # The everyday forms of send/inbox/list/who without typer (issue 6): typer
     # and pydantic cost 100 ms and more; anything else returns None untouched.
     from .fast import run as run_fast
@@ -61,12 +65,30 @@ def kei_main(argv: Sequence[str] | None = None) -> None:
     if not args or args[0] in ("-h", "--help", "help"):
         sys.stdout.write(KEI_USAGE)
         sys.exit(0)
+    if args[0] in ("--version", "-V"):
+        sys.stdout.write(version_line() + "\n")
+        sys.exit(0)
     if args[0] not in KEI_ALIASES:
         sys.stderr.write(
             f"kei: error: unknown command {args[0]!r}: use `kei message` (or `kei msg`, `kei m`)\n"
         )
         sys.exit(2)
     main(args[1:])
+
+
+def version_line() -> str:
+    """``kei-message X.Y.Z``: the installed distribution's version (#17).
+
+    From the package metadata, which is what pip shows; the source's
+    ``__version__`` when running from a tree that is not installed.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("kei-message")
+    except PackageNotFoundError:
+        from .. import __version__ as number
+    return f"kei-message {number}"
 
 
 def _reconfigure_streams() -> None:

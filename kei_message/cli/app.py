@@ -20,7 +20,7 @@ import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup
 
 from .output import PROG, out, out_json, use_color, warn
 from .output import err as _err
@@ -48,8 +48,39 @@ __all__ = [
 _state: dict[str, Any] = {"url": None, "mailbox": None}
 
 
+class KeiArgument(TyperArgument):
+    """An argument shown the way man pages show it (#17).
+
+    typer 0.2x prints the Python type beside each argument (``ID <str>``,
+    ``TEXT <list[str]>``) and braces around required ones in the usage line
+    (``{NAME}``): here a required argument is ``NAME``, an optional one
+    ``[NAME]``, a repeated one ``[TEXT]...``, and the help says what it is.
+    """
+
+    def display_type(self, ctx: Any) -> str:
+        return ""
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw
+        if name.startswith("["):
+            return name  # spelled out in full, e.g. inbox's "[pop] [NAME]"
+        if not self.required:
+            name = f"[{name}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    def _rich_display_name(self) -> str:
+        return self._usage_display_name()
+
+
 class KeiGroup(TyperGroup):
     """Maps every failure to one stderr line and an exit code (SPEC §6)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            for param in command.params:
+                if type(param) is TyperArgument:
+                    param.__class__ = KeiArgument  # same fields; only how help shows it
 
     def main(  # type: ignore[override]
         self,
@@ -125,13 +156,13 @@ def _root(
         ),
     ] = None,
     version: Annotated[
-        bool, typer.Option("--version", is_eager=True, help="Print the version and exit.")
+        bool, typer.Option("--version", "-V", is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     if version:
-        from .. import __version__
+        from . import version_line
 
-        out(f"kei-message {__version__}")
+        out(version_line())
         raise typer.Exit(0)
     _state["url"] = url
     _state["mailbox"] = None

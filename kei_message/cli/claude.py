@@ -85,28 +85,44 @@ def install(
             help="Leave out the PostToolBatch hook that delivers between tool rounds of a turn.",
         ),
     ] = False,
+    allow_bash: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-bash/--no-allow-bash",
+            help="Add (or take out) 'Bash(kei message:*)' in Claude Code's permissions.allow, "
+            "so Claude runs `kei message` without a permission prompt (default: asked on a "
+            "terminal, else left as it is).",
+            show_default=False,
+        ),
+    ] = None,
+    keep_old: Annotated[
+        bool,
+        typer.Option(
+            "--keep-old",
+            help="Keep the original kei-message.sh / mailbox-inject.sh hooks (by default "
+            "they are replaced: both would inject every message).",
+        ),
+    ] = False,
     agent: Agent = None,
     dry_run: DryRun = False,
 ) -> None:
     """Wire kei-message into Claude Code (or Codex, Gemini CLI): hooks, the /msg skill, the drop-in.
 
-    Merges into settings.json keeping every other setting and hook, backs the
-    file up first, and changes nothing when run again. Invalid JSON is refused
-    (exit 2) and the file left as it is. `--agent codex` / `--agent gemini`
-    write Codex's hooks.json / Gemini CLI's settings.json the same way.
+    Merges into settings.json keeping every other setting and hook and the
+    file's own layout, backs the file up first (one backup kept), and changes
+    nothing when run again. Hooks of the original kei-message.sh setup are
+    replaced (uninstall puts them back). Invalid JSON is refused (exit 2) and
+    the file left as it is. `--agent codex` / `--agent gemini` write Codex's
+    hooks.json / Gemini CLI's settings.json the same way.
 
-    Example: kei message install --stop-delivery --agent claude --agent codex
+    Example: kei message install --stop-delivery --allow-bash --agent claude --agent codex
     """
-    from ..agents.claude import install as inst
 
     scope = _scope(user, project)
     for name in _agents(agent, scope):
         if name == "claude":
-            plan = inst.plan_install(
-                project=scope,
-                stop_delivery=stop_delivery,
-                wake=not no_wake,
-                midturn=not no_midturn,
+            plan = _claude_plan(
+                scope, stop_delivery, not no_wake, allow_bash, keep_old, dry_run, not no_midturn
             )
         else:
             plan = _agent_install(name).plan_install()
@@ -116,6 +132,53 @@ def install(
         if not _carry_out(plan, dry_run):
             continue
         out(INSTALLED[name])
+
+
+def _claude_plan(
+    project: bool,
+    stop_delivery: bool,
+    wake: bool,
+    allow_bash: bool | None,
+    keep_old: bool,
+    dry_run: bool,
+    midturn: bool = True,
+) -> Any:
+    """Claude Code's plan; the permission offer asked on a terminal (#17)."""
+    from ..agents.claude import install as inst
+
+    if allow_bash is None and not dry_run and _interactive():
+        allow_bash = typer.confirm(
+            f"Let Claude run `kei message …` without asking ({inst.ALLOW_RULE} in "
+            "permissions.allow)?",
+            default=False,
+        )
+    plan = inst.plan_install(
+        project=project,
+        stop_delivery=stop_delivery,
+        wake=wake,
+        midturn=midturn,
+        replace_old=not keep_old,
+        allow_bash=allow_bash,
+    )
+    if allow_bash is None and inst.ALLOW_RULE not in _allowed(plan.after):
+        plan.notes.append(
+            "note: Claude asks before each `kei message` it runs outside /msg; "
+            f"`kei message install --allow-bash` adds {inst.ALLOW_RULE} to permissions.allow"
+        )
+    return plan
+
+
+def _interactive() -> bool:
+    try:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _allowed(settings: Any) -> list[Any]:
+    perms = settings.get("permissions") if isinstance(settings, dict) else None
+    allow = perms.get("allow") if isinstance(perms, dict) else None
+    return allow if isinstance(allow, list) else []
 
 
 INSTALLED = {
@@ -143,6 +206,11 @@ def uninstall(
     *, user: User = False, project: Project = False, agent: Agent = None, dry_run: DryRun = False
 ) -> None:
     """Remove exactly what install added: our hooks, the /msg skill, the drop-in.
+
+    A settings file gets its exact bytes back when nothing else changed in it
+    since install (the original setup's hooks install replaced included), and
+    is removed when install created it. Otherwise ours are taken out and the
+    rest kept in the file's layout.
 
     Example: kei message uninstall --agent all
     """

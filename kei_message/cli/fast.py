@@ -7,8 +7,8 @@ all day are parsed here instead, against the same option definitions the
 typer app is built from, and run by the same verbs (``verbs``):
 
     send [@NAME|all] WORD... [--to NAME] [--from NAME] [--kind KIND] [--json]
-    inbox [NAME] [--me NAME] [--peek] [--count] [--json]
-    list [-n N | --limit N] [--from NAME] [--to NAME] [--kind KIND] [--json]
+    inbox [NAME] [--me NAME] [--peek] [--count] [--full] [--json]
+    list [-n N | --limit N] [--from NAME] [--to NAME] [--kind KIND] [--full] [--json]
     who | channels | names [--json]
 
 Anything else (help, ``--live``, stdin bodies, ``pop``, a word starting
@@ -62,13 +62,22 @@ def _inbox(words: list[str], opts: dict[str, Any]) -> Command | None:
     if words and me is not None and words[0] != me:
         return None  # typer says they disagree
 
+    explicit = words[0] if words else me
+
     def run() -> None:
-        reader = names.resolve(words[0] if words else me)
+        reader = names.resolve(explicit)
         mb = Mailbox()
         if opts.get("count"):
             out(str(mb.count(reader)))
             return
-        show_unread(mb, reader, peek=bool(opts.get("peek")), as_json=bool(opts.get("as_json")))
+        show_unread(
+            mb,
+            reader,
+            peek=bool(opts.get("peek")),
+            as_json=bool(opts.get("as_json")),
+            full=bool(opts.get("full")),
+            explicit=explicit,
+        )
 
     return run
 
@@ -86,6 +95,7 @@ def _list(words: list[str], opts: dict[str, Any]) -> Command | None:
             to=_str(opts.get("to_filter")),
             kind=_str(opts.get("kind_filter")),
             as_json=bool(opts.get("as_json")),
+            full=bool(opts.get("full")),
         )
 
     return run

@@ -47,7 +47,7 @@ def cancel(
     name: Name,
     text: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[TEXT]...", help="Sent as `send --live` would, once idle."),
+        typer.Argument(metavar="TEXT", help="Sent as `send --live` would, once idle."),
     ] = None,
     sender: Annotated[
         str | None, typer.Option("--from", metavar="NAME", help="Send TEXT as NAME.")
@@ -97,7 +97,7 @@ def cancel(
 def approve(
     name: Name,
     choice: Annotated[
-        int, typer.Argument(metavar="[1|2]", help="1 yes (default); 2 yes, and don't ask again.")
+        int, typer.Argument(metavar="1|2", help="1 yes (default); 2 yes, and don't ask again.")
     ] = 1,
 ) -> None:
     """Answer NAME's permission prompt: 1 yes, 2 yes and don't ask again.

@@ -21,7 +21,7 @@ from ..records import parse_duration
 from . import verbs
 from .app import app, get_mailbox, out, out_json, resolve_me
 from .output import print_records as _print_records
-from .output import show_unread, use_color
+from .output import show_unread, taken_note, use_color
 
 if TYPE_CHECKING:
     from ..mailbox import Mailbox
@@ -41,6 +41,7 @@ Me = Annotated[str | None, option("me")]
 From = Annotated[str | None, option("sender")]
 Kind = Annotated[str | None, option("kind")]
 Json = Annotated[bool, option("as_json")]
+Full = Annotated[bool, option("full")]
 Text = Annotated[
     list[str] | None,
     typer.Argument(
@@ -204,7 +205,7 @@ def inbox(
     args: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="pop|NAME",
+            metavar="[pop] [NAME]",
             help="'pop': only the oldest unread (exit 1 when none). NAME: same as --me NAME.",
             show_default=False,
         ),
@@ -215,6 +216,7 @@ def inbox(
     clear: Annotated[bool, option("clear")] = False,
     show_all: Annotated[bool, option("show_all")] = False,
     limit: Annotated[int, option("inbox_limit", min=0)] = 20,
+    full: Full = False,
     as_json: Json = False,
 ) -> None:
     """Print your unread messages, oldest first, and mark them read.
@@ -227,6 +229,10 @@ def inbox(
         words = words[1:]
     if len(words) > 1:
         raise UsageError(f"too many arguments: {' '.join(words)!r}; use: inbox [pop] [NAME]")
+    if pop and words == ["pop"]:
+        # The word `pop` is the verb wherever it stands, never a NAME: `inbox pop pop`
+        # is a typo more often than a reader called pop (#17).
+        raise UsageError("'pop' given twice; to pop the inbox of a name 'pop': inbox pop --me pop")
     if words:
         if me is not None and words[0] != me:
             raise UsageError(f"NAME {words[0]!r} and --me {me!r} disagree")
@@ -247,21 +253,22 @@ def inbox(
     elif clear:
         out(str(mb.clear(reader)))
     elif show_all:
-        _print_records(_recent_for(mb, reader, limit), as_json)
+        _print_records(_recent_for(mb, reader, limit), as_json, full=full)
     elif pop:
         if peek:
             recs = mb.unread(reader)
             if not recs:
                 raise NothingToReturn(f"no unread messages for {reader!r}")
-            _print_records(recs[:1], as_json)
+            _print_records(recs[:1], as_json, full=full)
         else:
             mb.pop(
                 reader,
-                deliver=lambda rec: _print_records([rec], as_json),
+                deliver=lambda rec: _print_records([rec], as_json, full=full),
                 session=settings.agent_session(),
             )
+            taken_note(mb, reader, me, 1)
     else:
-        show_unread(mb, reader, peek=peek, as_json=as_json)
+        show_unread(mb, reader, peek=peek, as_json=as_json, full=full, explicit=me)
 
 
 def _recent_for(mb: Mailbox, reader: str, limit: int) -> list[Record]:
@@ -293,6 +300,7 @@ def wait(
         str | None, typer.Option("--kind", metavar="KIND", help="Only a message of this kind.")
     ] = None,
     me: Me = None,
+    full: Full = False,
     as_json: Json = False,
 ) -> None:
     """Wait for an unread message; print it and mark it read.
@@ -308,7 +316,7 @@ def wait(
         timeout=seconds,
         sender=sender,
         kind=kind,
-        deliver=lambda rec: _print_records([rec], as_json),
+        deliver=lambda rec: _print_records([rec], as_json, full=full),
         session=settings.agent_session(),
     )
 
@@ -340,6 +348,7 @@ def list_(
         str | None,
         typer.Option("--since", metavar="WHEN", help="Only newer: a duration (2h, 7d) or a date."),
     ] = None,
+    full: Full = False,
     as_json: Json = False,
 ) -> None:
     """Print the last N messages on the bus, newest last.
@@ -354,6 +363,7 @@ def list_(
         kind=kind,
         since=_since(since) if since is not None else None,
         as_json=as_json,
+        full=full,
     )
 
 
@@ -361,6 +371,7 @@ def list_(
 def tail(
     follow: Annotated[bool, option("follow")] = False,
     lines: Annotated[int, option("tail_lines", min=0)] = 10,
+    full: Full = False,
     as_json: Json = False,
 ) -> None:
     """Print the last N messages; -f follows new ones.
@@ -373,7 +384,7 @@ def tail(
     store = mb.store
     end = store.end()
     recs = mb.recent(lines)
-    _print_records(recs, as_json)
+    _print_records(recs, as_json, full=full)
     if not follow:
         return
     # Records appended between end() and recent() show up twice otherwise.
@@ -387,7 +398,7 @@ def tail(
                 if entry.record is not None and entry.record["id"] not in shown:
                     fresh.append(entry.record)
             shown.clear()
-            _print_records(fresh, as_json)
+            _print_records(fresh, as_json, full=full)
     except KeyboardInterrupt:
         return
 

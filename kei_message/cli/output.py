@@ -10,7 +10,7 @@ import os
 import sys
 
 from .. import settings
-from ..errors import KeiMessageError
+from ..errors import KeiMessageError, NothingToReturn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,14 +43,18 @@ def warn(text: str) -> None:
     err(f"{PROG}: {text}")
 
 
-def use_color() -> bool:
-    """Colour only on a terminal, and never with NO_COLOR set (https://no-color.org)."""
-    if "NO_COLOR" in os.environ:
-        return False
+def on_terminal() -> bool:
     try:
         return sys.stdout.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def use_color() -> bool:
+    """Colour only on a terminal, and never with NO_COLOR set (https://no-color.org)."""
+    if "NO_COLOR" in os.environ:
+        return False
+    return on_terminal()
 
 
 def out_json(rec: Record) -> None:
@@ -61,11 +65,19 @@ def out_json(rec: Record) -> None:
     sys.stdout.flush()
 
 
-def print_records(recs: list[Record], as_json: bool, states: dict[int, str] | None = None) -> None:
+def print_records(
+    recs: list[Record],
+    as_json: bool,
+    states: dict[int, str] | None = None,
+    *,
+    full: bool = False,
+) -> None:
     """Records for people (aligned, local time, escaped) or as stored (``--json``).
 
     ``states``: each one's delivery state by id (``list``); with ``--json`` it is
-    one extra key, ``"state"``, after the stored ones (#16).
+    one extra key, ``"state"``, after the stored ones (#16). On a terminal, long
+    bodies are cut with a ``show ID`` hint unless ``full``; into a pipe or a
+    file they go whole, as scripts expect (#17).
     """
     if as_json:
         for rec in recs:
@@ -75,25 +87,79 @@ def print_records(recs: list[Record], as_json: bool, states: dict[int, str] | No
         return
     from .. import render
 
-    lines = render.record_lines(recs, color=use_color(), states=states)
+    lines = render.record_lines(
+        recs, color=use_color(), states=states, cut=not full and on_terminal()
+    )
     if lines:
         out("\n".join(lines))
 
 
-def show_unread(mb: Mailbox, reader: str, *, peek: bool, as_json: bool) -> None:
-    """``inbox``: print ``reader``'s unread; unless ``peek``, mark them read after."""
+def show_unread(
+    mb: Mailbox,
+    reader: str,
+    *,
+    peek: bool,
+    as_json: bool,
+    full: bool = False,
+    explicit: str | None = None,
+) -> None:
+    """``inbox``: print ``reader``'s unread; unless ``peek``, mark them read after.
+
+    ``explicit``: the name typed (``--me`` or NAME), for ``taken_note``.
+    """
     if peek:
         recs = mb.unread(reader)
-        print_records(recs, as_json)
+        print_records(recs, as_json, full=full)
     else:
         # printed (and flushed) before the cursor moves: a crash re-delivers
         recs = mb.read(
             reader,
-            deliver=lambda rs: print_records(rs, as_json),
+            deliver=lambda rs: print_records(rs, as_json, full=full),
             session=settings.agent_session(),
         )
+        taken_note(mb, reader, explicit, len(recs))
     if not recs and not as_json:
         out(f"no unread messages for {reader!r}")
+
+
+def taken_note(mb: Mailbox, reader: str, explicit: str | None, taken: int) -> None:
+    """Say so when a shell just took mail a live session of another name waits for (#17).
+
+    ``inbox --me worker`` from a shell consumes worker's mail: the Claude Code
+    session running as worker will never see it. Only when the name was typed,
+    is not this shell's own (KEI_MAILBOX_ME, else the directory's), and a
+    registered session of that name still runs.
+    """
+    if not taken or explicit is None:
+        return
+    from .. import names
+    from ..errors import KeiMessageError
+    from ..procs import pid_alive
+
+    try:
+        if names.resolve(None) == reader:
+            return
+    except KeiMessageError:
+        pass  # an invalid KEI_MAILBOX_ME is not this name either
+    pids = sorted(
+        {
+            s["pid"]
+            for s in mb.store.sessions()
+            if s.get("name") == reader
+            and isinstance(s.get("pid"), int)
+            and not isinstance(s.get("pid"), bool)
+            and s["pid"] > 0
+            and pid_alive(s["pid"])
+        }
+    )
+    if not pids:
+        return
+    held = ", ".join(str(p) for p in pids)
+    n = f"{taken} message{'s' if taken != 1 else ''}"
+    warn(
+        f"note: took {n} from {reader!r}, which a running Claude Code session reads "
+        f"(pid {held}): it will not see them; `--peek` reads without taking"
+    )
 
 
 def print_who(rows: list[dict[str, Any]], as_json: bool) -> None:
@@ -110,19 +176,10 @@ def print_who(rows: list[dict[str, Any]], as_json: bool) -> None:
         return
     from .. import render
 
-    extra = [k for k in ("state", "waiter") if any(k in r for r in rows)]
-    header = [
-        "NAME",
-        "LAST MESSAGE",
-        "LAST SEEN",
-        "UNREAD",
-        *(k.upper() for k in extra),
-        "SESSIONS",
-    ]
-    # last, so no column before it moves (issue 18)
-    agents = any("agent" in r for r in rows)
-    if agents:
-        header.append("AGENT")
+    # The same columns whatever the situation (`-` when unknown): scripts parse them
+    # (#17); AGENT last, so no column before it moved when it came (issue 18).
+    extra = ("state", "waiter")
+    header = ["NAME", "LAST MESSAGE", "LAST SEEN", "UNREAD", "STATE", "WAITER", "SESSIONS", "AGENT"]
     table: list[list[str]] = []
     for r in rows:
         cells = [
@@ -137,8 +194,7 @@ def print_who(rows: list[dict[str, Any]], as_json: bool) -> None:
                 "-" if v is None else ("yes" if v is True else "no" if v is False else str(v))
             )
         cells.append(str(len(r.get("sessions") or [])))
-        if agents:
-            cells.append(str(r.get("agent") or "-"))
+        cells.append(str(r.get("agent") or "-"))
         table.append(cells)
     out("\n".join(render.table(header, table, color=use_color())))
     sessions = [
@@ -218,6 +274,11 @@ def guarded(call: Callable[[], Any]) -> int:
     try:
         rv = call()
         return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+    except NothingToReturn as exc:
+        # Exit 1 is an answer, not a failure (`pop` on an empty inbox, `wait` ran
+        # out): a plain note, no `error:` (#17).
+        err(f"{PROG}: {exc}")
+        return int(exc.exit_code)
     except KeiMessageError as exc:
         report(str(exc), exc)
         return int(exc.exit_code)

@@ -43,6 +43,12 @@ OPTIONS: dict[str, Opt] = {
         "TASK, DONE, BLOCKED or QUESTION (default: from a leading 'TASK:' etc. in the text).",
     ),
     "as_json": Opt(("--json",), None, "Print records as stored, one JSON object per line."),
+    "full": Opt(
+        ("--full",),
+        None,
+        "Print long bodies whole (on a terminal, bodies over 20 lines or 2,000 characters "
+        "are cut; `show ID` prints one whole).",
+    ),
     "who_json": Opt(("--json",), None, "One JSON object per name."),
     "peek": Opt(("--peek",), None, "Do not mark anything read."),
     "count": Opt(("--count",), None, "Print the number of unread only."),
@@ -60,8 +66,8 @@ OPTIONS: dict[str, Opt] = {
 # The options each command takes on the fast path (a subset of its typer options).
 FAST: dict[str, tuple[str, ...]] = {
     "send": ("to", "sender", "kind", "as_json"),
-    "inbox": ("me", "peek", "count", "as_json"),
-    "list": ("list_limit", "from_filter", "to_filter", "kind_filter", "as_json"),
+    "inbox": ("me", "peek", "count", "full", "as_json"),
+    "list": ("list_limit", "from_filter", "to_filter", "kind_filter", "full", "as_json"),
     "who": ("who_json",),
 }
 
@@ -256,6 +262,7 @@ def recent(
     kind: str | None,
     since: float | None = None,
     as_json: bool,
+    full: bool = False,
 ) -> None:
     """``list``: the newest ``limit`` records matching the filters."""
     recs = mb.recent(
@@ -266,7 +273,7 @@ def recent(
         since=since,
     )
     states = {rid: st["state"] for rid, st in mb.states(recs).items()}
-    print_records(recs, as_json, states)
+    print_records(recs, as_json, states, full=full)
 
 
 def who(mb: Mailbox, as_json: bool) -> None:

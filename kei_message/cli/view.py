@@ -31,7 +31,10 @@ def top(
 @app.command()
 def web(
     port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free one).")
+        int,
+        typer.Option(
+            "--port", metavar="PORT", min=0, max=65535, help="Port on 127.0.0.1 (0: any free one)."
+        ),
     ] = 0,
     open_page: Annotated[
         bool, typer.Option("--open", help="Open the page in the default browser.")

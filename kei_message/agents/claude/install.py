@@ -28,9 +28,18 @@ What install adds, and uninstall takes away again:
 - With ``--user``, the drop-in ``~/.claude/scripts/kei-message.sh`` for the
   original script's path.
 
-Safety: the settings file is backed up (``settings.json.kei-message-backup-TIME``)
-before it is changed, and replaced atomically (through a symlink to its
-target). A file that is not valid JSON, or whose ``hooks`` is not the shape
+- The original setup's hooks (``~/.claude/scripts/kei-message.sh``,
+  ``mailbox-inject.sh`` as a UserPromptSubmit hook: KeiSeiKit's layout) are
+  taken out (``replace_old``): beside ours every message would be injected
+  twice (#17). Uninstall puts them back with the file's bytes.
+- On request (``allow_bash``), ``Bash(kei message:*)`` in ``permissions.allow``:
+  the model's own ``kei message send`` then runs without a permission prompt.
+
+Safety (``agents.install``, the same for every agent): the settings file is
+backed up (``settings.json.kei-message-backup-TIME``, one kept) before it is
+changed, written in its own style and replaced atomically (through a symlink to
+its target); uninstall gives the exact bytes back, or removes the file install
+created. A file that is not valid JSON, or whose ``hooks`` is not the shape
 Claude Code reads, is refused (exit 2) and left untouched. A skill or drop-in
 already there that install did not write is kept as ``NAME.kei-message-backup``
 and put back by uninstall.
@@ -51,13 +60,15 @@ from ..install import (
     Plan,
     SettingsError,
     apply,
+    command_words,
     describe,
     hook_command,
     hook_program,
     is_ours,
-    merged,
-    read_settings,
+    plan_settings_install,
+    plan_settings_uninstall,
     render_json,
+    strip_hooks,
     strip_ours,
 )
 from .waiter import HOOK_TIMEOUT
@@ -71,6 +82,7 @@ __all__ = [
     "hook_command",
     "hook_program",
     "is_ours",
+    "is_old",
     "plan_install",
     "plan_uninstall",
     "render_json",
@@ -83,6 +95,10 @@ WAKE_TIMEOUT = HOOK_TIMEOUT  # the waiter sleeps until mail arrives: a day, then
 REWAKE_MESSAGE = "[kei-message wake hook: this idle session was woken by new mail]"
 REWAKE_SUMMARY = "kei mailbox: new message(s)"
 MARKER = "kei-message:managed"  # in files install writes, so uninstall knows them
+# The original setup's scripts (KeiSeiKit): a hook running one of them injects the
+# same mail ours does (#17).
+OLD_SCRIPTS = ("kei-message.sh", "mailbox-inject.sh")
+ALLOW_RULE = "Bash(kei message:*)"  # offered by install (--allow-bash), removed by uninstall
 
 
 def claude_home(home: str | None = None) -> str:
@@ -152,6 +168,67 @@ def wanted_hooks(
     return out
 
 
+# ------------------------------------------------------------------------------ the original setup
+def is_old(entry: Any) -> bool:
+    """A hook entry of the original setup: it runs ``kei-message.sh`` or ``mailbox-inject.sh``."""
+    return any(os.path.basename(w) in OLD_SCRIPTS for w in command_words(entry))
+
+
+def old_hooks(settings: dict[str, Any] | None) -> list[str]:
+    """``EVENT: COMMAND`` for each hook of the original setup in ``settings``."""
+    found: list[str] = []
+    hooks = (settings or {}).get("hooks")
+    for event, groups in (hooks if isinstance(hooks, dict) else {}).items():
+        for g in groups if isinstance(groups, list) else ():
+            inner = g.get("hooks") if isinstance(g, dict) else None
+            for h in inner if isinstance(inner, list) else ():
+                if is_old(h):
+                    found.append(f"{event}: {h['command']}")
+    return found
+
+
+def strip_old(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` without the original setup's hook entries."""
+    return strip_hooks(settings, is_old)
+
+
+# ------------------------------------------------------------------------------ the permission
+def with_allow(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with ``ALLOW_RULE`` in ``permissions.allow`` (appended, once)."""
+    out = copy.deepcopy(settings)
+    perms = out.setdefault("permissions", {})
+    if not isinstance(perms, dict):
+        raise SettingsError('"permissions" is not an object; Claude Code would not read it either')
+    allow = perms.setdefault("allow", [])
+    if not isinstance(allow, list):
+        raise SettingsError('"permissions.allow" is not a list; Claude Code would not read it')
+    if ALLOW_RULE not in allow:
+        allow.append(ALLOW_RULE)
+    return out
+
+
+def strip_allow(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` without ``ALLOW_RULE``; a list (and object) only it held goes too."""
+    perms = settings.get("permissions")
+    allow = perms.get("allow") if isinstance(perms, dict) else None
+    if not isinstance(allow, list) or ALLOW_RULE not in allow:
+        return settings
+    out = copy.deepcopy(settings)
+    rest = [a for a in allow if a != ALLOW_RULE]
+    if rest:
+        out["permissions"]["allow"] = rest
+    else:
+        del out["permissions"]["allow"]
+        if not out["permissions"]:
+            del out["permissions"]
+    return out
+
+
+def unmanaged(settings: dict[str, Any]) -> dict[str, Any]:
+    """Everything in ``settings`` but what install manages, adds or replaces."""
+    return strip_allow(strip_old(strip_ours(settings)))
+
+
 def _is_managed(path: str) -> bool:
     try:
         with open(path, "rb") as fh:
@@ -203,18 +280,41 @@ def plan_install(
     stop_delivery: bool = False,
     wake: bool = True,
     midturn: bool = True,
+    replace_old: bool = True,
+    allow_bash: bool | None = None,
     project_dir: str | None = None,
     home: str | None = None,
     program: str | None = None,
 ) -> Plan:
+    """What install does. ``replace_old``: take the original setup's hooks out;
+    ``allow_bash``: True adds ``ALLOW_RULE``, False takes it out, None leaves it."""
     base = scope_dir(project, project_dir, home)
     path = os.path.join(base, "settings.json")
-    before = read_settings(path)
     wanted = wanted_hooks(
         program or hook_program(), stop_delivery=stop_delivery, wake=wake, midturn=midturn
     )
-    after = merged(before or {}, wanted)
-    plan = Plan(path, before, after)
+
+    def finish(after: dict[str, Any]) -> dict[str, Any]:
+        if allow_bash is True:
+            return with_allow(after)
+        return strip_allow(after) if allow_bash is False else after
+
+    plan = plan_settings_install(
+        path, wanted, prepare=strip_old if replace_old else None, finish=finish
+    )
+    before = plan.before
+    old = old_hooks(before)
+    if old and replace_old:
+        plan.notes.append(
+            "replaced the original kei-message hooks (beside kei-message-hook each "
+            "message would be injected twice; `kei message uninstall` puts them back): "
+            + "; ".join(old)
+        )
+    elif old:
+        plan.notes.append(
+            "warning: the original kei-message hooks stay (--keep-old) and inject "
+            "every message a second time: " + "; ".join(old)
+        )
     plugins = (before or {}).get("enabledPlugins")
     if isinstance(plugins, dict):
         for key, enabled in plugins.items():
@@ -241,9 +341,9 @@ def plan_uninstall(
 ) -> Plan:
     base = scope_dir(project, project_dir, home)
     path = os.path.join(base, "settings.json")
-    before = read_settings(path)
-    after = None if before is None else strip_ours(before)
-    plan = Plan(path, before, after if after != before else None)
+    plan = plan_settings_uninstall(
+        path, strip=lambda d: strip_allow(strip_ours(d)), keep_out=unmanaged
+    )
     targets = [os.path.join(base, "skills", "msg", "SKILL.md")]
     if not project:
         targets.append(os.path.join(claude_home(home), "scripts", "kei-message.sh"))
