@@ -244,6 +244,9 @@ class Mailbox:
 
     # ------------------------------------------------------------------ the bus
     def get(self, msg_id: int) -> Record:
+        found = self.store.seek_id(msg_id)  # flat in bus size (issue 19)
+        if found is not None:
+            return found
         for entry in self.store.scan_reverse():
             if entry.record is not None and entry.record["id"] == msg_id:
                 return entry.record

@@ -52,6 +52,11 @@ class Store(Protocol):
         """Entries from the newest back to the oldest."""
         ...
 
+    def seek_id(self, msg_id: int) -> Record | None:
+        """The record with id ``msg_id`` found without reading the bus through, or None
+        (not proof of absence: the caller then scans)."""
+        ...
+
     def end(self) -> Pos:
         """The position after the last complete entry."""
         ...

@@ -55,6 +55,7 @@ from .names_index import names_index
 
 CHUNK = 1 << 20
 TAIL = 1 << 16
+SEEK_SPAN = 1 << 13  # seek_id: below this many bytes, read them through
 _ID_WIDTH = 20
 
 
@@ -191,6 +192,43 @@ class JsonlStore:
                 start = nl + 1
                 yield _entry(buf[start : hi - 1], base + offset + start, base + offset + hi)
                 hi = start
+        finally:
+            os.close(fd)
+
+    def seek_id(self, msg_id: int) -> Record | None:
+        """The record with id ``msg_id`` by binary search over byte offsets (issue 19).
+
+        Ids strictly increase in file order for every record kei-message wrote, so
+        ~20 short reads find one at any bus size. Records written by
+        ``kei-message.sh`` can be out of order: a miss here (None) is not proof of
+        absence, and the caller scans.
+        """
+        opened = self._open_read()
+        if opened is None:
+            return None
+        fd, _, size = opened
+        try:
+            lo, hi = 0, _complete_size(fd, size)  # lo: a line start; hi: a line end
+            while hi - lo > SEEK_SPAN:
+                mid = (lo + hi) // 2
+                got = _line_at(fd, mid, hi)
+                if got is None:  # one long line covers [mid, hi): read the range through
+                    break
+                start, end, line = got
+                try:
+                    rid = records.parse(line)["id"]
+                except CorruptLine:
+                    break  # a corrupt line in the way: scan what is left
+                if rid == msg_id:
+                    return records.parse(line)
+                if rid < msg_id:
+                    lo = end
+                else:
+                    hi = start
+            for entry in _lines(fd, lo, hi, 0, (str(msg_id).encode(),)):
+                if entry.record is not None and entry.record["id"] == msg_id:
+                    return entry.record
+            return None
         finally:
             os.close(fd)
 
@@ -548,6 +586,34 @@ def _lines(
             i = nl + 1
         carry = buf[i:]
         carry_at += i
+
+
+def _line_at(fd: int, pos: int, stop: int) -> tuple[int, int, bytes] | None:
+    """(start, end, bytes) of the first line starting at or after ``pos`` and ending by
+    ``stop``; None when no line starts in ``[pos, stop)``."""
+    if pos > 0:  # a line starts at pos only if the byte before it is a newline
+        at = pos - 1
+        while True:
+            chunk = os.pread(fd, min(SEEK_SPAN, stop - at), at)
+            nl = chunk.find(b"\n")
+            if nl >= 0:
+                pos = at + nl + 1
+                break
+            at += len(chunk)
+            if not chunk or at >= stop:
+                return None
+    if pos >= stop:
+        return None
+    buf = b""
+    while True:
+        chunk = os.pread(fd, min(SEEK_SPAN, stop - pos - len(buf)), pos + len(buf))
+        nl = chunk.find(b"\n")
+        if nl >= 0:
+            line = buf + chunk[:nl]
+            return pos, pos + len(line) + 1, line
+        if not chunk:
+            return None
+        buf += chunk
 
 
 def _copy(src: int, start: int, stop: int, dst: int) -> int:

@@ -1,0 +1,81 @@
+"""`show ID` seeks instead of scanning (issue 19): a binary search over byte offsets on
+the JSONL bus, one XRANGE on Redis; out-of-order records from kei-message.sh, corrupt
+and long lines still find the right record (the search falls back to a scan)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from kei_message.errors import UnknownMessage
+from kei_message.mailbox import Mailbox
+from kei_message.stores.jsonl import SEEK_SPAN, JsonlStore
+
+
+def write_bus(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
+    path.chmod(0o600)
+
+
+def rec(rid: int, body: str = "hello", to: str = "bob") -> str:
+    return json.dumps({"id": rid, "ts": "2026-11-21T08:00:00Z", "from": "ann", "to": to,
+                       "body": body})  # fmt: skip
+
+
+def test_every_id_is_found_by_seeking_on_a_big_ordered_bus(mailbox_dir: Path) -> None:
+    ids = [1_795_000_000_000_000 + i * 997 for i in range(5000)]
+    bodies = ["x" * (i % 300) for i in range(5000)]
+    bodies[2500] = "y" * (3 * SEEK_SPAN)  # a line longer than a seek read
+    write_bus(mailbox_dir / "messages.jsonl", [rec(i, b) for i, b in zip(ids, bodies, strict=True)])
+    store = JsonlStore(str(mailbox_dir))
+    for rid in random.Random(19).sample(ids, 300) + [ids[0], ids[-1], ids[2500], ids[2501]]:
+        found = store.seek_id(rid)
+        assert found is not None and found["id"] == rid, rid
+        assert found["body"] == bodies[ids.index(rid)]
+    for missing in (ids[0] - 1, ids[-1] + 1, ids[100] + 1, 0):
+        assert store.seek_id(missing) is None
+        with pytest.raises(UnknownMessage):
+            Mailbox(store).get(missing)
+
+
+def test_out_of_order_and_corrupt_lines_still_find_the_record(mailbox_dir: Path) -> None:
+    """kei-message.sh may write ids out of order: seek misses, get scans and finds."""
+    ids = [1_795_000_000_000_000 + i * 1000 for i in range(4000)]
+    lines = [rec(i, "z" * 80) for i in ids]
+    foreign = [7, 1_795_000_000_000_000 + 3999 * 1000 + 5, 42]  # small, late, small
+    lines[1000] = rec(foreign[0], "from the old script")
+    lines[2000] = rec(foreign[1], "from the old script")
+    lines[3000] = rec(foreign[2], "from the old script")
+    lines[1500] = '{"id": 1795000001500000, "ts": "2026'  # cut short by a dead writer
+    lines[2500] = "garbage that is not json"
+    write_bus(mailbox_dir / "messages.jsonl", lines)
+    mb = Mailbox(JsonlStore(str(mailbox_dir)))
+    for rid in foreign:
+        assert mb.get(rid)["body"] == "from the old script"
+    for i in (0, 999, 1001, 1499, 1501, 2001, 2499, 2501, 3001, 3999):
+        assert mb.get(ids[i])["id"] == ids[i]
+    with pytest.raises(UnknownMessage):
+        mb.get(ids[1500])
+
+
+def test_get_on_either_store(mailbox: Mailbox) -> None:
+    sent = [mailbox.send(f"message {i}", to="bob", sender="ann") for i in range(50)]
+    for r in sent[::7] + [sent[-1]]:
+        assert mailbox.store.seek_id(r["id"]) == r
+        assert mailbox.get(r["id"]) == r
+    with pytest.raises(UnknownMessage):
+        mailbox.get(sent[-1]["id"] + 1)
+
+
+def test_a_reply_to_a_seeked_message(mailbox_dir: Path) -> None:
+    ids = [1_795_000_000_000_000 + i * 1000 for i in range(3000)]
+    write_bus(mailbox_dir / "messages.jsonl", [rec(i) for i in ids])
+    mb = Mailbox(JsonlStore(str(mailbox_dir)))
+    answer = mb.reply(ids[1234], "got it", sender="bob")
+    assert answer["to"] == "ann" and answer["reply_to"] == ids[1234]
+    assert answer["id"] > ids[-1]
+    assert mb.get(answer["id"]) == answer
