@@ -123,11 +123,29 @@ class Mailbox:
         order = self.store.order
         fresh = cursor is None or cursor.pos is None
         oldest = time.time() - settings.broadcast_replay() if fresh else 0.0
-        hint = (f'"{reader}"'.encode(), b'"all"')
+        mine = f'"{reader}"'.encode()
+        hint = (mine, b'"all"')
+        after = cursor.pos if cursor else None
+        parts = [(after, until, hint)]
+        if fresh:
+            # Broadcasts before the replay window are skipped: find where it starts
+            # (an hour early, for clocks that stepped back) and look only for R's own
+            # messages before it, so a first read does not parse every broadcast (#19).
+            cut = self.store.seek_time(oldest - 3600)
+            if (
+                cut is not None
+                and order(cut) < order(until)
+                and (after is None or order(cut) > order(after))
+            ):
+                early = self.store.scan(after, cut, hint=(mine,))
+                if not any(e.record is not None and is_for(e.record, reader) for e in early):
+                    # nothing for R before the window: no old broadcast must be
+                    # remembered as skipped (the cursor ends past them all)
+                    parts = [(cut, until, hint)]
         out: list[Message] = []
         skipped: list[Pos] = []
         corrupt = 0
-        for entry in self.store.scan(cursor.pos if cursor else None, until, hint=hint):
+        for entry in (e for a, u, h in parts for e in self.store.scan(a, u, hint=h)):
             rec = entry.record
             if rec is None:
                 corrupt += 1

@@ -79,3 +79,59 @@ def test_a_reply_to_a_seeked_message(mailbox_dir: Path) -> None:
     assert answer["to"] == "ann" and answer["reply_to"] == ids[1234]
     assert answer["id"] > ids[-1]
     assert mb.get(answer["id"]) == answer
+
+
+def stamp(epoch: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def aged_bus(path: Path, personal_old: bool) -> tuple[list[int], list[int]]:
+    """3 days of traffic, a broadcast every 10th line; the ids of recent broadcasts
+    (inside the default 24h replay window) and of messages to `newbie`."""
+    import time
+
+    now = time.time()
+    lines, recent, mine = [], [], []
+    n = 6000
+    for i in range(n):
+        when = now - 3 * 86400 + i * (3 * 86400 - 60) / n
+        rid = int(when * 1_000_000)
+        to = "all" if i % 10 == 0 else "bob"
+        if (personal_old and i in (5, 2500)) or i == n - 7:
+            to = "newbie"
+            mine.append(rid)
+        elif to == "all" and when > now - 86400:
+            recent.append(rid)
+        lines.append(json.dumps({"id": rid, "ts": stamp(when), "from": "ann", "to": to,
+                                 "body": f"message {i}"}))  # fmt: skip
+    write_bus(path, lines)
+    return recent, mine
+
+
+@pytest.mark.parametrize("personal_old", [False, True])
+def test_a_new_reader_skips_old_broadcasts_without_reading_them(
+    mailbox_dir: Path, personal_old: bool
+) -> None:
+    recent, mine = aged_bus(mailbox_dir / "messages.jsonl", personal_old)
+    store = JsonlStore(str(mailbox_dir))
+    assert store.seek_time(0) == 0
+    import time
+
+    cut = store.seek_time(time.time() - 86400 - 3600)  # two days of lines come before it
+    assert cut is not None and cut > (mailbox_dir / "messages.jsonl").stat().st_size // 2
+    mb = Mailbox(store)
+    want = sorted(recent + mine)
+    assert [r["id"] for r in mb.unread("newbie")] == want
+    first = mb.pop("newbie")  # a partial read: the old broadcasts must stay skipped
+    assert first["id"] == want[0]
+    assert [r["id"] for r in mb.read("newbie")] == want[1:]
+    assert mb.unread("newbie") == []
+
+
+def test_a_new_reader_clears_what_it_would_read(mailbox_dir: Path) -> None:
+    recent, mine = aged_bus(mailbox_dir / "messages.jsonl", True)
+    mb = Mailbox(JsonlStore(str(mailbox_dir)))
+    assert mb.clear("newbie") == len(recent) + len(mine)
+    assert mb.unread("newbie") == []

@@ -57,6 +57,11 @@ class Store(Protocol):
         (not proof of absence: the caller then scans)."""
         ...
 
+    def seek_time(self, epoch: float) -> Pos | None:
+        """A position before which every entry was written before ``epoch``, found
+        without reading the bus through; None when the store cannot tell cheaply."""
+        ...
+
     def end(self) -> Pos:
         """The position after the last complete entry."""
         ...

@@ -335,6 +335,11 @@ class RedisStore:
                 return rec
         return None
 
+    def seek_time(self, epoch: float) -> str | None:
+        """The stream position of ``epoch``: stream ids are the record ids' milliseconds
+        (or the server's clock), and a record id is never below its ``ts``."""
+        return f"{max(0, int(epoch * 1000))}-0"
+
     # ------------------------------------------------------------------ waiting
     def wait_for_change(self, since: Pos, timeout: float) -> bool:
         """Block in ``XREAD BLOCK`` until an entry at or past ``since`` exists.
