@@ -135,3 +135,54 @@ def test_a_new_reader_clears_what_it_would_read(mailbox_dir: Path) -> None:
     mb = Mailbox(JsonlStore(str(mailbox_dir)))
     assert mb.clear("newbie") == len(recent) + len(mine)
     assert mb.unread("newbie") == []
+
+
+def slow_index(store: JsonlStore) -> dict[str, object]:
+    from kei_message.stores import names_index
+
+    found: dict[str, dict[str, object]] = {}
+    casts: list[list[object]] = []
+    names_index._count(store.scan(None), found, casts)
+    return {"names": found, "broadcasts": casts}
+
+
+@pytest.mark.parametrize("spoil", ["", "corrupt", "foreign", "escaped"])
+def test_the_names_index_built_by_buffers_counts_what_a_record_loop_counts(
+    mailbox_dir: Path, monkeypatch: pytest.MonkeyPatch, spoil: str
+) -> None:
+    """Old lines are tallied a buffer at a time; a buffer with anything unusual in it,
+    and the recent part (broadcasts are listed), are counted record by record."""
+    import time
+
+    from kei_message.stores import jsonl, names_index
+
+    monkeypatch.setattr(jsonl, "CHUNK", 2048)  # buffers of 8 KiB: many of them
+    now = time.time()
+    lines = []
+    people = ["ann", "bob", "cyd", "dee", "all"]
+    n = 3000
+    for i in range(n):
+        when = now - 5 * 86400 + i * (5 * 86400 - 60) / n
+        sender, to = people[i % 4], people[(i * 3 + 1) % 5]
+        lines.append(json.dumps({"id": int(when * 1e6), "ts": stamp(when), "from": sender,
+                                 "to": to, "body": f"m {i}"}, separators=(",", ":")))  # fmt: skip
+    if spoil == "corrupt":
+        lines[100] = lines[100][:40]  # a writer died here
+    elif spoil == "foreign":
+        lines[200] = json.dumps({"id": "17", "to": "eve", "from": "old", "body": "hi"})
+    elif spoil == "escaped":
+        lines[300] = lines[300].replace('"body":"m 300"', '"body":"\\"from\\":\\"x\\""')
+    write_bus(mailbox_dir / "messages.jsonl", lines)
+    store = JsonlStore(str(mailbox_dir))
+    tallied = []
+    tally = names_index._tally
+    monkeypatch.setattr(names_index, "_tally", lambda *a: tallied.append(tally(*a)) or tallied[-1])
+    built = names_index.current(store)
+    assert tallied.count(True) > 10 and False in tallied  # buffers, and records one by one
+    want = slow_index(store)
+    assert built["names"] == want["names"]
+    listed = [tuple(b) for b in built["broadcasts"]]
+    every = [tuple(b) for b in want["broadcasts"]]
+    assert listed == every[len(every) - len(listed) :]  # the newest ones, in order
+    assert listed and listed[0][0] <= now - 86400 + 600  # back to the 24h window
+    assert built["complete_from"] >= now - 3 * 86400
