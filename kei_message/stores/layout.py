@@ -152,7 +152,8 @@ def waiter_file(session_id: str) -> str:
 
 
 def session_bytes(info: dict[str, Any]) -> bytes:
-    """A session file's content; the standard ``json`` (orjson costs the hook ~10 ms)."""
-    import json
+    """A session file's content, as ``json.dumps`` writes it (orjson costs the hook ~10 ms,
+    json ~5 ms: ``leanjson``)."""
+    from ..leanjson import dumps
 
-    return json.dumps(info, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return dumps(info, ensure_ascii=False, compact=True).encode("utf-8")
