@@ -1,10 +1,17 @@
-"""``json.loads`` and ``json.dumps`` for the hook paths, without the ``json`` package.
+"""``json.loads`` and ``json.dumps`` for the hook paths, without the ``json`` package;
+``oloads`` and ``odumps``: what ``orjson`` answers, without importing it.
 
 ``import json`` imports ``re`` (``json.decoder`` and ``json.encoder`` compile
 patterns at import), and ``re`` brings ``enum``, ``functools`` and
 ``collections``: ~5 ms of a hook that should cost little more than Python's
 own start-up (issue 19). The C accelerator ``_json`` that ``json`` itself uses
 does the work here, so the results are the same as the ``json`` package's.
+
+``import orjson`` (3.13) costs ~25 ms: it imports dataclasses, inspect,
+uuid and platform. The bus is read and written on every command, so
+``oloads``/``odumps`` give orjson's results through ``_json``, and hand over
+to orjson itself wherever the two could differ (NaN, infinities, lone
+surrogates, errors): the bus means the same whichever reads it.
 """
 
 from __future__ import annotations
@@ -28,16 +35,64 @@ class _Context:
     strict = True
     object_hook = None
     object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = staticmethod(_constant)
+    parse_float: Any = float
+    parse_int: Any = int
+    parse_constant: Any = staticmethod(_constant)
 
 
-def loads(data: bytes | str) -> Any:
+def _reject(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value - value != 0.0:  # inf (1e400): orjson refuses it
+        raise ValueError("number out of range")
+    return value
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**64:  # orjson reads these as floats
+        raise ValueError("integer out of range")
+    return value
+
+
+class _Strict(_Context):
+    parse_int = staticmethod(_int64)
+    parse_float = staticmethod(_finite)
+    parse_constant = staticmethod(_reject)
+
+
+def _orjson() -> Any:
+    import orjson
+
+    return orjson
+
+
+def oloads(data: bytes) -> Any:
+    """``orjson.loads(data)``: the same value, or orjson's own JSONDecodeError."""
+    if b"\\ud" in data or b"\\uD" in data:  # surrogate escapes: orjson's rules
+        return _orjson().loads(data)
+    try:
+        return loads(data, _Strict)
+    except (ValueError, RecursionError):
+        return _orjson().loads(data)  # raises its error (or disagrees, and wins)
+
+
+def odumps(obj: Any) -> bytes:
+    """``orjson.dumps(obj)`` for JSON types without floats: compact, UTF-8 as is."""
+    try:
+        return dumps(obj, ensure_ascii=False, compact=True, allow_nan=False).encode("utf-8")
+    except (ValueError, TypeError, RecursionError):  # NaN, lone surrogates, foreign types
+        return bytes(_orjson().dumps(obj))
+
+
+def loads(data: bytes | str, context: type[_Context] | None = None) -> Any:
     """Like ``json.loads`` (UTF-8 bytes); raises ValueError for anything but one JSON value."""
     text = data.decode("utf-8") if isinstance(data, bytes) else data
     start = len(text) - len(text.lstrip(_WHITESPACE))
-    scan = _json.make_scanner(_Context)  # type: ignore[arg-type]  # duck-typed context
+    scan = _json.make_scanner(context or _Context)  # type: ignore[arg-type]  # duck-typed
     try:
         value, end = scan(text, start)
     except StopIteration:
@@ -47,7 +102,9 @@ def loads(data: bytes | str) -> Any:
     return value
 
 
-def dumps(obj: Any, *, ensure_ascii: bool = True, compact: bool = False) -> str:
+def dumps(
+    obj: Any, *, ensure_ascii: bool = True, compact: bool = False, allow_nan: bool = True
+) -> str:
     """Like ``json.dumps(obj, ensure_ascii=…)``; ``compact``: separators ``,`` and ``:``."""
     encoder = _json.make_encoder(
         {},  # markers: circular references raise ValueError, as in json
@@ -58,7 +115,7 @@ def dumps(obj: Any, *, ensure_ascii: bool = True, compact: bool = False) -> str:
         "," if compact else ", ",
         False,
         False,
-        True,
+        allow_nan,
     )
     return "".join(encoder(obj, 0))
 

@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +29,11 @@ from .records import Record
 from .stores import open_store
 from .stores.base import Store
 
-log = logging.getLogger("kei_message")
+
+def _warn(text: str, *args: object) -> None:
+    import logging  # ~15 ms: only when there is something to say (issue 19)
+
+    logging.getLogger("kei_message").warning(text, *args)
 
 
 class Message(NamedTuple):
@@ -149,7 +152,7 @@ class Mailbox:
             rec = entry.record
             if rec is None:
                 corrupt += 1
-                log.warning("skipped a corrupt line at position %s: %s", entry.pos, entry.error)
+                _warn("skipped a corrupt line at position %s: %s", entry.pos, entry.error)
                 continue
             if not is_for(rec, reader):
                 continue

@@ -40,11 +40,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import orjson
-
 from .. import paths, records, settings
 from ..cursors import Cursor, Pos
 from ..errors import MailboxUnavailable
+from ..leanjson import oloads
 from ..names import is_valid
 from ..records import MAX_ID, CorruptLine, Record
 from . import layout
@@ -411,7 +410,7 @@ class JsonlStore:
                 floor = max(floor, *keys)
         try:
             with open(os.path.join(self.root, layout.INDEX, layout.NAMES_INDEX), "rb") as fh:
-                pos = orjson.loads(fh.read()).get("pos")
+                pos = oloads(fh.read()).get("pos")
             if isinstance(pos, int):
                 floor = max(floor, pos)
         except (OSError, ValueError, AttributeError):
@@ -600,8 +599,8 @@ class JsonlStore:
             except (FileNotFoundError, MailboxUnavailable):
                 continue
             try:
-                info = orjson.loads(os.read(fd, 1 << 20))
-            except orjson.JSONDecodeError:
+                info = oloads(os.read(fd, 1 << 20))
+            except ValueError:  # orjson.JSONDecodeError
                 continue
             finally:
                 os.close(fd)

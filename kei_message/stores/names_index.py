@@ -29,10 +29,9 @@ import contextlib
 import os
 import time
 
-import orjson
-
 from .. import paths, settings
 from ..errors import MailboxLocked
+from ..leanjson import odumps, oloads
 from ..records import CorruptLine, parse, record_epoch
 from .layout import INDEX, NAMES_INDEX
 from .locks import locked
@@ -67,8 +66,8 @@ def _load(path: str) -> dict[str, Any]:
     except FileNotFoundError:
         return _empty()
     try:
-        data = orjson.loads(os.read(fd, 64 << 20))
-    except orjson.JSONDecodeError:
+        data = oloads(os.read(fd, 64 << 20))
+    except ValueError:  # orjson.JSONDecodeError
         return _empty()  # rebuilt by the caller
     finally:
         os.close(fd)
@@ -202,7 +201,7 @@ def _prune(data: dict[str, Any]) -> None:
 def _save(path: str, data: dict[str, Any]) -> None:
     # an index we cannot save is caught up again next time
     with contextlib.suppress(Exception):
-        paths.write_atomic(path, orjson.dumps(data))
+        paths.write_atomic(path, odumps(data))
 
 
 def current(store: Any) -> dict[str, Any]:
