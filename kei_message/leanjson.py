@@ -75,8 +75,8 @@ def oloads(data: bytes) -> Any:
     if b"\\ud" in data or b"\\uD" in data:  # surrogate escapes: orjson's rules
         return _orjson().loads(data)
     try:
-        return loads(data, _Strict)
-    except (ValueError, RecursionError):
+        return _scan(data, _Strict)
+    except (ValueError, RecursionError, SystemError):
         return _orjson().loads(data)  # raises its error (or disagrees, and wins)
 
 
@@ -88,11 +88,22 @@ def odumps(obj: Any) -> bytes:
         return bytes(_orjson().dumps(obj))
 
 
-def loads(data: bytes | str, context: type[_Context] | None = None) -> Any:
+def loads(data: bytes | str) -> Any:
     """Like ``json.loads`` (UTF-8 bytes); raises ValueError for anything but one JSON value."""
+    try:
+        return _scan(data, _Context)
+    except SystemError:
+        # A syntax error: _json raises json.decoder.JSONDecodeError, but only when
+        # json.decoder is imported already (else SystemError). Now it is.
+        import json.decoder  # noqa: F401
+
+        return _scan(data, _Context)
+
+
+def _scan(data: bytes | str, context: type[_Context]) -> Any:
     text = data.decode("utf-8") if isinstance(data, bytes) else data
     start = len(text) - len(text.lstrip(_WHITESPACE))
-    scan = _json.make_scanner(context or _Context)  # type: ignore[arg-type]  # duck-typed
+    scan = _json.make_scanner(context)  # type: ignore[arg-type]  # a duck-typed context
     try:
         value, end = scan(text, start)
     except StopIteration:

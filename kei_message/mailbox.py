@@ -18,9 +18,8 @@ Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections import namedtuple
 from contextlib import contextmanager
-from typing import Any, NamedTuple
 
 from . import names, records, settings
 from .cursors import Cursor, Pos, merge
@@ -29,19 +28,25 @@ from .records import Record
 from .stores import open_store
 from .stores.base import Store
 
+TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any, NamedTuple
+
+    class Message(NamedTuple):
+        key: Pos
+        end: Pos
+        record: Record
+
+else:
+    Message = namedtuple("Message", ["key", "end", "record"])
+Message.__doc__ = "An unread message: where it is in the store, and the record."
+
 
 def _warn(text: str, *args: object) -> None:
     import logging  # ~15 ms: only when there is something to say (issue 19)
 
     logging.getLogger("kei_message").warning(text, *args)
-
-
-class Message(NamedTuple):
-    """An unread message: where it is in the store, and the record."""
-
-    key: Pos
-    end: Pos
-    record: Record
 
 
 class Batch:

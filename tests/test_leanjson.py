@@ -53,7 +53,25 @@ def test_constants_and_bad_utf8() -> None:
 def test_it_imports_neither_json_nor_re() -> None:
     code = (
         "import sys; from kei_message import leanjson; leanjson.dumps(leanjson.loads(b'[1]'));"
-        "print(sorted({'json', 're', 'enum'} & set(sys.modules)))"
+        "leanjson.odumps(leanjson.oloads(b'{}'));"
+        "print(sorted({'json', 're', 'enum', 'orjson'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.mark.parametrize("which", ["loads", "oloads"])
+def test_errors_in_a_process_that_never_imported_json(which: str) -> None:
+    """_json reports a syntax error through json.decoder, and only if it is imported."""
+    bads = [b'{"a" 1}', b"[1,", b'"\\x"', b'{"a":1}{']
+    code = (
+        "from kei_message import leanjson\n"
+        f"for bad in {bads!r}:\n"
+        f"    try: leanjson.{which}(bad)\n"
+        "    except ValueError as e: print(type(e).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
+    names = out.stdout.split()
+    assert len(names) == len(bads), out.stderr  # each a ValueError, none a SystemError
+    if which == "oloads":
+        assert set(names) == {"JSONDecodeError"}  # orjson's own
