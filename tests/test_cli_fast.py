@@ -48,6 +48,18 @@ HANDLED = [
     ["who"],
     ["channels", "--json"],
     ["names"],
+    # issue 19; FIRST is the id of the first record
+    ["inbox", "pop", "--me", "bob"],
+    ["inbox", "pop", "bob", "--json"],
+    ["inbox", "pop", "--me", "nobody"],
+    ["show", "FIRST"],
+    ["show", "#FIRST", "--json"],
+    ["show", "12345"],
+    ["show", "nonsense"],
+    ["reply", "FIRST", "DONE:", "got", "it", "--from", "bob"],
+    ["reply", "FIRST", "ok", "--from", "bob", "--kind", "question", "--json"],
+    ["reply", "12345", "ok", "--from", "bob"],
+    ["reply", "FIRST", "ok", "--from", "bad/name"],
 ]
 
 NOT_HANDLED = [
@@ -60,7 +72,8 @@ NOT_HANDLED = [
     ["send", "-h"],
     ["send", "@bob", "x", "--from"],
     ["send", "@bob", "x", "--from", "-y"],
-    ["inbox", "pop"],
+    ["inbox", "pop", "--peek"],
+    ["inbox", "pop", "a", "b"],
     ["inbox", "--clear"],
     ["inbox", "--all"],
     ["inbox", "a", "b"],
@@ -70,7 +83,12 @@ NOT_HANDLED = [
     ["list", "extra"],
     ["who", "x"],
     ["who", "--help"],
-    ["show", "1"],
+    ["show"],
+    ["show", "1", "2"],
+    ["show", "-h"],
+    ["reply", "1"],
+    ["reply", "1", "-"],
+    ["reply", "1", "x", "--reply-to", "2"],
     ["--url", "redis://x", "list"],
 ]
 
@@ -115,9 +133,11 @@ def normalise(text: str) -> str:
 
 @pytest.mark.parametrize("args", HANDLED, ids=lambda a: " ".join(a) or "(none)")
 def test_fast_path_matches_typer(args: list[str], tmp_path: Path) -> None:
-    assert fast.COMMANDS[args[0]](args[1:]) is not None, "this form should be handled"
     a, b = tmp_path / "fast", tmp_path / "typer"
     seed(a)
+    first = str(Mailbox(JsonlStore(str(a))).recent(1000)[0]["id"])
+    args = [w.replace("FIRST", first) for w in args]
+    assert fast.COMMANDS[args[0]](args[1:]) is not None, "this form should be handled"
     shutil.copytree(a, b)
     got = run(a, args, no_fast=False)
     want = run(b, args, no_fast=True)

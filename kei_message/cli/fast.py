@@ -10,8 +10,11 @@ typer app is built from, and run by the same verbs (``verbs``):
     inbox [NAME] [--me NAME] [--peek] [--count] [--json]
     list [-n N | --limit N] [--from NAME] [--to NAME] [--kind KIND] [--json]
     who | channels | names [--json]
+    inbox pop [NAME] [--me NAME] [--json]                       (issue 19)
+    show ID [--json]
+    reply ID WORD... [--from NAME] [--kind KIND] [--json]
 
-Anything else (help, ``--live``, stdin bodies, ``pop``, a word starting
+Anything else (help, ``--live``, stdin bodies, ``pop --peek``, a word starting
 with ``-``, a missing value) returns None *before doing anything*, and the
 typer app handles it as always. ``KEI_MAILBOX_NO_FAST=1`` turns this off.
 tests/test_cli_fast.py runs every form both ways and compares the output.
@@ -24,7 +27,15 @@ from collections.abc import Callable
 from .. import names, settings
 from ..mailbox import Mailbox
 from . import verbs
-from .output import guarded, install_log_handler, out, show_unread
+from .output import (
+    guarded,
+    install_log_handler,
+    out,
+    out_json,
+    print_records,
+    show_unread,
+    use_color,
+)
 
 TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
 if TYPE_CHECKING:
@@ -59,7 +70,9 @@ def _send(words: list[str], opts: dict[str, Any]) -> Command | None:
 
 
 def _inbox(words: list[str], opts: dict[str, Any]) -> Command | None:
-    if len(words) > 1 or (words and words[0] == "pop"):
+    if words and words[0] == "pop":
+        return _pop(words[1:], opts)
+    if len(words) > 1:
         return None
     me = _str(opts.get("me"))
     if words and me is not None and words[0] != me:
@@ -72,6 +85,54 @@ def _inbox(words: list[str], opts: dict[str, Any]) -> Command | None:
             out(str(mb.count(reader)))
             return
         show_unread(mb, reader, peek=bool(opts.get("peek")), as_json=bool(opts.get("as_json")))
+
+    return run
+
+
+def _pop(words: list[str], opts: dict[str, Any]) -> Command | None:
+    me = _str(opts.get("me"))
+    if len(words) > 1 or opts.get("peek") or opts.get("count"):
+        return None
+    if words and me is not None and words[0] != me:
+        return None  # typer says they disagree
+    as_json = bool(opts.get("as_json"))
+
+    def run() -> None:
+        reader = names.resolve(words[0] if words else me)
+        Mailbox().pop(reader, deliver=lambda rec: print_records([rec], as_json))
+
+    return run
+
+
+def _show(words: list[str], opts: dict[str, Any]) -> Command | None:
+    if len(words) != 1:
+        return None
+
+    def run() -> None:
+        rec = Mailbox().get(verbs.msg_id(words[0]))
+        if opts.get("as_json"):
+            out_json(rec)
+            return
+        from .. import render  # re: only to show something
+
+        out(render.record_block(rec, color=use_color()))
+
+    return run
+
+
+def _reply(words: list[str], opts: dict[str, Any]) -> Command | None:
+    if len(words) < 2 or words[1:] == ["-"]:
+        return None  # no id, or the body comes from stdin: typer's
+
+    def run() -> None:
+        me = names.resolve(_str(opts.get("sender")))
+        rid = verbs.msg_id(words[0])
+        mb = Mailbox()
+        original = mb.get(rid)
+        kind = _str(opts.get("kind"))
+        body = " ".join(words[1:])
+        rec = mb.send(body, to=original["from"], sender=me, kind=kind, reply_to=rid)
+        verbs.sent_line(rec, bool(opts.get("as_json")))
 
     return run
 
@@ -120,6 +181,8 @@ COMMANDS: dict[str, Callable[[list[str]], Command | None]] = {
     "who": _parsed("who", _who),
     "channels": _parsed("who", _who),
     "names": _parsed("who", _who),
+    "show": _parsed("show", _show),
+    "reply": _parsed("reply", _reply),
 }
 
 

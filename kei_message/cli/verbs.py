@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from .. import names
-from ..errors import NoLiveSession, Queued, Rejected
+from ..errors import NoLiveSession, Queued, Rejected, UsageError
 from ..mailbox import Mailbox
 from ..records import Record, check_kind
 from .output import out, out_json, print_records, unknown_note, warn
@@ -67,7 +67,17 @@ FAST: dict[str, tuple[str, ...]] = {
     "inbox": ("me", "peek", "count", "as_json"),
     "list": ("list_limit", "from_filter", "to_filter", "kind_filter", "as_json"),
     "who": ("who_json",),
+    "show": ("as_json",),
+    "reply": ("sender", "kind", "as_json"),
 }
+
+
+def msg_id(text: str) -> int:
+    """A message id as typed: ``1795248002625564`` or ``#1795248002625564``."""
+    raw = text.strip().lstrip("#")
+    if not raw.isdigit():
+        raise UsageError(f"bad message id {text!r}: use the number shown as #ID")
+    return int(raw)
 
 
 # ----------------------------------------------------------------------------- send
