@@ -17,6 +17,7 @@ surrogates, errors): the bus means the same whichever reads it.
 from __future__ import annotations
 
 import _json
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -72,6 +73,9 @@ def _orjson() -> Any:
 
 def oloads(data: bytes) -> Any:
     """``orjson.loads(data)``: the same value, or orjson's own JSONDecodeError."""
+    loaded = sys.modules.get("orjson")
+    if loaded is not None:  # imported already (a long scan, the redis store): use it
+        return loaded.loads(data)
     if b"\\ud" in data or b"\\uD" in data:  # surrogate escapes: orjson's rules
         return _orjson().loads(data)
     try:
@@ -82,8 +86,11 @@ def oloads(data: bytes) -> Any:
 
 def odumps(obj: Any) -> bytes:
     """``orjson.dumps(obj)`` for JSON types without floats: compact, UTF-8 as is."""
+    loaded = sys.modules.get("orjson")
+    if loaded is not None:
+        return bytes(loaded.dumps(obj))
     try:
-        return dumps(obj, ensure_ascii=False, compact=True, allow_nan=False).encode("utf-8")
+        return "".join(_ODUMPS(obj, 0)).encode("utf-8")
     except (ValueError, TypeError, RecursionError):  # NaN, lone surrogates, foreign types
         return bytes(_orjson().dumps(obj))
 
@@ -133,3 +140,9 @@ def dumps(
 
 def _no_default(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+# odumps' encoder, made once: compact, UTF-8 as is, no NaN (orjson writes null: it decides)
+_ODUMPS = _json.make_encoder(
+    None, _no_default, _json.encode_basestring, None, ":", ",", False, False, False
+)
