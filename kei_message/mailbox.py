@@ -43,9 +43,16 @@ else:
 Message.__doc__ = "An unread message: where it is in the store, and the record."
 
 
-def _warn(text: str, *args: object) -> None:
-    import logging  # ~15 ms: only when there is something to say (issue 19)
+before_warning: Callable[[], None] | None = None
+"""Called before the mailbox's first warning: the CLI's fast path installs its stderr
+handler here instead of importing logging for every command (issue 19)."""
 
+
+def _warn(text: str, *args: object) -> None:
+    import logging  # ~6 ms: only when there is something to say (issue 19)
+
+    if before_warning is not None:
+        before_warning()
     logging.getLogger("kei_message").warning(text, *args)
 
 

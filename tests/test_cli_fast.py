@@ -156,3 +156,17 @@ def test_other_forms_go_to_typer(args: list[str]) -> None:
 def test_switched_off_by_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEI_MAILBOX_NO_FAST", "1")
     assert fast.run(["who"]) is None
+
+
+def test_a_warning_reaches_stderr_without_logging_loaded_up_front(tmp_path: Path) -> None:
+    """The fast path imports logging only when the mailbox warns (issue 19)."""
+    a, b = tmp_path / "fast", tmp_path / "typer"
+    seed(a)
+    with open(a / "messages.jsonl", "ab") as fh:
+        fh.write(b'{"id": 1, "to": "bob", torn\n')
+    Mailbox(JsonlStore(str(a))).send("after", to="bob", sender="carol")
+    shutil.copytree(a, b)
+    got = run(a, ["inbox", "bob"], no_fast=False)
+    want = run(b, ["inbox", "bob"], no_fast=True)
+    assert "warning: skipped a corrupt line" in got[2]
+    assert got[0] == want[0] == 0 and got[1] == want[1] and got[2] == want[2]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .. import names, settings
+from .. import mailbox, names, settings
 from ..mailbox import Mailbox
 from . import verbs
 from .output import (
@@ -194,5 +194,10 @@ def run(args: list[str]) -> int | None:
     command = parse(args[1:]) if parse is not None else None
     if command is None:
         return None
-    install_log_handler()
+    if settings.jsonl_store() and args[0] not in ("who", "channels", "names"):
+        # nothing on this path logs but the mailbox's warnings: no logging until one
+        # comes (who may load live/, and Redis logs from the store: handler first)
+        mailbox.before_warning = install_log_handler
+    else:
+        install_log_handler()
     return guarded(command)
