@@ -102,9 +102,14 @@ def _sync_event(event: str, payload: dict[str, Any]) -> None:
     name = names.resolve(None, cwd=cwd if isinstance(cwd, str) else None)
     if _nothing_unread(name, payload):
         return
-    hooklog.log_library_warnings()
     # The full path, lazily (see the module docstring).
+    from ... import mailbox as library
     from ...mailbox import Mailbox
+
+    if settings.jsonl_store():  # only the mailbox warns: logging when it does (#19)
+        library.before_warning = hooklog.log_library_warnings
+    else:  # the Redis store logs too
+        hooklog.log_library_warnings()
     from .prompt import take
 
     # A hook must not sit behind a lock for long: cap the wait (SPEC §7's 2 s).
@@ -229,10 +234,10 @@ def read_payload() -> dict[str, Any]:
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:
-    import orjson  # the full path has loaded it already
+    from ...leanjson import odumps  # orjson's bytes without its import (#19)
 
     try:
-        return orjson.dumps(obj) + b"\n"
+        return odumps(obj) + b"\n"
     except TypeError:  # a lone surrogate from a foreign writer: escape it rather than fail
         from ...leanjson import dumps
 
