@@ -7,7 +7,7 @@ all day are parsed here instead, against the same option definitions the
 typer app is built from, and run by the same verbs (``verbs``):
 
     send [@NAME|all] WORD... [--to NAME] [--from NAME] [--kind KIND] [--json]
-    inbox [NAME] [--me NAME] [--peek] [--count] [--json]
+    inbox [NAME] [--me NAME] [--peek] [--count] [--clear] [--json]
     list [-n N | --limit N] [--from NAME] [--to NAME] [--kind KIND] [--json]
     who | channels | names [--json]
     inbox pop [NAME] [--me NAME] [--json]                       (issue 19)
@@ -72,8 +72,8 @@ def _send(words: list[str], opts: dict[str, Any]) -> Command | None:
 def _inbox(words: list[str], opts: dict[str, Any]) -> Command | None:
     if words and words[0] == "pop":
         return _pop(words[1:], opts)
-    if len(words) > 1:
-        return None
+    if len(words) > 1 or (opts.get("clear") and (opts.get("peek") or opts.get("count"))):
+        return None  # typer says which cannot go together
     me = _str(opts.get("me"))
     if words and me is not None and words[0] != me:
         return None  # typer says they disagree
@@ -84,6 +84,9 @@ def _inbox(words: list[str], opts: dict[str, Any]) -> Command | None:
         if opts.get("count"):
             out(str(mb.count(reader)))
             return
+        if opts.get("clear"):
+            out(str(mb.clear(reader)))
+            return
         show_unread(mb, reader, peek=bool(opts.get("peek")), as_json=bool(opts.get("as_json")))
 
     return run
@@ -91,7 +94,7 @@ def _inbox(words: list[str], opts: dict[str, Any]) -> Command | None:
 
 def _pop(words: list[str], opts: dict[str, Any]) -> Command | None:
     me = _str(opts.get("me"))
-    if len(words) > 1 or opts.get("peek") or opts.get("count"):
+    if len(words) > 1 or opts.get("peek") or opts.get("count") or opts.get("clear"):
         return None
     if words and me is not None and words[0] != me:
         return None  # typer says they disagree

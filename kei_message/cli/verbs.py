@@ -64,7 +64,7 @@ OPTIONS: dict[str, Opt] = {
 # The options each command takes on the fast path (a subset of its typer options).
 FAST: dict[str, tuple[str, ...]] = {
     "send": ("to", "sender", "kind", "as_json"),
-    "inbox": ("me", "peek", "count", "as_json"),
+    "inbox": ("me", "peek", "count", "clear", "as_json"),
     "list": ("list_limit", "from_filter", "to_filter", "kind_filter", "as_json"),
     "who": ("who_json",),
     "show": ("as_json",),

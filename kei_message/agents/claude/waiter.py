@@ -52,9 +52,8 @@ import select
 import time
 from typing import Any
 
-import orjson
-
 from ... import names, paths, settings
+from ...leanjson import odumps, oloads
 from ...mailbox import Mailbox
 from ...procs import Proc, is_alive, is_claude, stat
 from ...stores import layout
@@ -146,7 +145,7 @@ class WaiterLock:
             if same:
                 self.fd = fd
                 os.ftruncate(fd, 0)
-                os.pwrite(fd, orjson.dumps(info) + b"\n", 0)
+                os.pwrite(fd, odumps(info) + b"\n", 0)
                 return True
             os.close(fd)
         return False
@@ -183,8 +182,8 @@ def waiters(root: str | None = None) -> list[dict[str, Any]]:
         except (OSError, ValueError):
             continue
         try:
-            info = orjson.loads(os.read(fd, 65536))
-        except orjson.JSONDecodeError:
+            info = oloads(os.read(fd, 65536))  # who reads these: no orjson import (#19)
+        except ValueError:  # orjson.JSONDecodeError
             continue  # empty: a waiter writing its file right now
         finally:
             os.close(fd)
