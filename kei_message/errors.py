@@ -8,6 +8,7 @@
     │   └── UnknownMessage (LookupError)         no record with that id
     ├── MailboxUnavailable (OSError)         3   the mailbox cannot be used right now
     │   ├── MailboxLocked (TimeoutError)         lock wait ran out; carries the lock path
+    │   ├── IdsExhausted                         the next id would pass records.ID_LIMIT
     │   └── UnsafeMailbox (PermissionError)      symlinks, foreign owner, loose mode bits
     ├── NoLiveSession                        4   no tmux pane known for that name
     ├── Rejected                             5   the target waits on a permission prompt
@@ -61,6 +62,15 @@ class MailboxLocked(MailboxUnavailable, TimeoutError):
         super().__init__(
             f"mailbox is locked: waited {timeout:g}s for {path} "
             "(another kei process holds it; see `kei message doctor`)"
+        )
+
+
+class IdsExhausted(MailboxUnavailable):
+    def __init__(self, where: str, last: int, limit: int) -> None:
+        self.last = last
+        super().__init__(
+            f"ids are exhausted in {where}: it holds id {last} and no id above {limit} "
+            "is ever assigned; nothing was written"
         )
 
 

@@ -6,7 +6,7 @@
 - registered sessions (``store.sessions``: last seen, tmux pane);
 - unread counts: from the reader's cursor, or, for a name that never read,
   from the names index without scanning the bus;
-- ``waiter``: a live wake waiter of Claude Code watches the name (``agents.claude.waiter``);
+- ``waiter``: a live waiter (Claude Code's or Codex's) watches the name (``agents.waiters``);
 - ``state``: what its tmux pane shows (``live.status``), only when a pane is registered.
 
 It sits above the wings it asks (agents, live) and below the CLI.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 from . import names, settings
-from .agents.claude.waiter import armed_names
+from .agents.waiters import armed_names
 from .mailbox import Mailbox
 from .stores.names_index import current, fresh_unread
 
@@ -49,7 +49,7 @@ def unread_counts(mailbox: Mailbox, wanted: list[str]) -> dict[str, int]:
 
 def who(mailbox: Mailbox) -> list[dict[str, Any]]:
     """Every known name, sorted: ``name``, ``last_message``, ``last_seen``, ``unread``,
-    ``waiter``, ``sessions`` (when registered) and ``state`` (when a pane is)."""
+    ``waiter``, ``sessions`` and ``agent`` (when registered) and ``state`` (when a pane is)."""
     store = mailbox.store
     found: dict[str, dict[str, Any]] = {}
     for name, info in store.names().items():
@@ -63,6 +63,11 @@ def who(mailbox: Mailbox) -> list[dict[str, Any]]:
         if seen and (row["last_seen"] is None or seen > row["last_seen"]):
             row["last_seen"] = seen
         row.setdefault("sessions", []).append(sess)
+        # which agent CLIs run under this name (issue 18); sessions from before it: claude
+        agent = sess.get("agent")
+        agents = {agent if isinstance(agent, str) and agent else "claude"}
+        agents.update(a for a in str(row.get("agent") or "").split(",") if a)
+        row["agent"] = ",".join(sorted(agents))
     counts = unread_counts(mailbox, list(found))
     for name, row in found.items():
         row["unread"] = counts[name]

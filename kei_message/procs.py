@@ -1,5 +1,6 @@
 """The one ``/proc`` reader: a process's stat and command line, whether it lives,
-whether it is an agent CLI (Claude Code), and finding the one above a hook.
+whether it is an agent CLI (Claude Code, Codex, Gemini CLI), and finding the one
+above a hook.
 
 A process is known by pid *and* start time (clock ticks since boot, field 22
 of ``/proc/PID/stat``), so a recycled pid never passes for it (``Proc``,
@@ -99,6 +100,14 @@ def cmdline(pid: int) -> list[str]:
     return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
 
 
+def exe(pid: int) -> str | None:
+    """The program ``pid`` runs (``/proc/PID/exe``); None when gone or unreadable."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process ``pid`` exists (another user's counts; a bogus number does not)."""
     try:
@@ -116,27 +125,39 @@ def is_alive(proc: Proc) -> bool:
     return st is not None and st.start == proc.start
 
 
-def is_claude(pid: int, comm: str | None = None) -> bool:
-    """Does ``pid`` run Claude Code? The native binary (``comm`` ``claude…``), or a
-    program whose first arguments name it: ``node …/bin/claude``, ``node
+# What names each agent CLI in a command line besides its own name (issue 18): the npm
+# package a node-run CLI is installed from.
+PACKAGES = {"claude": "claude-code", "codex": "@openai/codex", "gemini": "gemini-cli"}
+
+
+def is_agent(pid: int, agent: str, comm: str | None = None) -> bool:
+    """Does ``pid`` run ``agent``'s CLI (claude, codex, gemini)? The native binary
+    (``comm`` ``claude…``, ``codex…``), or a program whose command line names it
+    in its first word or the script it runs: ``node …/bin/gemini``, ``node
     …/claude-code/cli.js``, ``python …/claude`` (the test stand-ins)."""
     if comm is None:
         st = stat(pid)
         if st is None:
             return False
         comm = st.comm
-    if comm.startswith("claude"):
+    if comm.startswith(agent):
         return True
-    return any(
-        os.path.basename(a).startswith("claude") or "claude-code" in a for a in cmdline(pid)[:3]
-    )
+    argv = cmdline(pid)
+    script = next((a for a in argv[1:] if not a.startswith("-")), "")
+    package = PACKAGES.get(agent, agent)
+    return any(os.path.basename(a).startswith(agent) or package in a for a in (argv[:1] + [script]))
 
 
-def claude_pid(start: int | None = None) -> int | None:
-    """The pid of the Claude Code process running this hook, or None when not found.
+def is_claude(pid: int, comm: str | None = None) -> bool:
+    """Does ``pid`` run Claude Code (``is_agent``)?"""
+    return is_agent(pid, "claude", comm)
+
+
+def agent_pid(agent: str, start: int | None = None) -> int | None:
+    """The pid of the ``agent`` CLI process running this hook, or None when not found.
 
     Starts at our parent (``start`` to test) and walks up past shells; stops at
-    the first process that looks like Claude Code, or at anything else.
+    the first process that looks like the agent's CLI, or at anything else.
     """
     pid = os.getppid() if start is None else start
     for _ in range(MAX_DEPTH):
@@ -145,13 +166,18 @@ def claude_pid(start: int | None = None) -> int | None:
         st = stat(pid)
         if st is None:
             return None
-        if is_claude(pid, st.comm):
+        if is_agent(pid, agent, st.comm):
             return pid
         if st.comm not in SHELLS:
-            # some other program (a terminal, tmux, a test runner): not under Claude Code
+            # some other program (a terminal, tmux, a test runner): not under the agent
             return None
         pid = st.ppid
     return None
+
+
+def claude_pid(start: int | None = None) -> int | None:
+    """The pid of the Claude Code process running this hook (``agent_pid``)."""
+    return agent_pid("claude", start)
 
 
 def children() -> dict[int, list[int]]:

@@ -8,7 +8,8 @@
 ``id`` is microseconds since the epoch, unique and strictly increasing in
 file order for records we write. Lines written by the original
 ``kei-message.sh`` (second-resolution ``ts``, ids that go backwards) parse
-too. Unknown fields are kept as they are.
+too. Unknown fields are kept as they are; a ``kind`` or ``reply_to`` breaking
+its rule (SPEC §2) is dropped.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
 
 KINDS = ("TASK", "DONE", "BLOCKED", "QUESTION")
 MAX_ID = 2**64 - 1  # the largest integer orjson writes; a larger id is not a record (#7)
+# The largest id kei-message hands out (#15): exact in a double, so jq, JavaScript
+# and Redis' Lua read it as written (µs since the epoch reach it in 2255). A record
+# with a larger id is a foreign one: shown, never used to order new ids, and, as no
+# id above this is ever assigned, never repeated. Past it a store refuses to append.
+ID_LIMIT = 2**53 - 1
 
 Record = dict[str, "Any"]
 
@@ -52,7 +58,7 @@ def parse(line: bytes, loads: Callable[[bytes], Any] = oloads) -> Record:
     if not isinstance(rec, dict):
         raise CorruptLine("not a JSON object")
     rid = rec.get("id")
-    if isinstance(rid, str) and rid.isdigit():
+    if isinstance(rid, str) and rid.isascii() and rid.isdigit() and len(rid) <= 20:
         # kei-message.sh wrote ids as strings now and then
         rec["id"] = rid = int(rid)
     if not isinstance(rid, int) or isinstance(rid, bool):
@@ -64,6 +70,22 @@ def parse(line: bytes, loads: Callable[[bytes], Any] = oloads) -> Record:
             raise CorruptLine(f"{field!r} is missing or not a string")
     if not isinstance(rec.get("ts", ""), str):
         raise CorruptLine("'ts' is not a string")
+    # Optional fields a foreign writer may fill with anything (#15): a kind that is
+    # not one of KINDS, or a reply_to that is not an id, is dropped, as if absent.
+    if "kind" in rec:
+        kind = rec["kind"]
+        up = kind.strip().upper() if isinstance(kind, str) else None
+        if up in KINDS:
+            if up != kind:
+                rec["kind"] = up
+        else:
+            del rec["kind"]
+    if "reply_to" in rec:
+        reply = rec["reply_to"]
+        if isinstance(reply, str) and reply.isascii() and reply.isdigit() and len(reply) <= 20:
+            rec["reply_to"] = reply = int(reply)
+        if not isinstance(reply, int) or isinstance(reply, bool) or not 0 <= reply <= MAX_ID:
+            del rec["reply_to"]
     return rec
 
 

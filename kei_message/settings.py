@@ -17,7 +17,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("KEI_MAILBOX_DIR", "`~/.claude/mailbox`", "the mailbox dir"),
     ("KEI_MAILBOX_ME", "basename of the cwd", "your identity"),
     ("KEI_MAILBOX_URL", "(the JSONL bus)", "`redis://HOST:PORT/DB` puts the bus on Redis Streams"),
-    ("KEI_MAILBOX_LOCK_TIMEOUT", "`10`", "seconds to wait for a lock before exit 3"),
+    ("KEI_MAILBOX_LOCK_TIMEOUT", "`10`", "seconds to wait for a lock or Redis call before exit 3"),
     ("KEI_MAILBOX_FSYNC", "off", "`1`: fsync each send before reporting success"),
     ("KEI_MAILBOX_MAX_BODY", "`1048576`", "largest body in bytes"),
     ("KEI_MAILBOX_BROADCAST_REPLAY", "`24h`", "how old a broadcast a brand-new reader still gets"),
@@ -96,6 +96,18 @@ def max_body() -> int:
     return int(raw) if raw.isdigit() else DEFAULT_MAX_BODY
 
 
+def max_line() -> int:
+    """The longest line a reader keeps to parse (#15), from ``max_body``.
+
+    A record's line is its body JSON-escaped (at most 6 bytes a character) plus
+    short fields, so no line we write comes near 8x the body limit. A longer
+    line is corrupt: readers skip it to its newline without holding it, and
+    report it; a bus holding gigabytes without a newline costs time linear in
+    its size and bounded memory.
+    """
+    return max(16 << 20, 8 * max_body())
+
+
 def broadcast_replay() -> float:
     """Seconds; a bad value falls back to the default rather than failing every read."""
     raw = os.environ.get("KEI_MAILBOX_BROADCAST_REPLAY")
@@ -116,6 +128,11 @@ def hook_budget() -> int:
 
 def bypass() -> bool:
     return env_flag("KEI_MAILBOX_BYPASS")
+
+
+def no_wake() -> bool:
+    """Leave the waiter out (the plugin's ``KEI_MAILBOX_NO_WAKE``; Codex's waiter too)."""
+    return env_flag("KEI_MAILBOX_NO_WAKE")
 
 
 def debug() -> bool:

@@ -2,9 +2,9 @@
 # The whole test suite, from a fresh machine: installs what the tests need
 # (Debian's tmux, redis-server, node/npm, chromium, openssl; a virtual
 # environment with the package and its test extras; the pinned Claude Code CLIs
-# from npm: the oldest supported and the newest tested), then runs pytest, and
-# the suite again with the clock moved ahead. Arguments go to pytest (one pass).
-# `.ci/run` calls exactly this.
+# (the oldest supported and the newest tested), Codex and Gemini CLIs from npm),
+# then runs pytest, and the suite again with the clock moved ahead. Arguments go
+# to pytest (one pass). `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +48,21 @@ for version in "${CLAUDE_CODE_VERSIONS[@]}"; do
       "@anthropic-ai/claude-code@$version" >/dev/null)
   fi
 done
+
+# The real Codex and Gemini CLIs, pinned, beside it (issue 18).
+CODEX_VERSION=0.169.0
+GEMINI_VERSION=0.61.0
+npm_pin() {  # DIR PACKAGE@VERSION BIN
+  if [ ! -x "$1/node_modules/.bin/$3" ]; then
+    mkdir -p "$1"
+    echo "test.sh: installing $2 into $1" >&2
+    (cd "$1" && npm install --no-audit --no-fund --loglevel=error "$2" >/dev/null)
+  fi
+}
+npm_pin "$cache/codex-$CODEX_VERSION" "@openai/codex@$CODEX_VERSION" codex
+npm_pin "$cache/gemini-$GEMINI_VERSION" "@google/gemini-cli@$GEMINI_VERSION" gemini
+export KEI_TEST_CODEX="$cache/codex-$CODEX_VERSION/node_modules/.bin/codex"
+export KEI_TEST_GEMINI="$cache/gemini-$GEMINI_VERSION/node_modules/.bin/gemini"
 
 # Strict settings that cost seconds: lint, format, types and the architecture
 # (import-linter contracts in pyproject.toml: arrows point down only) before the tests.

@@ -235,3 +235,56 @@ def claude_env(home: Path, api_url: str, project: Path) -> dict[str, str]:
         CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL="1",
     )
     return env
+
+
+# ----------------------------------------------------------------------------- Codex, Gemini
+@pytest.fixture
+def codex_bin() -> str:
+    """The real Codex CLI (@openai/codex, pinned; scripts/test.sh installs it)."""
+    from agentcli import CODEX_VERSION, codex_bin_path
+
+    path = codex_bin_path()
+    if path is None:
+        pytest.fail(f"@openai/codex@{CODEX_VERSION} is not installed: run scripts/test.sh")
+    return path
+
+
+@pytest.fixture
+def gemini_bin() -> str:
+    """The real Gemini CLI (@google/gemini-cli, pinned; scripts/test.sh installs it)."""
+    import shutil
+
+    from agentcli import GEMINI_VERSION, gemini_bin_path
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: cannot run the real Gemini CLI")
+    path = gemini_bin_path()
+    if path is None:
+        pytest.fail(f"@google/gemini-cli@{GEMINI_VERSION} is not installed: run scripts/test.sh")
+    return path
+
+
+@pytest.fixture
+def fake_openai():  # type: ignore[no-untyped-def]
+    from fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as api:
+        yield api
+
+
+@pytest.fixture
+def fake_gemini():  # type: ignore[no-untyped-def]
+    from fake_gemini import FakeGemini
+
+    with FakeGemini() as api:
+        yield api
+
+
+@pytest.fixture
+def procs():  # type: ignore[no-untyped-def]
+    """Marks every process the test starts; any still running at the end is killed by pid."""
+    from agentcli import ProcGuard
+
+    guard = ProcGuard()
+    yield guard
+    guard.end()

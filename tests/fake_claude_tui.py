@@ -20,7 +20,9 @@ markers the real TUI shows (see ../shared/fixtures/claude-screens/):
 
 Every event is appended to LOG as one JSON line: ``{"event": "prompt", "text": ...}``,
 ``{"event": "paste", ...}``, ``{"event": "key", "key": "Escape"}``,
-``{"event": "approve", "choice": "1"}``, ``{"event": "deny"}``, ``{"event": "ready"}``.
+``{"event": "approve", "choice": "1"}``, ``{"event": "deny"}``, ``{"event": "ready"}``;
+and every byte read from the terminal, before any interpretation, as
+``{"event": "bytes", "hex": ...}`` (so a test sees exactly which keys arrived).
 """
 
 from __future__ import annotations
@@ -171,12 +173,17 @@ class Fake:
         self.composer += text
 
     # ------------------------------------------------------------------ input
+    def read(self) -> bytes:
+        data = os.read(0, 65536)
+        self.log(event="bytes", hex=data.hex())
+        return data
+
     def handle(self, data: bytes) -> None:
         while data:
             if data.startswith(PASTE_START):
                 end = data.find(PASTE_END)
                 while end < 0:
-                    more = os.read(0, 65536)
+                    more = self.read()
                     if not more:
                         return
                     data += more
@@ -249,7 +256,7 @@ class Fake:
             while True:
                 ready, _, _ = select.select([fd], [], [], 0.05)
                 if ready:
-                    data = os.read(fd, 65536)
+                    data = self.read()
                     if not data:
                         break
                     self.handle(data)

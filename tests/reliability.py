@@ -82,7 +82,7 @@ def remount(where: Path, opts: str) -> None:
 def hook_available() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("kei_message.agents.claude.hooks") is not None
+    return importlib.util.find_spec("kei_message.agents.hooks") is not None
 
 
 def reap(procs: list[subprocess.Popen[Any]]) -> None:

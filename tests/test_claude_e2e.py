@@ -5,7 +5,7 @@
 in the request bodies the fake API records. Budget: about 30 s.
 
 The wake hook stays installed (the default): under ``claude -p`` the waiter
-returns at once (``hooks._print_mode``), since ``claude -p`` would otherwise
+returns at once (``agents.claude.hooks.print_mode``), since ``claude -p`` would otherwise
 wait for it before exiting.
 """
 

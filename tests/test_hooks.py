@@ -449,7 +449,7 @@ def test_output_lost_means_not_delivered(proj: Path, jsonl: Mailbox, mailbox_dir
 
 
 def test_hook_log_is_bounded(proj: Path, mailbox_dir: Path) -> None:
-    from kei_message.agents.claude import hooklog
+    from kei_message.agents import hooklog
 
     mailbox_dir.mkdir(mode=0o700)
     (mailbox_dir / "hook.log").write_bytes(b"old line\n" * (hooklog.LOG_MAX // 9))
@@ -491,7 +491,7 @@ def test_hook_does_not_import_typer() -> None:
         "sys.argv = ['kei-message-hook', 'user-prompt-submit']\n"
         "import io\n"
         'sys.stdin = io.TextIOWrapper(io.BytesIO(b\'{"cwd": "/nonexistent/proj"}\'))\n'
-        "from kei_message.agents.claude import hooks\n"
+        "from kei_message.agents import hooks\n"
         "hooks.run(['user-prompt-submit'])\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'click', 'rich'))\n"
         "print(','.join(bad))\n"

@@ -138,7 +138,7 @@ def test_register_writes_what_put_session_writes(mailbox_dir: Path) -> None:
 
 HOOK = """
 import sys
-from kei_message.agents.claude import hooks
+from kei_message.agents import hooks
 code = hooks.run(["user-prompt-submit"])
 heavy = ("orjson", "portalocker", "typer", "kei_message.mailbox")
 heavy = sorted(m for m in heavy if m in sys.modules)

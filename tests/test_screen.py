@@ -258,3 +258,17 @@ def test_select_needs_its_selector_and_hint() -> None:
     text = load("auto-approval-no-selected.txt", NEWEST)
     assert screen.read(text.replace(" ❯ No", "   No")).state == "unknown"
     assert screen.read(text.replace("Esc to cancel", "")).state == "unknown"
+
+
+GEMINI = Path(__file__).resolve().parent / "fixtures" / "gemini-screens"
+
+
+@pytest.mark.parametrize("path", sorted(GEMINI.glob("*.txt")), ids=lambda p: p.name)
+def test_gemini_screens(path: Path) -> None:
+    """Real Gemini CLI 0.61.0 screens (issue 18): the state is the file name's first word."""
+    got = screen.read(path.read_text())
+    assert got.state == path.name.split("-")[0].removesuffix(".txt")
+    if got.state == "draft":
+        assert got.draft == "please fix the bug"
+    if got.state == "waiting":
+        assert got.options[1] == "Allow once" and len(got.options) == 3

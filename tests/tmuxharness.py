@@ -51,6 +51,10 @@ class FakePane:
         out = [json.loads(x) for x in lines if x.strip()]
         return [e for e in out if kind is None or e.get("event") == kind]
 
+    def raw(self) -> bytes:
+        """Every byte the program read from its terminal, in order."""
+        return b"".join(bytes.fromhex(e["hex"]) for e in self.events("bytes"))
+
     def prompts(self) -> list[str]:
         return [e["text"] for e in self.events("prompt")]
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..agents.claude.install import HOOK_PROGRAM
+from ..agents.install import HOOK_PROGRAM
 from ..procs import pid_alive
 from ..render import neutralise
 from ..stores import layout

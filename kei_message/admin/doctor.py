@@ -266,8 +266,7 @@ def _check_bus_and_cursors(report: Report, root: str, repair: bool) -> None:
             if entry.record is not None:
                 count += 1
                 continue
-            raw = os.pread(fd, entry.end - entry.pos - 1, entry.pos - base)
-            if not raw.strip(BLANK):
+            if _blank(fd, entry.pos - base, entry.end - entry.pos - 1):
                 blank += 1  # quarantined before, or an empty line: readers skip it
                 continue
             corrupt.append(_Line(number, entry.pos, entry.end, entry.error or "corrupt"))
@@ -512,6 +511,17 @@ def _quarantine_locked(
         raise MailboxUnavailable(f"cannot repair {store.location}: {exc.strerror}") from exc
     finally:
         os.close(lock_fd)  # releases the lock
+
+
+def _blank(fd: int, start: int, length: int) -> bool:
+    """Whether ``length`` bytes at ``start`` are BLANK, read piecewise (#15: lines may be huge)."""
+    while length > 0:
+        piece = os.pread(fd, min(length, 1 << 20), start)
+        if not piece or piece.strip(BLANK):
+            return False
+        start += len(piece)
+        length -= len(piece)
+    return True
 
 
 def _write_all(fd: int, data: bytes, offset: int) -> None:

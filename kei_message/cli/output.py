@@ -109,6 +109,10 @@ def print_who(rows: list[dict[str, Any]], as_json: bool) -> None:
         *(k.upper() for k in extra),
         "SESSIONS",
     ]
+    # last, so no column before it moves (issue 18)
+    agents = any("agent" in r for r in rows)
+    if agents:
+        header.append("AGENT")
     table: list[list[str]] = []
     for r in rows:
         cells = [
@@ -123,6 +127,8 @@ def print_who(rows: list[dict[str, Any]], as_json: bool) -> None:
                 "-" if v is None else ("yes" if v is True else "no" if v is False else str(v))
             )
         cells.append(str(len(r.get("sessions") or [])))
+        if agents:
+            cells.append(str(r.get("agent") or "-"))
         table.append(cells)
     out("\n".join(render.table(header, table, color=use_color())))
 

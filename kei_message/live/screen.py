@@ -26,6 +26,14 @@ and widths, so the reader keys on structure rather than exact layout:
 
 Only the bottom of the screen is read, so old conversation text that mentions
 these markers (a message quoting "esc to interrupt") cannot fool it.
+
+**Gemini CLI** (issue 18; real screens of 0.61.0 in
+``tests/fixtures/gemini-screens/``) draws its input differently, and is read
+when no Claude Code box is found (``_read_gemini``): one rule, then within a
+few lines a `` > `` prompt line (its placeholder ``Type your message or
+@path/to/file`` means empty), then a footer; busy is ``(esc to cancel, Ns)``
+on the spinner line just above the rule; waiting is a bordered dialog at the
+bottom holding a numbered menu (``● 1. Allow once``).
 """
 
 from __future__ import annotations
@@ -157,6 +165,50 @@ def _auto_check(lines: list[str]) -> bool:
     )
 
 
+_GEMINI_PLACEHOLDER = "Type your message or @path/to/file"
+_GEMINI_BUSY = re.compile(r"\(esc to cancel\b", re.IGNORECASE)
+_GEMINI_BELOW = 4  # lines from Gemini's rule down to its prompt line
+
+
+def _read_gemini(lines: list[str], in_mode: bool) -> Screen | None:
+    """Gemini CLI's screen (module docstring); None when it does not look like one."""
+    if lines and lines[-1].strip().startswith("╰"):
+        # a dialog box at the bottom: unbox it, drop the selection bullet, find its menu
+        top = max((i for i, x in enumerate(lines) if x.strip().startswith("╭")), default=-1)
+        if top >= 0:
+            inner = [_unbox(x).lstrip("●○").strip() for x in lines[top:]]
+            opts = _options(inner)
+            if opts:
+                return Screen(WAITING, "", opts)
+        return None
+    rules = [i for i, x in enumerate(lines) if _is_rule(x) and x.strip()[0] in _RULE_CHARS]
+    if not rules:
+        return None
+    rule = rules[-1]
+    below = lines[rule + 1 :]
+    if len([x for x in below if x.strip()]) > _FOOTER_MAX:
+        return None
+    prompt = next(
+        (
+            i
+            for i, x in enumerate(below[:_GEMINI_BELOW])
+            if x.strip().startswith(">") and len(x.strip()) > 1 and x.strip()[1] == " "
+        ),
+        None,
+    )
+    if prompt is None:
+        return None
+    draft = below[prompt].strip()[1:].strip()
+    if draft == _GEMINI_PLACEHOLDER:
+        draft = ""
+    above = [x for x in lines[:rule] if x.strip()][-2:]
+    if any(_GEMINI_BUSY.search(x) for x in above):
+        return Screen(BUSY, draft, {})
+    if in_mode:
+        return Screen(UNKNOWN, draft, {})
+    return Screen(DRAFT, draft, {}) if draft else Screen(IDLE, "", {})
+
+
 def read(text: str, *, in_mode: bool = False) -> Screen:
     """The state of a pane from its captured text (and whether tmux shows it in a mode)."""
     lines = [line.rstrip() for line in text.replace("\r", "").split("\n")]
@@ -176,7 +228,7 @@ def read(text: str, *, in_mode: bool = False) -> Screen:
         return Screen(WAITING, "", {}, AUTO_CHECK)
     box = _find_box(lines, rules)
     if box is None:
-        return Screen(UNKNOWN, "", {})
+        return _read_gemini(lines, in_mode) or Screen(UNKNOWN, "", {})
     top, bottom = box
     footer = "\n".join(lines[bottom + 1 :])
     above = [x for x in lines[:top] if x.strip()][-_ABOVE:]
@@ -186,6 +238,8 @@ def read(text: str, *, in_mode: bool = False) -> Screen:
     first = _strip_prompt(lines[top + 1]) or ""
     body = [first, *lines[top + 2 : bottom]]
     draft = "\n".join(_unbox(x) for x in body).strip()
+    if draft == _GEMINI_PLACEHOLDER:
+        draft = ""  # Gemini CLI boxes its input between two rules too (with a truecolor warning)
     if busy:
         return Screen(BUSY, draft, {})
     if in_mode:

@@ -132,9 +132,16 @@ def capture(p: Pane) -> str:
 
 
 def paste(p: Pane, text: str) -> None:
-    """Type ``text`` into the pane as one bracketed paste (newlines stay text)."""
+    """Type ``text`` into the pane as one bracketed paste (newlines stay text).
+
+    Whatever the caller passes, no control character but a newline goes in
+    (``neutral.pane``): an ESC in the text could end the paste (``ESC[201~``)
+    and press keys after it (#15).
+    """
+    from ..neutral import pane
+
     buf = f"kei-{uuid.uuid4().hex[:12]}"
-    run(p.socket, "load-buffer", "-b", buf, "-", data=text.encode("utf-8"))
+    run(p.socket, "load-buffer", "-b", buf, "-", data=pane(text).encode("utf-8", "replace"))
     try:
         run(p.socket, "paste-buffer", "-p", "-r", "-d", "-b", buf, "-t", p.pane)
     except TmuxError:

@@ -31,7 +31,9 @@ def open_store(
             from .redis import RedisStore  # redis-py costs ~100 ms: only when asked for
 
             return RedisStore(url, lock_timeout=lock_timeout)
-        raise UsageError(f"unsupported mailbox URL {url!r}: use redis://HOST:PORT/DB")
+        from ..neutral import url as safe  # no password in the message (#15)
+
+        raise UsageError(f"unsupported mailbox URL '{safe(url)}': use redis://HOST:PORT/DB")
     # lazy: the hook's fast path imports stores.layout, and so runs this file, without
     # wanting orjson and the lock machinery that the JSONL store brings
     from .jsonl import JsonlStore

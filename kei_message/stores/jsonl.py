@@ -41,10 +41,10 @@ from contextlib import contextmanager
 
 from .. import paths, records, settings
 from ..cursors import Cursor, Pos
-from ..errors import MailboxUnavailable
+from ..errors import IdsExhausted, MailboxUnavailable
 from ..leanjson import oloads
 from ..names import is_valid
-from ..records import MAX_ID, CorruptLine, Record
+from ..records import ID_LIMIT, CorruptLine, Record
 from . import layout
 from .base import Entry
 from .inotify import wait_for_growth
@@ -205,21 +205,7 @@ class JsonlStore:
             return
         fd, base, size = opened
         try:
-            # buf[:hi] is the part of file[offset:] not yielded yet; it ends in "\n"
-            offset = _complete_size(fd, size)
-            buf = b""
-            hi = 0
-            while hi or offset:
-                nl = buf.rfind(b"\n", 0, hi - 1) if hi > 1 else -1
-                if nl < 0 and offset:
-                    n = min(CHUNK, offset)
-                    offset -= n
-                    buf = os.pread(fd, n, offset) + buf[:hi]
-                    hi = len(buf)
-                    continue
-                start = nl + 1
-                yield _entry(buf[start : hi - 1], base + offset + start, base + offset + hi)
-                hi = start
+            yield from _lines_reverse(fd, _complete_size(fd, size), base)
         finally:
             os.close(fd)
 
@@ -313,6 +299,9 @@ class JsonlStore:
                 last = max(last, tail_id)
             now = records.now_us()
             rid = max(now, last + 1)
+            if rid > ID_LIMIT:
+                # never wrap, never repeat (#15): the bus is full of ids, say so
+                raise IdsExhausted(self.location, last, ID_LIMIT)
             # ts is when it was sent: an id pushed ahead by a record from a fast clock
             # (or a kei-message.sh id in ns) would otherwise date it in the future
             rec: Record = {"id": rid, "ts": records.ts_from_id(now)}
@@ -426,7 +415,7 @@ class JsonlStore:
         best = 0
         size = os.fstat(fd).st_size
         for entry in _lines(fd, 0, size, 0, None):
-            if entry.record is not None and entry.record["id"] < MAX_ID:
+            if entry.record is not None and entry.record["id"] <= ID_LIMIT:
                 best = max(best, entry.record["id"])
         return best
 
@@ -620,42 +609,82 @@ def _entry(line: bytes, start: int, end: int, loads: Any = oloads) -> Entry:
         return Entry(start, end, None, str(exc))
 
 
+def _too_long(start: int, end: int, limit: int) -> Entry:
+    return Entry(start, end, None, f"line of {end - start - 1} bytes, over the {limit}-byte limit")
+
+
 def _lines(
     fd: int, offset: int, stop: int, base: int, hint: tuple[bytes, ...] | None
 ) -> Iterator[Entry]:
-    """Complete lines of the file between ``offset`` and ``stop`` as entries."""
-    carry = b""
-    carry_at = offset
-    # reading every line of megabytes: orjson's import pays for itself
+    """Complete lines of the file between ``offset`` and ``stop`` as entries.
+
+    Linear in the bytes read whatever they hold (#15): an unfinished line is kept
+    as a list of pieces joined once, never re-copied per chunk; and a line past
+    ``settings.max_line()`` is not kept at all: it cannot be a record, so it is
+    skipped to its newline and reported as corrupt.
+
+    With a ``hint``, the complete lines inside a chunk (never over the limit: it
+    is larger than a chunk) are found by searching the chunk for the hint, and
+    only the lines holding it are cut out (#19).
+    """
+    limit = settings.max_line()
+    # reading every line of megabytes: orjson's import pays for itself (#19)
     loads = records.bulk_loads() if hint is None and stop - offset > BULK else oloads
+    parts: list[bytes] = []  # the unfinished line so far
+    held = 0
+    too_long = False
+    line_at = offset  # where the unfinished line starts
     while offset < stop:
         chunk = os.pread(fd, min(CHUNK, stop - offset), offset)
         if not chunk:
             break
+        chunk_at = offset
         offset += len(chunk)
-        buf = carry + chunk if carry else chunk
-        last = buf.rfind(b"\n") + 1  # complete lines: buf[:last]
-        at = base + carry_at
-        if hint is None:
-            i = 0
-            while i < last:
-                nl = buf.find(b"\n", i)
-                yield _entry(buf[i:nl], at + i, at + nl + 1, loads)
-                i = nl + 1
-        else:
-            # find the hint in the whole buffer (C speed), then cut out the lines it is in:
-            # a reader's few messages among a million are found without a loop per line
-            for i, nl in _lines_with(buf, last, hint):
-                yield _entry(buf[i:nl], at + i, at + nl + 1)
-        carry = buf[last:]
-        carry_at += last
+        i = 0
+        while True:
+            nl = chunk.find(b"\n", i)
+            if nl < 0:
+                break
+            end = chunk_at + nl + 1
+            if too_long:
+                yield _too_long(base + line_at, base + end, limit)
+            else:
+                if parts:
+                    parts.append(chunk[i:nl])
+                    line = b"".join(parts)
+                    parts, held = [], 0
+                else:
+                    line = chunk[i:nl]
+                if hint is None or any(h in line for h in hint):
+                    yield _entry(line, base + line_at, base + end, loads)
+            too_long = False
+            i = nl + 1
+            line_at = chunk_at + i
+            if hint is not None:
+                # the chunk's other complete lines: search the hint, cut out its lines
+                last = chunk.rfind(b"\n") + 1
+                for start, nl in _lines_with(chunk, i, last, hint):
+                    yield _entry(chunk[start:nl], base + chunk_at + start, base + chunk_at + nl + 1)
+                i = max(i, last)
+                line_at = chunk_at + i
+                break
+        if i < len(chunk) and not too_long:
+            held += len(chunk) - i
+            if held > limit:
+                parts, held, too_long = [], 0, True
+            else:
+                parts.append(chunk[i:] if i else chunk)
 
 
-def _lines_with(buf: bytes, last: int, hint: tuple[bytes, ...]) -> list[tuple[int, int]]:
-    """(start, newline) of each line of ``buf[:last]`` containing one of ``hint``, in order."""
+
+def _lines_with(
+    buf: bytes, first: int, last: int, hint: tuple[bytes, ...]
+) -> list[tuple[int, int]]:
+    """(start, newline) of each line of ``buf[first:last]`` (whole lines) holding one of
+    ``hint``, in order."""
     found: dict[int, int] = {}
     for h in hint:
-        hit = buf.find(h, 0, last)
+        hit = buf.find(h, first, last)
         while hit >= 0:
             start = buf.rfind(b"\n", 0, hit) + 1
             nl = buf.find(b"\n", hit)
@@ -690,6 +719,54 @@ def _line_at(fd: int, pos: int, stop: int) -> tuple[int, int, bytes] | None:
         if not chunk:
             return None
         buf += chunk
+
+def _lines_reverse(fd: int, end: int, base: int) -> Iterator[Entry]:
+    """The complete lines before file offset ``end`` (just after a newline), newest first.
+
+    Linear like ``_lines``: pieces of a line are joined once; a line past the
+    limit is not kept, only found (its start) and reported as corrupt.
+    """
+    if end <= 0:
+        return
+    limit = settings.max_line()
+    line_end = end - 1  # offset of the newline ending the current line
+    parts: list[bytes] = []  # pieces of the current line, the last piece first
+    held = 0
+    too_long = False
+    pos = line_end  # the bytes before pos are not read yet
+
+    def finish(start: int, head: bytes) -> Entry:
+        nonlocal parts, held, too_long
+        if too_long:
+            got = _too_long(base + start, base + line_end + 1, limit)
+        else:
+            line = head + b"".join(reversed(parts)) if parts else head
+            got = _entry(line, base + start, base + line_end + 1)
+        parts, held, too_long = [], 0, False
+        return got
+
+    while True:
+        n = min(CHUNK, pos)
+        at = pos - n
+        chunk = os.pread(fd, n, at) if n else b""
+        hi = len(chunk)
+        while True:
+            nl = chunk.rfind(b"\n", 0, hi)
+            if nl < 0:
+                break
+            yield finish(at + nl + 1, chunk[nl + 1 : hi])
+            line_end = at + nl
+            hi = nl
+        if at == 0:
+            yield finish(0, chunk[:hi])
+            return
+        if hi and not too_long:
+            held += hi
+            if held > limit:
+                parts, held, too_long = [], 0, True
+            else:
+                parts.append(chunk[:hi] if hi < len(chunk) else chunk)
+        pos = at
 
 
 def _copy(src: int, start: int, stop: int, dst: int) -> int:
@@ -753,12 +830,12 @@ def _tail_info(fd: int, size: int) -> tuple[int, bool]:
     while end < len(digits) and digits[end : end + 1].isdigit():
         end += 1
     tail_id = int(digits[:end]) if end else 0
-    return (tail_id if tail_id < MAX_ID else 0), ends_line  # a hostile id: not ours (#7)
+    return (tail_id if tail_id <= ID_LIMIT else 0), ends_line  # a foreign id: not ours (#7, #15)
 
 
 def _read_max_id(fd: int) -> int | None:
     raw = os.pread(fd, 64, 0).strip()
-    return int(raw) if raw.isdigit() and int(raw) < MAX_ID else None
+    return int(raw) if raw.isdigit() and int(raw) <= ID_LIMIT else None
 
 
 _sigxfsz_ignored = False

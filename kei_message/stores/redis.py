@@ -68,9 +68,9 @@ from redis.retry import Retry
 
 from .. import paths, settings
 from ..cursors import Cursor, Pos
-from ..errors import MailboxLocked, MailboxUnavailable, UsageError
+from ..errors import IdsExhausted, MailboxLocked, MailboxUnavailable, UsageError
 from ..names import is_valid
-from ..records import CorruptLine, Record, parse
+from ..records import ID_LIMIT, CorruptLine, Record, parse
 from . import redis_scripts as lua
 from .base import Entry
 from .layout import decode_cursor
@@ -81,7 +81,8 @@ PAGE = 200
 LOCK_TTL = 10.0  # seconds; renewed every third of it while held
 NONCE_TTL = 600  # seconds a send can be retried without writing twice
 BLOCK = 5.0  # longest single XREAD BLOCK; below the socket timeout
-MAX_US_ID = 10**16  # ids above this are not µs (old kei-message.sh): never used as maxid
+RETRY_CAP = 0.1  # longest pause before the one retry of a failed call
+MAX_US_ID = ID_LIMIT + 1  # ids from here up are foreign (#15): never used as maxid
 
 T = TypeVar("T")
 
@@ -121,7 +122,7 @@ def _import_args(raw: bytes) -> list[Any]:
         rec: Record | None = parse(raw)
     except CorruptLine:
         rec = None
-    if rec is None or not 0 < rec["id"] < 2**53:
+    if rec is None or not 0 < rec["id"] <= ID_LIMIT:
         # corrupt, or an id a Lua number cannot hold exactly: the server picks
         # the position and the line leaves the names index alone
         return [raw, "", "", "", "", MAX_US_ID]
@@ -181,15 +182,26 @@ class RedisStore:
         self.root = paths.mailbox_dir()
         self._ready = False
         given = {k for k, _ in rest}
+        if parts.scheme != "rediss" and any(k.startswith("ssl_") for k in given):
+            # redis-py would fail later, on connecting, with a TypeError
+            raise UsageError(f"bad mailbox URL {self.location}: ssl_* options need rediss://")
+        # Every call is bounded by the lock timeout (SPEC §15, #15): a frozen server
+        # (SIGSTOP: the kernel still accepts connections, nothing answers) used to
+        # cost 10 s x 3 tries whatever KEI_MAILBOX_LOCK_TIMEOUT said. Now two tries of
+        # 0.4 x the bound each, plus at most RETRY_CAP of backoff, stay within it.
+        bound = max(1.0, self.lock_timeout())
+        per_try = min(BLOCK + 5.0, 0.4 * bound)
         options: dict[str, Any] = {
             # A refused or unreachable server must fail in well under the
             # hook's 2 s, not after redis-py's default ten retries.
-            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+            "retry": Retry(ExponentialBackoff(cap=RETRY_CAP, base=0.02), 1),
         }
         if "socket_connect_timeout" not in given:
-            options["socket_connect_timeout"] = 1.5
+            options["socket_connect_timeout"] = min(1.5, per_try)
         if "socket_timeout" not in given:
-            options["socket_timeout"] = BLOCK + 5.0
+            options["socket_timeout"] = per_try
+        # XREAD BLOCK must return before the socket times out
+        self._block = max(0.05, min(BLOCK, per_try / 2))
         try:
             self.r = redis.Redis.from_url(client_url, **options)
         except ValueError as exc:
@@ -247,9 +259,21 @@ class RedisStore:
         data = orjson.dumps(fields)
         nonce = self._nonce + uuid.uuid4().hex
         keys = [self.k_bus, self.k_meta, self.k_names, nonce]
-        args: list[Any] = [data, str(fields.get("from", "")), str(fields.get("to", "")), NONCE_TTL]
-        # Retried by redis-py on a dropped connection; the nonce makes that safe.
-        rid, ts, _sid = self._call(lambda: self._append(keys=keys, args=args))
+        args: list[Any] = [
+            data, str(fields.get("from", "")), str(fields.get("to", "")), NONCE_TTL, ID_LIMIT
+        ]  # fmt: skip
+        try:
+            # Retried by redis-py on a dropped connection; the nonce makes that safe.
+            rid, ts, _sid = self._call(lambda: self._append(keys=keys, args=args))
+        except MailboxUnavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, redis.ResponseError) and "KEI_IDS_EXHAUSTED" in str(cause):
+                last = str(cause).rsplit(" ", 1)[-1]
+                raise IdsExhausted(
+                    f"{self.location} stream {self.k_bus}", int(last) if last.isdigit() else 0,
+                    ID_LIMIT,
+                ) from None  # fmt: skip
+            raise
         rec: Record = {"id": int(rid), "ts": _text(ts)}
         rec.update(fields)
         return rec
@@ -357,7 +381,7 @@ class RedisStore:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                block = max(1, int(min(left, BLOCK) * 1000))
+                block = max(1, int(min(left, self._block) * 1000))
                 got = self._call(partial(self.r.xread, {self.k_bus: after}, count=1, block=block))
                 down_since = None
                 if got:

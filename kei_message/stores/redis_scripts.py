@@ -54,7 +54,12 @@ local function ts_of(secs)
 end
 """
 
-# KEYS: bus, meta, names, nonce.  ARGV: fields JSON ({"from":..}), from, to, nonce ttl
+# KEYS: bus, meta, names, nonce.  ARGV: fields JSON ({"from":..}), from, to, nonce ttl,
+# id limit (records.ID_LIMIT, 2**53 - 1 when left out).
+# The largest id so far is the larger of ``maxid`` and the id of the newest entry
+# (another client may have XADDed a record by hand); either one above the limit is
+# foreign and ignored. Past the limit the script fails with "KEI_IDS_EXHAUSTED"
+# and writes nothing: ids never wrap and never repeat (#15).
 APPEND = (
     LUA_INT
     + LUA_TS
@@ -65,10 +70,26 @@ if again then
   local rid, ts, sid = string.match(again, '^(%S+) (%S+) (%S+)$')
   return {rid, ts, sid}
 end
+local limit = tonumber(ARGV[5] or '') or 9007199254740991
 local t = redis.call('TIME')
 local rid = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local last = tonumber(redis.call('HGET', KEYS[2], 'maxid') or '0')
+local last = tonumber(redis.call('HGET', KEYS[2], 'maxid') or '0') or 0
+if last > limit or last < 0 then last = 0 end
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if top then
+  for i = 1, #top[2], 2 do
+    if top[2][i] == 'r' then
+      local d = string.match(top[2][i + 1], '"id"%s*:%s*"?(%d+)')
+      if d and #d <= 16 and tonumber(d) <= limit and tonumber(d) > last then
+        last = tonumber(d)
+      end
+    end
+  end
+end
 if rid <= last then rid = last + 1 end
+if rid > limit then
+  return redis.error_reply('KEI_IDS_EXHAUSTED ' .. int(last))
+end
 local rids = int(rid)
 -- ts is when it was sent, even when the id was pushed ahead of the clock
 local ts = ts_of(tonumber(t[1]))

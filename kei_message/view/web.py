@@ -14,7 +14,10 @@ whole server is this file, small enough to read for its security rules:
 - a strict Content-Security-Policy (scripts and styles from this server only,
   no inline script, no frames, no forms) plus nosniff, no referrer, no store.
   The page builds every element with DOM APIs and ``textContent``, never
-  ``innerHTML`` with data: a message is text, whatever it holds;
+  ``innerHTML`` with data: a message is text, whatever it holds; and every
+  string the API serves has been through ``neutral.text`` (#15): control
+  characters, bidi controls, separators and lone surrogates arrive as visible
+  escapes, so the page shows what the terminal shows;
 - the request log is off: request lines carry the token.
 
 Routes: ``/`` (the page), ``/app.js``, ``/app.css``, ``/api/state`` (the
@@ -35,6 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from .. import neutral
 from .state import build_state, thread
 
 if TYPE_CHECKING:
@@ -62,6 +66,17 @@ _FILES = {
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/app.css": ("app.css", "text/css; charset=utf-8"),
 }
+
+
+def _neutral(value: Any) -> Any:
+    """``value`` with every string in it through ``neutral.text`` (keys on one line)."""
+    if isinstance(value, str):
+        return neutral.text(value)
+    if isinstance(value, dict):
+        return {neutral.line(k) if isinstance(k, str) else k: _neutral(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_neutral(v) for v in value]
+    return value
 
 
 def _fingerprint(state: dict[str, Any]) -> bytes:
@@ -93,7 +108,7 @@ class Hub:
         with self.mb_lock:
             state = build_state(self.mb, memo=self.memo)
         fp = _fingerprint(state)
-        data = orjson.dumps(state, default=str)
+        data = orjson.dumps(_neutral(state), default=str)
         with self.cond:
             self.data = data
             if fp != self._print:
@@ -130,7 +145,7 @@ class Hub:
 
     def message(self, msg_id: int) -> bytes:
         with self.mb_lock:
-            return orjson.dumps(thread(self.mb, msg_id), default=str)
+            return orjson.dumps(_neutral(thread(self.mb, msg_id)), default=str)
 
 
 class ViewServer(ThreadingHTTPServer):

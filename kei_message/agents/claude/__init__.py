@@ -1,7 +1,8 @@
-"""Claude Code: hooks (``hooks``, console script ``kei-message-hook``) and their
-fast path (``quick``), the log they fail into (``hooklog``), the text they
-inject (``prompt``), the asyncRewake waiter (``waiter``), session
-registration (``sessions``) and ``kei message install`` (``install``).
+"""Claude Code: its hook events (``hooks``: the table, and ``print_mode`` for the
+``wake`` event), the hooks' fast path (``quick``), the asyncRewake waiter
+(``waiter``) and ``kei message install`` (``install``: settings.json, the /msg
+skill, the drop-in). The machinery they share with Codex and Gemini CLI sits
+one level up, in ``kei_message.agents``.
 
-Nothing is imported here: ``hooks`` keeps its own import path lean (issue 6).
+Nothing is imported here: the hooks keep their import path lean (issue 6).
 """

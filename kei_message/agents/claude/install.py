@@ -35,22 +35,44 @@ and put back by uninstall.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import difflib
-import json
 import os
-import shlex
-import shutil
 import sys
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import MailboxUnavailable, UsageError
+from ...errors import MailboxUnavailable
+from ..install import (
+    BACKUP_SUFFIX,
+    HOOK_PROGRAM,
+    FileChange,
+    Plan,
+    SettingsError,
+    apply,
+    describe,
+    hook_command,
+    hook_program,
+    is_ours,
+    merged,
+    read_settings,
+    render_json,
+    strip_ours,
+)
 from .waiter import HOOK_TIMEOUT
 
-HOOK_PROGRAM = "kei-message-hook"
+__all__ = [
+    "HOOK_PROGRAM",
+    "Plan",
+    "SettingsError",
+    "apply",
+    "describe",
+    "hook_command",
+    "hook_program",
+    "is_ours",
+    "plan_install",
+    "plan_uninstall",
+    "render_json",
+]
+
 SYNC_TIMEOUT = 10  # seconds; the hook itself gives up after 2
 WAKE_TIMEOUT = HOOK_TIMEOUT  # the waiter sleeps until mail arrives: a day, then Stop re-arms it
 # The model reads "<rewakeMessage> <the waiter's text>", and the text begins
@@ -58,41 +80,8 @@ WAKE_TIMEOUT = HOOK_TIMEOUT  # the waiter sleeps until mail arrives: a day, then
 REWAKE_MESSAGE = "[kei-message wake hook: this idle session was woken by new mail]"
 REWAKE_SUMMARY = "kei mailbox: new message(s)"
 MARKER = "kei-message:managed"  # in files install writes, so uninstall knows them
-BACKUP_SUFFIX = ".kei-message-backup"
 
 
-class SettingsError(UsageError):
-    """settings.json cannot be merged into: bad JSON or an unexpected shape (exit 2)."""
-
-
-@dataclass
-class FileChange:
-    path: str
-    action: str  # "write", "remove", "restore"
-    content: bytes = b""
-    backup: str | None = None  # where an existing foreign file is kept
-
-
-@dataclass
-class Plan:
-    """What install or uninstall would do; ``apply`` does it."""
-
-    settings_path: str
-    before: dict[str, Any] | None  # None: the file does not exist
-    after: dict[str, Any] | None  # None: leave the file alone
-    files: list[FileChange] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def settings_changed(self) -> bool:
-        return self.after is not None and (self.before is None or self.after != self.before)
-
-    @property
-    def changed(self) -> bool:
-        return self.settings_changed or bool(self.files)
-
-
-# ------------------------------------------------------------------------------ locations
 def claude_home(home: str | None = None) -> str:
     """The user's Claude Code config dir: ``$CLAUDE_CONFIG_DIR`` or ``~/.claude``."""
     env = os.environ.get("CLAUDE_CONFIG_DIR")
@@ -107,20 +96,6 @@ def scope_dir(project: bool, project_dir: str | None = None, home: str | None = 
     return claude_home(home)
 
 
-def hook_program() -> str:
-    """The absolute path of the installed ``kei-message-hook`` console script."""
-    beside = os.path.join(os.path.dirname(sys.executable), HOOK_PROGRAM)
-    if os.access(beside, os.X_OK):
-        return os.path.abspath(beside)
-    found = shutil.which(HOOK_PROGRAM)
-    if found:
-        return os.path.abspath(found)
-    raise MailboxUnavailable(
-        f"cannot find the {HOOK_PROGRAM} console script beside {sys.executable} or on PATH; "
-        "install the package first (scripts/install.sh)"
-    )
-
-
 def data_file(*parts: str) -> str:
     """A file shipped with kei-message: in the wheel (``_data``) or the source checkout."""
     # kei_message/agents/claude/install.py -> kei_message/
@@ -133,10 +108,6 @@ def data_file(*parts: str) -> str:
 
 
 # ------------------------------------------------------------------------------ hook entries
-def hook_command(program: str, event: str) -> str:
-    return f"{shlex.quote(program)} {event}"
-
-
 def wanted_hooks(program: str, *, stop_delivery: bool, wake: bool) -> dict[str, list[Any]]:
     """Our groups per event, in the order install appends them."""
 
@@ -164,96 +135,6 @@ def wanted_hooks(program: str, *, stop_delivery: bool, wake: bool) -> dict[str, 
         out["SessionStart"].append(waiter)
         out.setdefault("Stop", []).append(copy.deepcopy(waiter))
     return out
-
-
-def is_ours(entry: Any) -> bool:
-    """A hook entry install wrote: a command whose program is ``kei-message-hook``."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("command"), str):
-        return False
-    try:
-        words = shlex.split(entry["command"])
-    except ValueError:
-        return False
-    return bool(words) and os.path.basename(words[0]) == HOOK_PROGRAM
-
-
-def _check_shape(settings: Any, path: str) -> None:
-    def bad(what: str) -> SettingsError:
-        return SettingsError(
-            f"{path}: {what}; Claude Code would not read it either. Fix it, then run "
-            "install again (nothing was changed)"
-        )
-
-    if not isinstance(settings, dict):
-        raise bad("the top level is not a JSON object")
-    hooks = settings.get("hooks", {})
-    if not isinstance(hooks, dict):
-        raise bad('"hooks" is not an object')
-    for event, groups in hooks.items():
-        if not isinstance(groups, list):
-            raise bad(f'"hooks.{event}" is not a list')
-        for g in groups:
-            if isinstance(g, dict) and "hooks" in g and not isinstance(g["hooks"], list):
-                raise bad(f'a "hooks.{event}[].hooks" is not a list')
-
-
-def strip_ours(settings: dict[str, Any]) -> dict[str, Any]:
-    """``settings`` without our hook entries; groups and events left empty by that go too."""
-    out = copy.deepcopy(settings)
-    hooks = out.get("hooks")
-    if not isinstance(hooks, dict):
-        return out
-    for event in list(hooks):
-        groups = hooks[event]
-        kept: list[Any] = []
-        removed = False
-        for g in groups:
-            inner = g.get("hooks") if isinstance(g, dict) else None
-            if not isinstance(inner, list) or not any(is_ours(h) for h in inner):
-                kept.append(g)
-                continue
-            removed = True
-            rest = [h for h in inner if not is_ours(h)]
-            if rest:
-                kept.append({**g, "hooks": rest})
-        if removed and not kept:
-            del hooks[event]
-        else:
-            hooks[event] = kept
-    if not hooks and "hooks" in settings and settings["hooks"]:
-        del out["hooks"]  # only ours were there
-    return out
-
-
-def merged(settings: dict[str, Any], wanted: dict[str, list[Any]]) -> dict[str, Any]:
-    out = strip_ours(settings)
-    hooks = out.setdefault("hooks", {})
-    for event, groups in wanted.items():
-        hooks.setdefault(event, []).extend(copy.deepcopy(groups))
-    return out
-
-
-# ------------------------------------------------------------------------------ files
-def read_settings(path: str) -> dict[str, Any] | None:
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise MailboxUnavailable(f"cannot read {path}: {exc.strerror}") from exc
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SettingsError(
-            f"{path} is not valid JSON ({exc}); fix it, then run install again "
-            "(nothing was changed)"
-        ) from None
-    _check_shape(data, path)
-    assert isinstance(data, dict)
-    return data
 
 
 def _is_managed(path: str) -> bool:
@@ -353,98 +234,3 @@ def plan_uninstall(
         if change is not None:
             plan.files.append(change)
     return plan
-
-
-def render_json(data: dict[str, Any] | None) -> str:
-    return "" if data is None else json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-
-
-def describe(plan: Plan, *, dry_run: bool) -> str:
-    """What the plan does (or would do), with a diff of settings.json."""
-    would = "would " if dry_run else ""
-    lines: list[str] = []
-    if plan.settings_changed:
-        diff = difflib.unified_diff(
-            render_json(plan.before).splitlines(keepends=True) if plan.before is not None else [],
-            render_json(plan.after).splitlines(keepends=True),
-            plan.settings_path if plan.before is not None else "/dev/null",
-            plan.settings_path,
-        )
-        lines.append(f"{would}update {plan.settings_path}:\n")
-        lines.extend(diff)
-    else:
-        lines.append(f"{plan.settings_path}: nothing to change\n")
-    for f in plan.files:
-        if f.action == "write":
-            keep = f" (keeping the existing file as {f.backup})" if f.backup else ""
-            lines.append(f"{would}write {f.path}{keep}\n")
-        elif f.action == "remove":
-            lines.append(f"{would}remove {f.path}\n")
-        else:
-            lines.append(f"{would}put back {f.path} from {f.backup}\n")
-    lines.extend(n + "\n" for n in plan.notes)
-    return "".join(lines)
-
-
-def apply(plan: Plan) -> str | None:
-    """Carry out ``plan``; returns the settings backup path, if one was made."""
-    backup = None
-    if plan.settings_changed and plan.after is not None:
-        backup = _write_settings(plan.settings_path, plan.before is not None, plan.after)
-    for f in plan.files:
-        try:
-            if f.action == "write":
-                os.makedirs(os.path.dirname(f.path), exist_ok=True)
-                if f.backup and os.path.lexists(f.path):
-                    os.replace(f.path, f.backup)
-                mode = 0o755 if f.path.endswith(".sh") else 0o644
-                _write_file(f.path, f.content, mode)
-            elif f.action == "remove":
-                os.unlink(f.path)
-                _remove_empty_dir(os.path.dirname(f.path))
-            else:
-                assert f.backup is not None
-                os.replace(f.backup, f.path)
-        except OSError as exc:
-            raise MailboxUnavailable(f"cannot write {f.path}: {exc.strerror}") from exc
-    return backup
-
-
-def _write_settings(path: str, existed: bool, data: dict[str, Any]) -> str | None:
-    real = os.path.realpath(path)  # a dotfiles symlink stays a symlink
-    backup = None
-    try:
-        os.makedirs(os.path.dirname(real), exist_ok=True)
-        mode = 0o600
-        if existed:
-            mode = os.stat(real).st_mode & 0o777
-            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-            backup = f"{real}{BACKUP_SUFFIX}-{stamp}"
-            n = 1
-            while os.path.lexists(backup):
-                n += 1
-                backup = f"{real}{BACKUP_SUFFIX}-{stamp}.{n}"
-            shutil.copy2(real, backup)
-        _write_file(real, render_json(data).encode(), mode)
-    except OSError as exc:
-        raise MailboxUnavailable(f"cannot write {path}: {exc.strerror}") from exc
-    return backup
-
-
-def _write_file(path: str, content: bytes, mode: int) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    try:
-        view = memoryview(content)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fchmod(fd, mode)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def _remove_empty_dir(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.rmdir(path)  # only ever succeeds when empty: ours, and nothing else is there

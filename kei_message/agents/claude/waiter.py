@@ -33,7 +33,8 @@ session leader). Tests start the waiter the same way (``start_new_session``)
 under a stand-in parent they can kill. A process is known by pid and start
 time, so a recycled pid never passes for it.
 
-Each ``waiters/KEY.pid`` holds JSON: ``session_id``, ``name``, ``pid`` and
+The lock and the files are ``kei_message.agents.waiters`` (Codex's waiter takes
+the same ones). Each ``waiters/KEY.pid`` holds JSON: ``session_id``, ``name``, ``pid`` and
 ``start`` of the waiter, ``claude_pid`` and ``claude_start``, ``since``
 (epoch seconds). The waiter removes its file on exit; one left behind by a
 killed waiter is stale, and ``waiters()`` reports it as not alive.
@@ -45,20 +46,20 @@ the messages.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import select
 import time
 from typing import Any
 
-from ... import names, paths, settings
-from ...leanjson import odumps, oloads
+from ... import names, settings
 from ...mailbox import Mailbox
 from ...procs import Proc, is_alive, is_claude, stat
-from ...stores import layout
-from .hooklog import log_failure, log_library_warnings
-from .prompt import take
+from ..hooklog import log_failure, log_library_warnings
+from ..prompt import take
+from ..waiters import WaiterLock, armed, armed_names, waiters
+from ..waiters import info as waiter_info
+
+__all__ = ["HOOK_TIMEOUT", "WaiterLock", "armed", "armed_names", "claude_process", "run", "waiters"]
 
 # What the installer registers as the hook's ``timeout`` (seconds). Claude Code
 # turns it into a JS timer in ms, which overflows past 2**31 - 1 ms (~24.8 days).
@@ -104,132 +105,6 @@ def _stdout_open() -> bool:
         if events & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
             return False
     return True
-
-
-# ----------------------------------------------------------------------------- waiter files
-def _folder(root: str | None = None) -> str:
-    return os.path.join(root or paths.mailbox_dir(), layout.WAITERS)
-
-
-class WaiterLock:
-    """The one-waiter-per-session lock: an flock on ``waiters/KEY.pid`` held while waiting."""
-
-    def __init__(self, session_id: str, root: str | None = None) -> None:
-        self.path = os.path.join(_folder(root), layout.waiter_file(session_id))
-        self.fd: int | None = None
-
-    def acquire(self, info: dict[str, Any]) -> bool:
-        """Take the lock and write ``info``; False when another waiter holds it."""
-        folder = os.path.dirname(self.path)
-        paths.ensure_dir(os.path.dirname(folder))
-        os.makedirs(folder, paths.DIR_MODE, exist_ok=True)
-        for _ in range(10):
-            fd = paths.open_file(self.path, os.O_RDWR | os.O_CREAT)
-            # `doctor` probes waiter files with a brief flock of its own: a few tries
-            # tell that moment from a waiter that holds the lock for good.
-            for attempt in range(5):
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if attempt == 4:
-                        os.close(fd)
-                        return False
-                    time.sleep(0.05)
-            # The holder before us unlinks the file on exit; if it did so after we
-            # opened it, we locked a file no one else will find: open the new one.
-            try:
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                self.fd = fd
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, odumps(info) + b"\n", 0)
-                return True
-            os.close(fd)
-        return False
-
-    def release(self) -> None:
-        if self.fd is None:
-            return
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)  # still locked by us: no one can have taken it meanwhile
-        os.close(self.fd)
-        self.fd = None
-
-
-def waiters(root: str | None = None) -> list[dict[str, Any]]:
-    """Every waiter file: ``session_id``, ``name``, ``pid``, ``alive`` (the waiter runs),
-    ``claude_pid``, ``claude_alive``, ``since`` and ``path``.
-
-    ``alive`` False: a stale file from a killed waiter (safe to delete). ``alive``
-    but not ``claude_alive``: a stray waiter whose session is gone (it should
-    leave within a second or two on its own).
-    """
-    folder = _folder(root)
-    try:
-        files = sorted(os.listdir(folder))
-    except FileNotFoundError:
-        return []
-    out: list[dict[str, Any]] = []
-    for fname in files:
-        if not fname.endswith(".pid"):
-            continue
-        path = os.path.join(folder, fname)
-        try:
-            fd = paths.open_file(path, os.O_RDONLY)
-        except (OSError, ValueError):
-            continue
-        try:
-            info = oloads(os.read(fd, 65536))  # who reads these: no orjson import (#19)
-        except ValueError:  # orjson.JSONDecodeError
-            continue  # empty: a waiter writing its file right now
-        finally:
-            os.close(fd)
-        if not isinstance(info, dict):
-            continue
-        pid, start = info.get("pid"), info.get("start")
-        cpid, cstart = info.get("claude_pid"), info.get("claude_start")
-        alive = isinstance(pid, int) and isinstance(start, int) and is_alive(Proc(pid, start))
-        claude_alive = (
-            isinstance(cpid, int) and isinstance(cstart, int) and is_alive(Proc(cpid, cstart))
-        )
-        out.append(
-            {
-                "session_id": info.get("session_id"),
-                "name": info.get("name"),
-                "pid": pid,
-                "alive": alive,
-                "claude_pid": cpid,
-                "claude_alive": claude_alive,
-                "since": info.get("since"),
-                "path": path,
-            }
-        )
-    return out
-
-
-def _root_of(store: Any) -> str | None:
-    root = getattr(store, "root", None)
-    return root if isinstance(root, str) else None
-
-
-def armed(store: Any, session_id: str) -> bool:
-    """A live waiter watches ``session_id`` (and its Claude Code process is alive)."""
-    return any(
-        w["session_id"] == session_id and w["alive"] and w["claude_alive"]
-        for w in waiters(_root_of(store))
-    )
-
-
-def armed_names(store: Any) -> set[str]:
-    """Names that have a live waiter armed: for ``who``."""
-    return {
-        w["name"]
-        for w in waiters(_root_of(store))
-        if w["alive"] and w["claude_alive"] and isinstance(w["name"], str)
-    }
 
 
 # ----------------------------------------------------------------------------- the waiter
@@ -284,18 +159,8 @@ def _wait_and_deliver(payload: dict[str, Any]) -> int:
     session = payload.get("session_id")
     if not isinstance(session, str) or not session:
         session = os.environ.get("CLAUDE_CODE_SESSION_ID") or f"pid-{claude.pid}"
-    me = stat(os.getpid())
     lock = WaiterLock(session)
-    info = {
-        "session_id": session,
-        "name": reader,
-        "pid": os.getpid(),
-        "start": me.start if me else 0,
-        "claude_pid": claude.pid,
-        "claude_start": claude.start,
-        "since": round(time.time(), 3),
-    }
-    if not lock.acquire(info):
+    if not lock.acquire(waiter_info(session, reader, claude)):
         return 0  # another waiter already watches this session
     try:
         return _loop(reader, claude, until)

@@ -1,8 +1,9 @@
-"""Give a Claude Code session its unread: deliver the prompt text, then commit.
+"""Give an agent session its unread: deliver the prompt text, then commit.
 
 The text itself (``render.prompt``) is the same for every way in: the hooks'
 ``additionalContext``, the Stop hook's ``reason``, the wake waiter's output and
-live delivery's paste. It stays within ``KEI_MAILBOX_HOOK_BUDGET`` characters;
+live delivery's paste, for Claude Code, Codex and Gemini CLI alike (issue 18;
+only the reply hint differs). It stays within ``KEI_MAILBOX_HOOK_BUDGET`` characters;
 what does not fit stays unread for the next turn.
 """
 
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ... import render, settings
-from ...mailbox import Mailbox
+from .. import render, settings
+from ..mailbox import Mailbox
 
 
 def take(
@@ -20,6 +21,7 @@ def take(
     emit: Callable[[str], None],
     *,
     limit: int | None = None,
+    agent: str = "claude",
 ) -> int:
     """Consume what fits of ``reader``'s unread: ``emit`` the text, then move the cursor.
 
@@ -28,7 +30,7 @@ def take(
     with mailbox.consuming(reader) as batch:
         if not batch.messages:
             return 0
-        text, n = render.prompt(reader, batch.records, limit or settings.hook_budget())
+        text, n = render.prompt(reader, batch.records, limit or settings.hook_budget(), agent=agent)
         emit(text)
         batch.deliver(batch.messages[:n])
     return n

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import time
 
-from ...paths import ensure_dir, mailbox_dir, open_file
-from ...stores.layout import HOOK_LOG
+from ..paths import ensure_dir, mailbox_dir, open_file
+from ..stores.layout import HOOK_LOG
 
 LOG_MAX = 256 * 1024
 

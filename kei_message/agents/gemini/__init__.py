@@ -1,0 +1,1 @@
+"""Google Gemini CLI (issue 18): hooks under ``"hooks"`` in ``~/.gemini/settings.json``."""
