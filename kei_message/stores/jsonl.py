@@ -676,7 +676,6 @@ def _lines(
                 parts.append(chunk[i:] if i else chunk)
 
 
-
 def _lines_with(
     buf: bytes, first: int, last: int, hint: tuple[bytes, ...]
 ) -> list[tuple[int, int]]:
@@ -719,6 +718,7 @@ def _line_at(fd: int, pos: int, stop: int) -> tuple[int, int, bytes] | None:
         if not chunk:
             return None
         buf += chunk
+
 
 def _lines_reverse(fd: int, end: int, base: int) -> Iterator[Entry]:
     """The complete lines before file offset ``end`` (just after a newline), newest first.
