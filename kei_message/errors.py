@@ -2,6 +2,7 @@
 
     KeiMessageError                      exit_code
     ├── NothingToReturn (LookupError)        1   pop on an empty inbox, wait timed out
+    │   └── NotYet (TimeoutError)                send --wait ran out; carries the status
     ├── UsageError (ValueError)              2   bad usage or bad input
     │   ├── InvalidName                          a name breaking the rule of SPEC §5
     │   ├── BodyError                            empty or over KEI_MAILBOX_MAX_BODY
@@ -28,6 +29,14 @@ class KeiMessageError(Exception):
 
 class NothingToReturn(KeiMessageError, LookupError):
     exit_code = 1
+
+
+class NotYet(NothingToReturn, TimeoutError):
+    """``send --wait``: the time ran out before every reader got there; carries the status."""
+
+    def __init__(self, message: str, status: dict[str, object]) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class UsageError(KeiMessageError, ValueError):

@@ -21,9 +21,16 @@ import time
 from collections import namedtuple
 from contextlib import contextmanager
 
-from . import names, records, settings
+from . import names, procs, records, settings
 from .cursors import Cursor, Pos, merge
-from .errors import BodyError, NothingToReturn, UnknownMessage
+from .errors import (
+    BodyError,
+    InvalidName,
+    NothingToReturn,
+    NotYet,
+    UnknownMessage,
+    UsageError,
+)
 from .records import Record
 from .stores import open_store
 from .stores.base import Store
@@ -73,6 +80,28 @@ class Batch:
         self.delivered.extend(self.messages if messages is None else messages)
 
 
+RANK = {"queued": 0, "delivered": 1, "replied": 2}
+
+
+def overall(states: list[str]) -> str:
+    """A message's state in one word: the least advanced of its readers' (none: queued)."""
+    return min(states, key=RANK.__getitem__) if states else "queued"
+
+
+class _Any:
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY: Any = _Any()  # "any session": no session filter (``unread`` for counts)
+
+SESSION_MIN = 4  # the shortest session prefix an address may use (SPEC §11)
+
+
+def _session_ok(text: str) -> bool:
+    return 0 < len(text) <= 128 and all(c.isalnum() or c in "-_" for c in text)
+
+
 def is_for(rec: Record, reader: str) -> bool:
     return rec["to"] in (reader, names.BROADCAST) and rec["from"] != reader
 
@@ -100,9 +129,15 @@ class Mailbox:
         sender: str,
         kind: str | None = None,
         reply_to: int | None = None,
+        to_session: str | None = None,
     ) -> Record:
-        """Append one record and return it as stored."""
+        """Append one record and return it as stored.
+
+        ``to_session``: the full id of one session of ``to`` (``resolve_session``);
+        only a reader in that session receives it (SPEC §11)."""
         to = names.validate(to, allow_all=True)
+        if to_session is not None and (to == names.BROADCAST or not _session_ok(to_session)):
+            raise UsageError(f"bad session {to_session!r} for {to!r}")
         sender = names.validate(sender)
         if not isinstance(body, str) or not body.strip():
             raise BodyError("empty message body: nothing to send")
@@ -123,6 +158,8 @@ class Mailbox:
             fields["kind"] = kind
         if reply_to is not None:
             fields["reply_to"] = int(reply_to)
+        if to_session is not None:
+            fields["to_session"] = to_session
         return self.store.append(fields)
 
     def reply(self, msg_id: int, body: str, *, sender: str, kind: str | None = None) -> Record:
@@ -131,10 +168,16 @@ class Mailbox:
 
     # ------------------------------------------------------------------ reading
     def _collect(
-        self, reader: str, cursor: Cursor | None, until: Pos, limit: int | None = None
-    ) -> tuple[list[Message], list[Pos], Pos]:
+        self,
+        reader: str,
+        cursor: Cursor | None,
+        until: Pos,
+        limit: int | None = None,
+        session: str | None | object = ANY,
+    ) -> tuple[list[Message], list[Pos], Pos, list[Pos]]:
         """R's unread up to ``until`` (at most ``limit``), keys of old broadcasts a new
-        reader skips, and where the scan stopped (``until``, or after the ``limit``-th)."""
+        reader skips, where the scan stopped (``until``, or after the ``limit``-th), and
+        the keys held for another session of R (``session``: the reader's; ANY: all)."""
         order = self.store.order
         fresh = cursor is None or cursor.pos is None
         oldest = time.time() - settings.broadcast_replay() if fresh else 0.0
@@ -159,6 +202,7 @@ class Mailbox:
                     parts = [(cut, until, hint)]
         out: list[Message] = []
         skipped: list[Pos] = []
+        held: list[Pos] = []
         corrupt = 0
         for entry in (e for a, u, h in parts for e in self.store.scan(a, u, hint=h)):
             rec = entry.record
@@ -173,57 +217,106 @@ class Mailbox:
             if fresh and rec["to"] == names.BROADCAST and records.record_epoch(rec) < oldest:
                 skipped.append(entry.pos)
                 continue
+            if session is not ANY and rec.get("to_session") not in (None, session):
+                held.append(entry.pos)  # another session's: not consumed, not passed
+                continue
             out.append(Message(entry.pos, entry.end, rec))
             if limit is not None and len(out) >= limit and not fresh:
                 # `pop` needs one: do not read (under the lock) a backlog it will not take.
                 # A new reader reads on: the old broadcasts it skips must all be recorded.
-                return out, skipped, entry.end
-        return out, skipped, until
+                return out, skipped, entry.end, held
+        return out, skipped, until, held
 
-    def unread(self, reader: str) -> list[Record]:
-        """R's unread, oldest first, without marking them read."""
+    def unread(self, reader: str, *, session: str | None | object = ANY) -> list[Record]:
+        """R's unread, oldest first, without marking them read; ``session``: only what a
+        reader in that session may take (default: all, those for any of R's sessions too)."""
         reader = names.validate(reader)
         cursor = self.store.load_cursor(reader)
-        msgs, _, _ = self._collect(reader, cursor, self.store.end())
+        msgs, _, _, _ = self._collect(reader, cursor, self.store.end(), session=session)
         return [m.record for m in msgs]
 
     def count(self, reader: str) -> int:
         return len(self.unread(reader))
 
     @contextmanager
-    def consuming(self, reader: str, *, limit: int | None = None) -> Iterator[Batch]:
+    def consuming(
+        self,
+        reader: str,
+        *,
+        limit: int | None = None,
+        how: str | None = None,
+        session: str | None | Any = None,
+    ) -> Iterator[Batch]:
         """Hold R's reader lock; yield R's unread (the oldest ``limit`` of them); on exit
-        advance past what was delivered."""
+        advance past what was delivered, then write its receipts (SPEC §12).
+
+        ``how`` is the way of delivery (``layout.HOWS``; None: no receipt, as for
+        ``clear``), ``session`` the agent session it went into, when known (None:
+        outside any); messages addressed to another session of R (``@R/SESSION``)
+        are held: neither yielded nor passed by the cursor. Every
+        consumer comes through here, so every delivery gets its receipt; it is
+        written *after* the cursor commit, so a crash in between leaves the
+        message ``queued``, never ``delivered`` when it was not (#16).
+        """
         reader = names.validate(reader)
         store = self.store
         with store.reader_lock(reader):
             cursor = store.load_cursor(reader)
-            msgs, skipped, until = self._collect(reader, cursor, store.end(), limit)
+            msgs, skipped, until, held = self._collect(reader, cursor, store.end(), limit, session)
             batch = Batch(msgs, until)
             yield batch
             delivered = {m.key for m in batch.delivered}
             order = store.order
             pending = [m for m in msgs if m.key not in delivered]
-            pos = pending[0].key if pending else until
+            # the cursor stops at the first message not delivered, or held for
+            # another session of R: that session must still find it (SPEC §11)
+            firsts = [*(pending[:1] and [pending[0].key]), *held[:1]]
+            pos = min(firsts, key=order) if firsts else until
             limit = order(pos)
             done = frozenset(k for k in (*delivered, *skipped) if order(k) >= limit)
             new = merge(cursor, Cursor(pos, done), order)
             if new != cursor:
                 store.save_cursor(reader, new)
+            if how is not None and batch.delivered:
+                self._receipts(reader, batch.delivered, how, session)
+
+    def _receipts(self, reader: str, delivered: list[Message], how: str, session: Any) -> None:
+        ts = records.ts_now()
+        out: list[dict[str, Any]] = []
+        for m in delivered:
+            rec: dict[str, Any] = {"id": m.record["id"], "reader": reader, "how": how, "ts": ts}
+            if isinstance(session, str) and session:
+                rec["session"] = session
+            out.append(rec)
+        try:
+            self.store.add_receipts(out)
+        except Exception as exc:  # delivered and committed: a lost receipt says "queued"
+            _warn("could not write %d receipt(s) for %s: %s", len(out), reader, exc)
 
     def read(
-        self, reader: str, *, deliver: Callable[[list[Record]], None] | None = None
+        self,
+        reader: str,
+        *,
+        deliver: Callable[[list[Record]], None] | None = None,
+        how: str = "inbox",
+        session: str | None = None,
     ) -> list[Record]:
         """Consume all of R's unread: ``deliver`` them, then mark them read."""
-        with self.consuming(reader) as batch:
+        with self.consuming(reader, how=how, session=session) as batch:
             if deliver is not None and batch.messages:
                 deliver(batch.records)
             batch.deliver()
         return batch.records
 
-    def pop(self, reader: str, *, deliver: Callable[[Record], None] | None = None) -> Record:
+    def pop(
+        self,
+        reader: str,
+        *,
+        deliver: Callable[[Record], None] | None = None,
+        session: str | None = None,
+    ) -> Record:
         """Consume R's oldest unread only. Raises NothingToReturn when there is none."""
-        with self.consuming(reader, limit=1) as batch:
+        with self.consuming(reader, limit=1, how="pop", session=session) as batch:
             if not batch.messages:
                 raise NothingToReturn(f"no unread messages for {reader!r}")
             first = batch.messages[0]
@@ -233,8 +326,8 @@ class Mailbox:
         return first.record
 
     def clear(self, reader: str) -> int:
-        """Mark all of R's unread read; return how many."""
-        with self.consuming(reader) as batch:
+        """Mark all of R's unread read, those for any of R's sessions too; return how many."""
+        with self.consuming(reader, session=ANY) as batch:
             batch.deliver()
         return len(batch.messages)
 
@@ -246,6 +339,8 @@ class Mailbox:
         sender: str | None = None,
         kind: str | None = None,
         deliver: Callable[[Record], None] | None = None,
+        how: str = "wait",
+        session: str | None = None,
     ) -> Record:
         """Block until R has an unread message (matching ``sender``/``kind``); consume it.
 
@@ -258,7 +353,7 @@ class Mailbox:
             kind = records.check_kind(kind)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with self.consuming(reader) as batch:
+            with self.consuming(reader, how=how, session=session) as batch:
                 seen = batch.until
                 for m in batch.messages:
                     rec = m.record
@@ -316,6 +411,191 @@ class Mailbox:
             if len(out) >= limit:
                 break
         out.reverse()
+        return out
+
+    # ------------------------------------------------------------------ sessions
+    def live_sessions(self) -> list[dict[str, Any]]:
+        """Registered sessions whose agent process still runs, newest first; the
+        registrations of local sessions whose process is gone are removed (SPEC §11).
+
+        A session of another machine (``remote``), or one without a pid, is kept:
+        nothing here can tell whether it is gone.
+        """
+        out = []
+        for sess in self.store.sessions():
+            pid = sess.get("pid")
+            if isinstance(pid, int) and not sess.get("remote") and not procs.pid_alive(pid):
+                sid = sess.get("session_id")
+                if isinstance(sid, str):
+                    try:
+                        self.store.drop_session(sid)
+                    except Exception as exc:  # pruning is a courtesy; `who` still hides it
+                        _warn("could not remove dead session %s: %s", sid, exc)
+                continue
+            out.append(sess)
+        out.sort(key=lambda s: str(s.get("last_seen") or ""), reverse=True)
+        return out
+
+    def last_reads(self) -> dict[str, str]:
+        """SESSION ID -> time of its newest receipt (``who``'s LAST READ)."""
+        out: dict[str, str] = {}
+        for r in self.store.receipts(None)[0]:
+            sid = r.get("session")
+            if isinstance(sid, str) and str(r.get("ts", "")) > out.get(sid, ""):
+                out[sid] = str(r["ts"])
+        return out
+
+    def sessions_of(self, name: str) -> list[dict[str, Any]]:
+        """The live sessions registered under ``name``."""
+        return [
+            s
+            for s in self.live_sessions()
+            if s.get("name") == name and isinstance(s.get("session_id"), str)
+        ]
+
+    def resolve_session(self, name: str, prefix: str) -> str:
+        """The full id of ``name``'s live session starting with ``prefix`` (SPEC §11)."""
+        address = f"{name}/{prefix}"
+        if len(prefix) < SESSION_MIN or not _session_ok(prefix):
+            raise InvalidName(
+                address,
+                f"use at least {SESSION_MIN} characters (letters, digits, - and _) of a "
+                "session id as `kei message who` shows it",
+            )
+        found = [s["session_id"] for s in self.sessions_of(name)]
+        match = sorted({sid for sid in found if sid.startswith(prefix)})
+        if len(match) == 1:
+            return str(match[0])
+        if not match:
+            known = ", ".join(f"@{name}/{sid[:8]}" for sid in found) or "none"
+            raise InvalidName(
+                address,
+                f"no live session of {name!r} starts with {prefix!r} (live: {known}); "
+                "nothing was sent",
+            )
+        raise InvalidName(
+            address,
+            f"{prefix!r} fits {len(match)} sessions of {name!r} "
+            f"({', '.join(m[:12] for m in match)}): give more characters; nothing was sent",
+        )
+
+    # ------------------------------------------------------------------ receipts
+    def intended(self, rec: Record) -> list[str]:
+        """Who ``rec`` is for: its ``to``, or for ``all`` every known reader (a cursor
+        or a registered session) but its sender."""
+        if rec["to"] != names.BROADCAST:
+            return [rec["to"]]
+        known = set(self.store.readers())
+        known.update(
+            s["name"]
+            for s in self.store.sessions()
+            if isinstance(s.get("name"), str) and names.is_valid(s["name"])
+        )
+        known.discard(rec["from"])
+        known.discard(names.BROADCAST)
+        return sorted(known)
+
+    def states(self, recs: list[Record]) -> dict[int, dict[str, Any]]:
+        """The delivery state of each record (``status``), reading receipts and the bus once."""
+        if not recs:
+            return {}
+        receipts, _ = self.store.receipts(None)
+        # A reply comes after its message in the bus: read back until every one of
+        # ``recs`` was passed (not by id: kei-message.sh's ids may go backwards).
+        left = {r["id"] for r in recs}
+        replies: list[Record] = []
+        for entry in self.store.scan_reverse():
+            rec = entry.record
+            if rec is None:
+                continue
+            if isinstance(rec.get("reply_to"), int):
+                replies.append(rec)
+            left.discard(rec["id"])
+            if not left:
+                break
+        replies.reverse()
+        return {r["id"]: self._state(r, receipts, replies) for r in recs}
+
+    def _state(
+        self, rec: Record, receipts: list[dict[str, Any]], replies: list[Record]
+    ) -> dict[str, Any]:
+        readers: dict[str, dict[str, Any]] = {
+            name: {"reader": name, "state": "queued"} for name in self.intended(rec)
+        }
+        for r in receipts:
+            if r["id"] != rec["id"]:
+                continue
+            got = readers.setdefault(r["reader"], {"reader": r["reader"], "state": "queued"})
+            if "delivered" not in got:  # the first delivery counts
+                got["state"] = "delivered"
+                got["delivered"] = {k: r[k] for k in ("ts", "how", "session") if k in r}
+        for reply in replies:
+            if reply.get("reply_to") != rec["id"] or reply["from"] not in readers:
+                continue
+            got = readers[reply["from"]]
+            if "reply" not in got:
+                got["state"] = "replied"
+                got["reply"] = reply["id"]
+        rows = [readers[k] for k in sorted(readers)]
+        return {
+            "id": rec["id"],
+            "from": rec["from"],
+            "to": rec["to"],
+            "state": overall([row["state"] for row in rows]),
+            "readers": rows,
+        }
+
+    def status(self, msg_id: int) -> dict[str, Any]:
+        """Message ``msg_id``'s delivery state per intended reader (SPEC §12)."""
+        return self.states([self.get(msg_id)])[msg_id]
+
+    def wait_until(
+        self, msg_id: int, state: str, timeout: float, *, since: Any = None
+    ) -> dict[str, Any]:
+        """Block until every intended reader of ``msg_id`` reached ``state`` (delivered or
+        replied); return the status. Raises NotYet when ``timeout`` runs out.
+
+        ``since``: ``store.receipts_end()`` taken before the message was sent, so
+        only receipts written after it are read (None: all of them).
+
+        Blocks on the store (inotify on ``receipts.jsonl`` and the bus, or Redis
+        ``XREAD BLOCK``), never spinning; receipts are read on from where the last
+        look stopped, so a long wait costs nothing per new receipt but that receipt.
+        """
+        if state not in ("delivered", "replied"):
+            raise UsageError(f"--wait takes delivered or replied, not {state!r}")
+        rec = self.get(msg_id)
+        wanted = set(self.intended(rec))
+        deadline = time.monotonic() + timeout
+        receipts, token = self.store.receipts(since)
+        mine = [r for r in receipts if r["id"] == msg_id]
+        end = self.store.end()
+        replies = self._replies_after(rec, None, end) if state == "replied" else []
+        while True:
+            st = self._state(rec, mine, replies)
+            reached = {row["reader"] for row in st["readers"] if RANK[row["state"]] >= RANK[state]}
+            if wanted <= reached:
+                return st
+            left = deadline - time.monotonic()
+            if left <= 0:
+                late = ", ".join(sorted(wanted - reached))
+                raise NotYet(f"message {msg_id} not {state} to {late} within {timeout:g}s", st)
+            if state == "delivered":
+                self.store.wait_for_receipts(token, min(left, 3600.0))
+                more, token = self.store.receipts(token)
+                mine.extend(r for r in more if r["id"] == msg_id)
+            else:
+                self.store.wait_for_change(end, min(left, 3600.0))
+                new_end = self.store.end()
+                replies.extend(self._replies_after(rec, end, new_end))
+                end = new_end
+
+    def _replies_after(self, rec: Record, after: Pos | None, until: Pos) -> list[Record]:
+        out = []
+        for entry in self.store.scan(after, until, hint=(b'"reply_to"',)):
+            r = entry.record
+            if r is not None and r.get("reply_to") == rec["id"]:
+                out.append(r)
         return out
 
     def known_names(self) -> dict[str, dict[str, Any]]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 from . import names, settings
-from .agents.waiters import armed_names
+from .agents.waiters import armed_names, armed_sessions
 from .mailbox import Mailbox
 from .stores.names_index import current, fresh_unread
 
@@ -47,6 +47,31 @@ def unread_counts(mailbox: Mailbox, wanted: list[str]) -> dict[str, int]:
     return out
 
 
+def _session_rows(mailbox: Mailbox, found: dict[str, dict[str, Any]]) -> None:
+    """Each live session's ``prefix``, ``agent``, ``waiter``, ``last_read`` and (with a
+    registered pane) ``state``, in place (#16, SPEC §11)."""
+    if not any(row.get("sessions") for row in found.values()):
+        return
+    armed = armed_sessions(mailbox.store)
+    reads = mailbox.last_reads()
+    panes: dict[str, str] = {}
+    if any(
+        s.get("tmux") and s.get("tmux_pane") for r in found.values() for s in r.get("sessions", ())
+    ):
+        from .live.status import session_states
+
+        panes = session_states(mailbox.store)
+    for row in found.values():
+        for sess in row.get("sessions", ()):
+            sid = str(sess.get("session_id") or "")
+            sess["prefix"] = sid[:8]
+            sess.setdefault("agent", "claude")
+            sess["waiter"] = sid in armed
+            sess["last_read"] = reads.get(sid)
+            if sid in panes:
+                sess["state"] = panes[sid]
+
+
 def who(mailbox: Mailbox) -> list[dict[str, Any]]:
     """Every known name, sorted: ``name``, ``last_message``, ``last_seen``, ``unread``,
     ``waiter``, ``sessions`` and ``agent`` (when registered) and ``state`` (when a pane is)."""
@@ -54,7 +79,8 @@ def who(mailbox: Mailbox) -> list[dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for name, info in store.names().items():
         found[name] = {"name": name, "last_message": info.get("last_ts"), "last_seen": None}
-    for sess in store.sessions():
+    # live ones only: a session whose process is gone leaves by itself (SPEC §11)
+    for sess in mailbox.live_sessions():
         sname = sess.get("name")
         if not isinstance(sname, str) or not names.is_valid(sname):
             continue
@@ -74,6 +100,7 @@ def who(mailbox: Mailbox) -> list[dict[str, Any]]:
     armed = armed_names(store)  # waiters are local processes: one small directory
     for name, row in found.items():
         row["waiter"] = name in armed
+    _session_rows(mailbox, found)
     if not any(
         s.get("tmux") and s.get("tmux_pane")
         for row in found.values()

@@ -98,6 +98,12 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+def ts_now() -> str:
+    """RFC 3339 UTC time of now, to the millisecond (receipts, #16)."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
 def ts_from_id(rid: int) -> str:
     """RFC 3339 UTC time of an id, to the second, ending in ``Z``."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rid / 1_000_000))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 from . import neutral
 from .records import Record, record_epoch, ts_epoch
@@ -62,16 +63,22 @@ def kind_label(rec: dict[str, object], color: bool) -> str:
     return paint(label, _KIND_COLOR.get(label, "1"), color)
 
 
-def record_lines(recs: list[dict[str, object]], *, color: bool = False) -> list[str]:
-    """Records as aligned lines: local time, id, sender -> recipient, kind and body.
+def record_lines(
+    recs: list[dict[str, object]],
+    *,
+    color: bool = False,
+    states: dict[int, str] | None = None,
+) -> list[str]:
+    """Records as aligned lines: local time, id, sender -> recipient, [state,] kind and body.
 
     Later lines of a multi-line body are indented under the first, so every
-    record stands out however many lines its body has.
+    record stands out however many lines its body has. ``states``: each record's
+    delivery state by id (``list``, SPEC §12), a column after the recipient.
     """
     if not recs:
         return []
     senders = [name(r.get("from", "?")) for r in recs]
-    targets = [name(r.get("to", "?")) for r in recs]
+    targets = [name(_address(r)) for r in recs]
     wf = max(len(s) for s in senders)
     wt = max(len(t) for t in targets)
     out: list[str] = []
@@ -83,6 +90,10 @@ def record_lines(recs: list[dict[str, object]], *, color: bool = False) -> list[
                 paint(sender.ljust(wf), "1", color) + " -> " + paint(target.ljust(wt), "1", color),
             )
         )
+        if states is not None:
+            rid = rec.get("id")
+            word = states.get(rid, "") if isinstance(rid, int) else ""
+            head += "  " + paint(word.ljust(9), "2", color)
         body = neutralise(str(rec.get("body", "")))
         kind = rec.get("kind")
         if isinstance(kind, str) and kind:
@@ -108,8 +119,17 @@ def record_lines(recs: list[dict[str, object]], *, color: bool = False) -> list[
     return out
 
 
-def record_block(rec: dict[str, object], *, color: bool = False) -> str:
-    """One record in full, for ``show``."""
+def _address(rec: dict[str, object]) -> object:
+    """``to``, with ``/SESSION`` (8 characters) when it is for one session (SPEC §11)."""
+    to = rec.get("to", "?")
+    sess = rec.get("to_session")
+    return f"{to}/{sess[:8]}" if isinstance(sess, str) and sess else to
+
+
+def record_block(
+    rec: dict[str, object], *, color: bool = False, state: dict[str, Any] | None = None
+) -> str:
+    """One record in full, for ``show``; ``state``: its status (``Mailbox.status``)."""
     rows = [
         ("id", str(rec.get("id"))),
         ("time", f"{local_time(rec)} (ts {name(rec.get('ts', '-'))})"),
@@ -122,11 +142,49 @@ def record_block(rec: dict[str, object], *, color: bool = False) -> str:
         rows.append(("reply to", f"#{name(rec.get('reply_to'))}"))
     known = {"id", "ts", "from", "to", "body", "kind", "reply_to"}
     rows.extend((name(k), name(v)) for k, v in rec.items() if k not in known)
+    if state is not None:
+        rows.append(("state", brief_state(state)))
     width = max(len(k) for k, _ in rows) + 1
     lines = [paint(f"{k + ':':<{width}}", "2", color) + f" {v}" for k, v in rows]
     lines.append("")
     lines.append(neutralise(str(rec.get("body", ""))))
     return "\n".join(lines)
+
+
+def brief_state(status: dict[str, Any]) -> str:
+    """A status in one line: ``delivered`` or ``2 delivered, 1 queued`` and so on."""
+    readers = status.get("readers") or []
+    if len(readers) <= 1:
+        return str(status.get("state", "queued"))
+    counts: dict[str, int] = {}
+    for row in readers:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    return ", ".join(f"{n} {word}" for word, n in counts.items())
+
+
+def status_lines(status: dict[str, Any], *, color: bool = False) -> list[str]:
+    """``status ID``: one row per intended reader (SPEC §12)."""
+    rows = []
+    for row in status.get("readers") or []:
+        got = row.get("delivered") or {}
+        when = local_time(str(got["ts"])) if got.get("ts") else "-"
+        rows.append(
+            [
+                str(row["reader"]),
+                str(row["state"]),
+                when,
+                str(got.get("how", "-")),
+                str(got.get("session", "-"))[:8] if got.get("session") else "-",
+                f"#{row['reply']}" if row.get("reply") else "-",
+            ]
+        )
+    head = f"#{status['id']} {name(status['from'])} -> {name(status['to'])}: {status['state']}"
+    if not rows:
+        return [head, "  no known reader yet"]
+    return [
+        head,
+        *table(["READER", "STATE", "DELIVERED", "HOW", "SESSION", "REPLY"], rows, color=color),
+    ]
 
 
 def table(header: list[str], rows: list[list[str]], *, color: bool = False) -> list[str]:

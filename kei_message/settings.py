@@ -87,6 +87,12 @@ def me() -> str | None:
     return _text("KEI_MAILBOX_ME")
 
 
+def agent_session() -> str | None:
+    """The agent session a command runs in (Claude Code sets ``CLAUDE_CODE_SESSION_ID``
+    in its tools' environment): receipts of ``inbox``/``pop``/``wait`` name it (#16)."""
+    return _text("CLAUDE_CODE_SESSION_ID")
+
+
 def lock_timeout() -> float:
     return max(0.0, env_float("KEI_MAILBOX_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT))
 

@@ -552,7 +552,9 @@ def test_a_deleted_bus_does_not_hide_new_messages_from_old_readers(
         "messages.base",
         "messages.jsonl",
         "messages.lock",
+        "receipts.jsonl",  # beside the bus, never in it (#16)
     ]
+    assert stat.S_IMODE((mailbox_dir / "receipts.jsonl").stat().st_mode) == 0o600
     assert set(Mailbox().known_names()) >= {"a", "b", "c"}
     ids = [e.record["id"] for e in Mailbox().store.scan(None) if e.record]
     assert len(ids) == 2 and ids[0] > 0

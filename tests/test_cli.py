@@ -267,7 +267,10 @@ def test_show_prints_one_record_in_full(mailbox: Any) -> None:
     assert "other" not in res.stdout
     for text in (str(rec["id"]), "a", "b", "TASK"):
         assert text in res.stdout
-    assert json.loads(ok("show", f"#{rec['id']}", "--json").stdout) == rec
+    shown = json.loads(ok("show", f"#{rec['id']}", "--json").stdout)
+    # as stored, with its delivery state as one key more (#16)
+    assert shown.pop("state") == "queued"
+    assert shown == rec
     fails(2, "show", "42")
 
 
@@ -378,7 +381,10 @@ def test_json_lines_are_the_bus_lines(mailbox_dir: Path) -> None:
     ok("send", "@b", 'TASK: a "quoted" body\nwith \u00e9 and \u2603', "--from", "a")
     ok("send", "@b", "second", "--reply-to", "7", "--from", "a")
     on_disk = (mailbox_dir / "messages.jsonl").read_text().splitlines()
-    assert ok("list", "--json").stdout.splitlines() == on_disk
+    # `list --json`: the bus line byte for byte, with the delivery state as one key more (#16)
+    listed = ok("list", "--json").stdout.splitlines()
+    assert all(line.endswith(',"state":"queued"}') for line in listed)
+    assert [line.removesuffix(',"state":"queued"}') + "}" for line in listed] == on_disk
     assert ok("inbox", "--peek", "--json", "--me", "b").stdout.splitlines() == on_disk
     assert ok("tail", "--json").stdout.splitlines() == on_disk
 
@@ -528,10 +534,13 @@ def test_channels_who_and_names_agree(mailbox: Any) -> None:
     )
     outs = [ok(cmd).stdout for cmd in ("channels", "who", "names")]
     assert outs[0] == outs[1] == outs[2]
-    lines = outs[0].splitlines()
+    table, _, sessions = outs[0].partition("\n\n")
+    lines = table.splitlines()
     assert lines[0].split()[:2] == ["NAME", "LAST"]
     names = [line.split()[0] for line in lines[1:]]
     assert names == ["backend", "frontend", "lead", "worker"]
+    # then each live session under its name, with the address that reaches it (#16)
+    assert [line.split()[0] for line in sessions.splitlines()] == ["SESSION", "@worker/s-1"]
     header = lines[0]
     front = next(line for line in lines if line.startswith("frontend"))
     assert front[header.index("UNREAD") :].split()[0] == "2"  # hi + the broadcast

@@ -265,7 +265,11 @@ def test_gone_pane_queues_and_who_says_gone(server: Server, tmp_path: Path, mb: 
     res = kei("send", "--from", "backend", "--live", "@frontend", "hi")
     assert res.returncode == 6, res.stderr
     rows = {r["name"]: r for r in who(mb)}
-    assert rows["frontend"]["state"] == "gone"
+    # its process is gone, so its session left `who` by itself (SPEC §11, #16): no
+    # session, no pane state; the name stays (it has mail), the other pane is idle
+    assert "state" not in rows["frontend"] and not rows["frontend"].get("sessions")
+    assert rows["frontend"]["unread"] == 1
+    assert [s["name"] for s in mb.store.sessions()] == ["keepalive"]
     assert rows["keepalive"]["state"] == "idle"
 
 
@@ -404,3 +408,28 @@ def test_hostile_registrations_are_ignored(mb: Mailbox) -> None:
     rows = {r["name"]: r for r in who(mb)}
     assert rows["f"]["state"] == "gone"  # no server at /tmp/x
     assert "state" not in rows.get("a", {})
+
+
+def test_live_delivery_leaves_its_receipt_and_reaches_the_addressed_pane(
+    server: Server, tmp_path: Path, mb: Mailbox
+) -> None:
+    # two panes under one name (#16): @NAME/SESSION types into that session's pane only
+    one = server.fake(tmp_path / "one" / "frontend")
+    one.register(mb.store, "frontend", session_id="aaaa1111-one")
+    two = server.fake(tmp_path / "two" / "frontend")
+    two.register(mb.store, "frontend", session_id="bbbb2222-two")
+    res = kei(
+        "send", "--from", "backend", "--live", "--json", "@frontend/aaaa", "--wait", "delivered",
+        "--timeout", "20s", "for one",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[1] == "-> typed 1 message into frontend's pane"
+    sent, status = json.loads(lines[0]), json.loads(lines[2])
+    assert sent["to_session"] == "aaaa1111-one"
+    got = status["readers"][0]["delivered"]
+    assert (got["how"], got["session"]) == ("live", "aaaa1111-one")
+    assert wait_until(one.prompts, 5)
+    assert "for one" in one.prompts()[0]
+    time.sleep(0.5)
+    assert two.prompts() == []

@@ -79,6 +79,10 @@ def test_round_trip_keeps_lines_cursors_and_sessions(redis_url: str, tmp_path: P
     assert red.names()["bob"]["received"] == 4
     corrupt = [e for e in red.scan(None) if e.record is None]
     assert len(corrupt) == 1 and corrupt[0].error
+    # receipts move too (#16): every status reads the same on Redis
+    sent = [e.record for e in src.scan(None) if e.record and isinstance(e.record["id"], int)]
+    assert rmb.states(sent) == mb.states(sent)
+    assert any(s["state"] == "delivered" for s in rmb.states(sent).values())
 
     # the Redis mailbox is live: new ids come after every copied one
     newest = max(e.record["id"] for e in red.scan(None) if e.record)

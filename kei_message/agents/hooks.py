@@ -197,7 +197,18 @@ def _sync_event(spec: EventSpec, payload: dict[str, Any]) -> None:
         _hold_hard_stop()
         write_stdout(data)
 
-    take(mailbox, name, emit, agent=spec.agent)
+    session = payload.get("session_id")
+    # the receipt's way (SPEC §12): a blocking Stop/AfterAgent hook is "stop";
+    # post-tool-batch is mid-turn delivery (#14)
+    how = "stop" if spec.blocks else "midturn" if spec.event == "post-tool-batch" else "hook"
+    take(
+        mailbox,
+        name,
+        emit,
+        agent=spec.agent,
+        how=how,
+        session=session if isinstance(session, str) and session else None,
+    )
 
 
 def _nothing_unread(name: str, payload: dict[str, Any], agent: str) -> bool:

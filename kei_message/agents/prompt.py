@@ -22,12 +22,16 @@ def take(
     *,
     limit: int | None = None,
     agent: str = "claude",
+    how: str = "hook",
+    session: str | None = None,
 ) -> int:
     """Consume what fits of ``reader``'s unread: ``emit`` the text, then move the cursor.
 
     Returns how many messages went out (0: nothing emitted, nothing changed).
+    ``how`` and ``session`` go into their receipts (SPEC §12); ``session`` also
+    holds back mail for another session of ``reader`` (SPEC §11).
     """
-    with mailbox.consuming(reader) as batch:
+    with mailbox.consuming(reader, how=how, session=session) as batch:
         if not batch.messages:
             return 0
         text, n = render.prompt(reader, batch.records, limit or settings.hook_budget(), agent=agent)

@@ -164,6 +164,15 @@ def armed_names(store: Any) -> set[str]:
     }
 
 
+def armed_sessions(store: Any) -> set[str]:
+    """Session ids that have a live waiter armed: for ``who``'s session rows (#16)."""
+    return {
+        w["session_id"]
+        for w in waiters(_root_of(store))
+        if w["alive"] and w["claude_alive"] and isinstance(w["session_id"], str)
+    }
+
+
 def running(session_id: str, root: str | None = None) -> bool:
     """A live waiter already holds ``session_id``'s file (or is writing it right now)."""
     path = os.path.join(_folder(root), layout.waiter_file(session_id))

@@ -102,7 +102,11 @@ def _pop(words: list[str], opts: dict[str, Any]) -> Command | None:
 
     def run() -> None:
         reader = names.resolve(words[0] if words else me)
-        Mailbox().pop(reader, deliver=lambda rec: print_records([rec], as_json))
+        Mailbox().pop(
+            reader,
+            deliver=lambda rec: print_records([rec], as_json),
+            session=settings.agent_session(),
+        )
 
     return run
 
@@ -112,13 +116,15 @@ def _show(words: list[str], opts: dict[str, Any]) -> Command | None:
         return None
 
     def run() -> None:
-        rec = Mailbox().get(verbs.msg_id(words[0]))
+        mb = Mailbox()
+        rec = mb.get(verbs.msg_id(words[0]))
+        status = mb.states([rec])[rec["id"]]
         if opts.get("as_json"):
-            out_json(rec)
+            out_json({**rec, "state": status["state"]})
             return
         from .. import render  # re: only to show something
 
-        out(render.record_block(rec, color=use_color()))
+        out(render.record_block(rec, color=use_color(), state=status))
 
     return run
 

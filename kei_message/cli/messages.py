@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .. import paths, render
+from .. import paths, render, settings
 from ..errors import BodyError, NothingToReturn, UsageError
 from ..mailbox import is_for
 from ..records import parse_duration
@@ -91,15 +91,33 @@ def send(
     live: Annotated[
         bool, typer.Option("--live", help="Also type it into the recipient's idle tmux pane now.")
     ] = False,
+    wait_for: Annotated[
+        str | None,
+        typer.Option(
+            "--wait",
+            metavar="STATE",
+            help="Then block until every reader got it: delivered or replied; print the status.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        str,
+        typer.Option(
+            "--timeout", metavar="DURATION", help="How long --wait waits (e.g. 30s, 5m): exit 1."
+        ),
+    ] = "10m",
     as_json: Json = False,
 ) -> None:
     """Send a message to NAME, or to all.
 
     The recipient is --to NAME, else a leading @NAME or 'all' argument (only
-    the first argument), else all. '--' ends options.
+    the first argument), else all. '--' ends options. With --wait, the status
+    (as `status ID` prints it) follows the sent line; out of time, exit 1.
 
-    Example: kei message send @frontend TASK: ship the login page
+    Example: kei message send @frontend --wait delivered TASK: ship the login page
     """
+    if wait_for is not None and wait_for not in ("delivered", "replied"):
+        raise UsageError(f"--wait takes delivered or replied, not {wait_for!r}")
+    seconds = parse_duration(timeout)
     target, words = verbs.recipient(to, list(text or []))
     if live and target == "all":
         raise UsageError("--live needs one recipient: use --to NAME or @NAME")
@@ -107,10 +125,14 @@ def send(
     answers = _msg_id(reply_to) if reply_to is not None else None
     body = _body(words)
     mb = get_mailbox()
-    verbs.send(mb, body, to=target, sender=me, kind=kind, reply_to=answers, as_json=as_json)
-    if live:
+    since = mb.store.receipts_end() if wait_for is not None else None
+    rec = verbs.send(mb, body, to=target, sender=me, kind=kind, reply_to=answers, as_json=as_json)
+    code = verbs.deliver_live(mb, rec["to"], rec.get("to_session")) if live else 0
+    if wait_for is not None:
+        verbs.wait_for(mb, rec, wait_for, seconds, as_json, since)
+    if code:
         # the live part's outcome is the exit code (4, 5 or 6 when it stays queued)
-        raise typer.Exit(verbs.deliver_live(mb, target))
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -143,11 +165,32 @@ def show(
 
     Example: kei message show 1795248002625564
     """
-    rec = get_mailbox().get(_msg_id(msg_id))
+    mb = get_mailbox()
+    rec = mb.get(_msg_id(msg_id))
+    status = mb.states([rec])[rec["id"]]
     if as_json:
-        out_json(rec)
+        out_json({**rec, "state": status["state"]})
         return
-    out(render.record_block(rec, color=use_color()))
+    out(render.record_block(rec, color=use_color(), state=status))
+
+
+@app.command()
+def status(
+    msg_id: Annotated[str, typer.Argument(metavar="ID", help="The id of the message.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Print where message ID is, per intended reader: queued, delivered, replied.
+
+    Delivered says when, how (inbox, pop, wait, hook, midturn, stop, wake,
+    live) and into which agent session; replied names the first reply.
+
+    Example: kei message status 1795248002625564 --json
+    """
+    st = get_mailbox().status(_msg_id(msg_id))
+    if as_json:
+        out_json(st)
+        return
+    out("\n".join(render.status_lines(st, color=use_color())))
 
 
 # ----------------------------------------------------------------------------- reading
@@ -207,7 +250,11 @@ def inbox(
                 raise NothingToReturn(f"no unread messages for {reader!r}")
             _print_records(recs[:1], as_json)
         else:
-            mb.pop(reader, deliver=lambda rec: _print_records([rec], as_json))
+            mb.pop(
+                reader,
+                deliver=lambda rec: _print_records([rec], as_json),
+                session=settings.agent_session(),
+            )
     else:
         show_unread(mb, reader, peek=peek, as_json=as_json)
 
@@ -257,6 +304,7 @@ def wait(
         sender=sender,
         kind=kind,
         deliver=lambda rec: _print_records([rec], as_json),
+        session=settings.agent_session(),
     )
 
 

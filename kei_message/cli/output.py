@@ -61,15 +61,21 @@ def out_json(rec: Record) -> None:
     sys.stdout.flush()
 
 
-def print_records(recs: list[Record], as_json: bool) -> None:
-    """Records for people (aligned, local time, escaped) or as stored (``--json``)."""
+def print_records(recs: list[Record], as_json: bool, states: dict[int, str] | None = None) -> None:
+    """Records for people (aligned, local time, escaped) or as stored (``--json``).
+
+    ``states``: each one's delivery state by id (``list``); with ``--json`` it is
+    one extra key, ``"state"``, after the stored ones (#16).
+    """
     if as_json:
         for rec in recs:
+            if states is not None and rec["id"] in states:
+                rec = {**rec, "state": states[rec["id"]]}
             out_json(rec)
         return
     from .. import render
 
-    lines = render.record_lines(recs, color=use_color())
+    lines = render.record_lines(recs, color=use_color(), states=states)
     if lines:
         out("\n".join(lines))
 
@@ -81,7 +87,11 @@ def show_unread(mb: Mailbox, reader: str, *, peek: bool, as_json: bool) -> None:
         print_records(recs, as_json)
     else:
         # printed (and flushed) before the cursor moves: a crash re-delivers
-        recs = mb.read(reader, deliver=lambda rs: print_records(rs, as_json))
+        recs = mb.read(
+            reader,
+            deliver=lambda rs: print_records(rs, as_json),
+            session=settings.agent_session(),
+        )
     if not recs and not as_json:
         out(f"no unread messages for {reader!r}")
 
@@ -131,6 +141,24 @@ def print_who(rows: list[dict[str, Any]], as_json: bool) -> None:
             cells.append(str(r.get("agent") or "-"))
         table.append(cells)
     out("\n".join(render.table(header, table, color=use_color())))
+    sessions = [
+        [
+            f"@{r['name']}/{s.get('prefix', '')}",
+            str(s.get("agent") or "-"),
+            str(s.get("state") or "-"),
+            "yes" if s.get("waiter") else "no",
+            render.local_time(s.get("last_read")),
+            render.local_time(s.get("last_seen")),
+        ]
+        for r in rows
+        for s in r.get("sessions") or ()
+        if s.get("prefix")
+    ]
+    if sessions:
+        # each live session under its name, with the address that reaches it alone (#16)
+        out("")
+        head = ["SESSION", "AGENT", "STATE", "WAITER", "LAST READ", "LAST SEEN"]
+        out("\n".join(render.table(head, sessions, color=use_color())))
 
 
 def unknown_note(mb: Mailbox, to: str, known: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from .. import names
-from ..errors import NoLiveSession, Queued, Rejected, UsageError
+from ..errors import InvalidName, NoLiveSession, NotYet, Queued, Rejected, UsageError
 from ..mailbox import Mailbox
 from ..records import Record, check_kind
 from .output import out, out_json, print_records, unknown_note, warn
@@ -89,18 +89,30 @@ def split_address(words: list[str]) -> tuple[str | None, list[str]]:
 
 
 def recipient(to: str | None, words: list[str]) -> tuple[str, list[str]]:
-    """``--to NAME``, else a leading ``@NAME``/``all`` word, else all; and the words left."""
-    if to is not None:
-        return names.validate(to, allow_all=True), words
-    address, words = split_address(words)
-    return (names.validate(address, allow_all=True) if address else names.BROADCAST), words
+    """``--to NAME``, else a leading ``@NAME``/``all`` word, else all; and the words left.
+
+    ``NAME/SESSION`` (SPEC §11) comes back as it is, the name checked; ``send``
+    resolves the session prefix."""
+    if to is None:
+        address, words = split_address(words)
+        if not address:
+            return names.BROADCAST, words
+        to = address
+    name, slash, prefix = to.partition("/")
+    name = names.validate(name, allow_all=True)
+    if slash and name == names.BROADCAST:
+        raise InvalidName(f"all/{prefix}", "'all' has no sessions: use @NAME/SESSION")
+    return (f"{name}/{prefix}" if slash else name), words
 
 
 def sent_line(rec: Record, as_json: bool) -> None:
     if as_json:
         out_json(rec)
-    else:
-        out(f"-> sent to {rec['to']!r} (from {rec['from']!r}) #{rec['id']}")
+        return
+    to = rec["to"]
+    if rec.get("to_session"):
+        to = f"{to}/{str(rec['to_session'])[:8]}"
+    out(f"-> sent to {to!r} (from {rec['from']!r}) #{rec['id']}")
 
 
 def send(
@@ -113,15 +125,52 @@ def send(
     reply_to: int | None = None,
     as_json: bool = False,
 ) -> Record:
-    """Send, print the sent line, and the typo note for a name never seen."""
+    """Send, print the sent line, and the notes: a name never seen, a name shared by
+    several live sessions (SPEC §11: nothing is silent).
+
+    ``to``: ``NAME``, ``all`` or ``NAME/SESSION`` (a session id prefix)."""
+    to, _, prefix = to.partition("/")
+    session = mb.resolve_session(to, prefix) if prefix else None
     known = mb.known_names() if to != names.BROADCAST else {}
-    rec = mb.send(body, to=to, sender=sender, kind=kind, reply_to=reply_to)
+    rec = mb.send(body, to=to, sender=sender, kind=kind, reply_to=reply_to, to_session=session)
     sent_line(rec, as_json)
     unknown_note(mb, to, known)
+    if session is None and to != names.BROADCAST:
+        shared = mb.sessions_of(to)
+        if len(shared) >= 2:
+            ids = [str(s["session_id"])[:8] for s in shared]
+            warn(
+                f"note: {len(shared)} live sessions share {to!r} "
+                f"({', '.join(ids)}): the first to read gets it; "
+                f"to reach one, send to @{to}/{ids[0]}"
+            )
     return rec
 
 
-def deliver_live(mb: Mailbox, to: str) -> int:
+def wait_for(
+    mb: Mailbox, rec: Record, state: str, timeout: float, as_json: bool, since: Any = None
+) -> None:
+    """``send --wait``: block until every reader of ``rec`` got there; print the status.
+
+    Out of time: the status so far on stdout, one line on stderr, exit 1 (NotYet)."""
+    from .. import render
+
+    try:
+        status = mb.wait_until(rec["id"], state, timeout, since=since)
+    except NotYet as exc:
+        _print_status(exc.status, as_json, render)
+        raise
+    _print_status(status, as_json, render)
+
+
+def _print_status(status: dict[str, Any], as_json: bool, render: Any) -> None:
+    if as_json:
+        out_json(status)
+    else:
+        out("\n".join(render.status_lines(status)))
+
+
+def deliver_live(mb: Mailbox, to: str, session: str | None = None) -> int:
     """After the record is in the bus: type NAME's unread into its tmux pane (SPEC §8).
 
     Returns the exit code: 0 typed; 4, 5 or 6 when it stays queued (said on stderr).
@@ -134,7 +183,7 @@ def deliver_live(mb: Mailbox, to: str) -> int:
             f"live delivery is not available here ({exc}); the message waits in the mailbox"
         ) from exc
     try:
-        typed = type_in(mb, to)
+        typed = type_in(mb, to, session)
     except (NoLiveSession, Rejected, Queued) as exc:
         warn(f"note: {exc}")
         return exc.exit_code
@@ -161,7 +210,8 @@ def recent(
         kind=check_kind(kind) if kind is not None else None,
         since=since,
     )
-    print_records(recs, as_json)
+    states = {rid: st["state"] for rid, st in mb.states(recs).items()}
+    print_records(recs, as_json, states)
 
 
 def who(mb: Mailbox, as_json: bool) -> None:

@@ -30,7 +30,7 @@ from .. import names, render, settings
 from ..errors import NoLiveSession, NothingToReturn, Queued, Rejected, UsageError
 from ..mailbox import Mailbox
 from . import screen, tmux
-from .registry import Live, find, pane_alive, registered
+from .registry import Live, candidates, find, pane_alive, registered
 
 log = logging.getLogger("kei_message")
 
@@ -75,8 +75,14 @@ def look(live: Live) -> screen.Screen:
     return screen.read(text, in_mode=got.in_mode)
 
 
-def _locate(mailbox: Mailbox, name: str) -> Live | None:
+def _locate(mailbox: Mailbox, name: str, session: str | None = None) -> Live | None:
+    """NAME's newest live pane; ``session``: the pane of that session only (#16)."""
     name = names.validate(name)
+    if session is not None:
+        for live in candidates(mailbox.store, name):
+            if live.session_id == session and pane_alive(live, tmux.info(live.pane)):
+                return live
+        return None
     got = find(mailbox.store, name)
     return got[0] if got else None
 
@@ -102,17 +108,20 @@ def _refuse(name: str, now: screen.Screen) -> None:
         raise Queued(f"{name} {why}; the message waits in the mailbox")
 
 
-def deliver_live(mailbox: Mailbox, name: str) -> int:
+def deliver_live(mailbox: Mailbox, name: str, session: str | None = None) -> int:
     """Type all of NAME's unread into its idle pane as one prompt; return how many.
+
+    ``session``: the pane of that session of NAME (``@NAME/SESSION``), else the newest.
+    Mail for another session of NAME stays for it (SPEC §11).
 
     Raises Queued (6) when there is no live pane or it is not idle, Rejected (5)
     at a permission prompt.
     """
-    live = _locate(mailbox, name)
+    live = _locate(mailbox, name, session)
     if live is None:
         raise Queued(f"no live tmux session for {name}; the message waits in the mailbox")
     _refuse(live.name, look(live))
-    with mailbox.consuming(live.name) as batch:
+    with mailbox.consuming(live.name, how="live", session=live.session_id or None) as batch:
         if not batch.messages:
             return 0
         # again under the lock: a concurrent sender, the user or a turn may have begun
@@ -315,11 +324,11 @@ def process(mailbox: Mailbox) -> dict[str, int | str]:
     results: dict[str, int | str] = {}
     for live in registered(mailbox.store):
         if live.name in results:
-            continue  # the newest pane of a name decides
+            continue  # the newest pane of a name with something for it decides
         try:
-            if not mailbox.count(live.name):
+            if not mailbox.unread(live.name, session=live.session_id or None):
                 continue
-            results[live.name] = deliver_live(mailbox, live.name)
+            results[live.name] = deliver_live(mailbox, live.name, live.session_id or None)
         except (Queued, Rejected) as exc:
             results[live.name] = "waiting" if isinstance(exc, Rejected) else "queued"
             log.info("%s", exc)

@@ -31,3 +31,20 @@ def states(store: Store) -> dict[str, str]:
             log.warning("reading %s's pane: %s", live.name, exc)
             out[live.name] = screen.UNKNOWN
     return out
+
+
+def session_states(store: Store) -> dict[str, str]:
+    """SESSION ID -> state of its pane, for every session with a registered pane (#16)."""
+    out: dict[str, str] = {}
+    lives = registered(store)
+    if not lives or not tmux.available():
+        return out
+    for live in lives:
+        if not live.session_id or live.session_id in out:
+            continue
+        try:
+            out[live.session_id] = look(live).state
+        except Exception as exc:  # `who` must list sessions whatever one pane does
+            log.warning("reading %s's pane: %s", live.name, exc)
+            out[live.session_id] = screen.UNKNOWN
+    return out

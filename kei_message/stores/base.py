@@ -98,6 +98,26 @@ class Store(Protocol):
         archive, keeping positions (and so cursors) valid. Returns how many moved."""
         ...
 
+    def add_receipts(self, receipts: list[dict[str, Any]]) -> None:
+        """Append delivery receipts (``layout.RECEIPTS`` describes one); never in the bus."""
+        ...
+
+    def receipts(self, after: Any = None) -> tuple[list[dict[str, Any]], Any]:
+        """Receipts added after the opaque token ``after`` (None: all), and the next token."""
+        ...
+
+    def receipts_end(self) -> Any:
+        """The token after the newest receipt now: ``receipts(receipts_end())`` is new ones."""
+        ...
+
+    def wait_for_receipts(self, after: Any, timeout: float) -> bool:
+        """Block (without spinning) until receipts exist past ``after`` or ``timeout`` runs out."""
+        ...
+
     def put_session(self, session_id: str, info: dict[str, Any]) -> None: ...
+
+    def drop_session(self, session_id: str) -> None:
+        """Forget a session whose process is gone (``Mailbox.live_sessions``)."""
+        ...
 
     def sessions(self) -> list[dict[str, Any]]: ...

@@ -47,7 +47,7 @@ from ..names import is_valid
 from ..records import ID_LIMIT, CorruptLine, Record
 from . import layout
 from .base import Entry
-from .inotify import wait_for_growth
+from .inotify import POLL, RECHECK, wait_for_growth, watch
 from .locks import acquire, locked, release
 from .names_index import names_index
 
@@ -524,6 +524,71 @@ class JsonlStore:
     def wait_for_change(self, since: Pos, timeout: float) -> bool:
         return wait_for_growth(self, int(since), timeout)
 
+    # ------------------------------------------------------------------ receipts
+    def _receipts_path(self) -> str:
+        return os.path.join(self.root, layout.RECEIPTS)
+
+    def add_receipts(self, receipts: list[dict[str, Any]]) -> None:
+        """Append ``receipts`` to ``receipts.jsonl`` in one ``O_APPEND`` write (#16)."""
+        if not receipts:
+            return
+        self.prepare()
+        data = layout.receipt_bytes(receipts)
+        fd = paths.open_file(self._receipts_path(), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+
+    def receipts(self, after: Any = None) -> tuple[list[dict[str, Any]], Any]:
+        """Receipts written after token ``after`` (None: all), and the token to go on from."""
+        start = int(after or 0)
+        try:
+            fd = paths.open_file(self._receipts_path(), os.O_RDONLY)
+        except FileNotFoundError:
+            return [], start
+        try:
+            size = os.fstat(fd).st_size
+            if size <= start:
+                return [], start
+            data = os.pread(fd, size - start, start)
+        finally:
+            os.close(fd)
+        found, used = layout.parse_receipts(data)
+        return found, start + used
+
+    def receipts_end(self) -> Any:
+        try:
+            return os.stat(self._receipts_path()).st_size
+        except FileNotFoundError:
+            return 0
+
+    def wait_for_receipts(self, after: Any, timeout: float) -> bool:
+        """Block (inotify on the mailbox dir) until receipts exist past ``after``."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        self.prepare()
+        path = self._receipts_path()
+        w = watch(path)
+        try:
+            while True:
+                try:
+                    if os.stat(path).st_size > int(after or 0):
+                        return True
+                except FileNotFoundError:
+                    pass
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                if w is not None:
+                    w.wait(min(left, RECHECK))
+                else:
+                    time.sleep(min(left, POLL))
+        finally:
+            if w is not None:
+                w.close()
+
     # ------------------------------------------------------------------ cursors
     def _cursor_path(self, reader: str) -> str:
         return os.path.join(self.prepare(layout.CURSORS), reader)
@@ -576,6 +641,13 @@ class JsonlStore:
     def put_session(self, session_id: str, info: dict[str, Any]) -> None:
         path = os.path.join(self.prepare(layout.SESSIONS), layout.session_file(session_id))
         paths.write_atomic(path, layout.session_bytes(info))
+
+    def drop_session(self, session_id: str) -> None:
+        path = os.path.join(self.root, layout.SESSIONS, layout.session_file(session_id))
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
     def sessions(self) -> list[dict[str, Any]]:
         folder = os.path.join(self.root, layout.SESSIONS)

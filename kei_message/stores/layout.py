@@ -10,6 +10,7 @@ The mailbox dir (mode 0700, every file 0600; ``paths.mailbox_dir``)::
     messages.jsonl        the bus: one JSON record per line (stores/jsonl.py)
     messages.lock         append lock; its content is the largest id handed out
     messages.base         bytes moved out of the bus by gc (logical offsets)
+    receipts.jsonl        delivery receipts, one JSON object per line (SPEC §12)
     cursors/NAME          one reader's cursor; cursors/.NAME.lock guards it
     sessions/ID.json      registered agent sessions (hooks, live delivery)
     index/names.json      names seen on the bus, kept current by send (names_index.py)
@@ -31,6 +32,15 @@ Formats:
     Two lines of text: the position, then the keys consumed out of order,
     separated by spaces (``cursors.Cursor``). Text, so the hook's fast path
     reads it without a JSON parser. The Redis store keeps the same text.
+``receipts.jsonl``
+    One compact JSON object per line, appended with ``O_APPEND`` in one
+    ``write`` by the consumer right *after* its cursor was committed:
+    ``{"id":MSG_ID,"reader":NAME,"how":HOW,"ts":RFC3339[,"session":ID]}``
+    (``how``: inbox, pop, wait, hook, midturn, stop, wake, live). A crash
+    between the commit and this write leaves the message ``queued``, never
+    ``delivered`` when it was not (#16). Beside the bus, never in it: the
+    original kei-message.sh and ``jq`` see only messages there. A partial
+    last line (a writer that died mid-write) is skipped by readers.
 ``sessions/ID.json``, ``waiters/ID.pid``
     One compact JSON object. ``ID`` is the session id when it is made of
     letters, digits, ``-`` and ``_`` (80 at most), else a hash of it: session
@@ -49,6 +59,8 @@ if TYPE_CHECKING:
     from ..cursors import Cursor, Pos
 
 BUS = "messages.jsonl"
+RECEIPTS = "receipts.jsonl"
+HOWS = ("inbox", "pop", "wait", "hook", "midturn", "stop", "wake", "live")
 LOCK = "messages.lock"
 BASE = "messages.base"
 CURSORS = "cursors"
@@ -157,3 +169,34 @@ def session_bytes(info: dict[str, Any]) -> bytes:
     from ..leanjson import dumps
 
     return dumps(info, ensure_ascii=False, compact=True).encode("utf-8")
+
+
+# ----------------------------------------------------------------------------- receipts
+def receipt_bytes(receipts: list[dict[str, Any]]) -> bytes:
+    """Lines of ``receipts.jsonl`` for ``receipts`` (one ``write``, so one append)."""
+    from ..leanjson import odumps  # orjson's bytes without its import (#19)
+
+    return b"".join(odumps(r) + b"\n" for r in receipts)
+
+
+def parse_receipts(data: bytes) -> tuple[list[dict[str, Any]], int]:
+    """The receipts in ``data`` and how many bytes of it were complete lines."""
+    from ..leanjson import oloads  # orjson's answers without its import (#19)
+
+    done = data.rfind(b"\n") + 1
+    out = []
+    for line in data[:done].split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            rec = oloads(line)
+        except ValueError:  # orjson.JSONDecodeError
+            continue  # a torn or foreign line: never a receipt
+        if (
+            isinstance(rec, dict)
+            and isinstance(rec.get("id"), int)
+            and isinstance(rec.get("reader"), str)
+            and rec.get("how") in HOWS
+        ):
+            out.append(rec)
+    return out, done

@@ -73,7 +73,7 @@ from ..names import is_valid
 from ..records import ID_LIMIT, CorruptLine, Record, parse
 from . import redis_scripts as lua
 from .base import Entry
-from .layout import decode_cursor
+from .layout import decode_cursor, parse_receipts
 
 log = logging.getLogger("kei_message")
 
@@ -135,6 +135,11 @@ def _entry(pos: str, raw: bytes) -> Entry:
         return Entry(pos, next_id(pos), parse(raw))
     except CorruptLine as exc:
         return Entry(pos, next_id(pos), None, str(exc))
+
+
+def _receipt_field(fields: Any) -> bytes:
+    value = (fields or {}).get(b"r", b"")
+    return value if isinstance(value, bytes) else str(value).encode()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -213,6 +218,7 @@ class RedisStore:
         self.k_readers = p + "readers"
         self.k_sessions = p + "sessions"
         self.k_archive = p + "archive"
+        self.k_receipts = p + "receipts"  # a stream: one entry per receipt, field "r" (#16)
         self._cursor = p + "cursor:"
         self._lock = p + "lock:"
         self._nonce = p + "nonce:"
@@ -394,6 +400,46 @@ class RedisStore:
                     raise
                 time.sleep(min(0.2, max(0.0, deadline - now)))
 
+    # ------------------------------------------------------------------ receipts
+    def add_receipts(self, receipts: list[dict[str, Any]]) -> None:
+        """XADD each receipt (field ``r``: the JSON line of ``layout.receipt_bytes``)."""
+        if not receipts:
+            return
+
+        def run() -> None:
+            pipe = self.r.pipeline(transaction=False)
+            for rec in receipts:
+                pipe.xadd(self.k_receipts, {"r": orjson.dumps(rec)})
+            pipe.execute()
+
+        self._call(run)
+
+    def receipts(self, after: Any = None) -> tuple[list[dict[str, Any]], Any]:
+        start = str(after or "0-0")
+        got = self._call(partial(self.r.xrange, self.k_receipts, "(" + start, "+"))
+        if not got:
+            return [], start
+        data = b"".join(_receipt_field(fields) + b"\n" for _id, fields in got)
+        found, _ = parse_receipts(data)
+        return found, _text(got[-1][0])
+
+    def receipts_end(self) -> Any:
+        got = self._call(partial(self.r.xrevrange, self.k_receipts, "+", "-", count=1))
+        return _text(got[0][0]) if got else "0-0"
+
+    def wait_for_receipts(self, after: Any, timeout: float) -> bool:
+        """``XREAD BLOCK`` on the receipts stream: no polling (#16)."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        start = str(after or "0-0")
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            block = max(1, int(min(left, BLOCK) * 1000))
+            got = self._call(partial(self.r.xread, {self.k_receipts: start}, count=1, block=block))
+            if got:
+                return True
+
     # ------------------------------------------------------------------ cursors
     @contextmanager
     def reader_lock(self, reader: str) -> Iterator[None]:
@@ -567,6 +613,9 @@ class RedisStore:
     def put_session(self, session_id: str, info: dict[str, Any]) -> None:
         data = orjson.dumps({**info, "host": info.get("host") or host_id()})
         self._call(lambda: self.r.hset(self.k_sessions, session_id, data))
+
+    def drop_session(self, session_id: str) -> None:
+        self._call(lambda: self.r.hdel(self.k_sessions, session_id))
 
     def sessions(self) -> list[dict[str, Any]]:
         """Every registered session; those of other machines without their local handles.

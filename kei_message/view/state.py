@@ -57,9 +57,9 @@ def _session_row(sess: dict[str, Any], state: str | None) -> dict[str, Any]:
         "session": sid[:8],
         "session_id": sid,
         "agent": agent if isinstance(agent, str) and agent else DEFAULT_AGENT,
-        # who() reads one state per name (its best pane); a session without a
-        # pane has none to read
-        "state": (state or "unknown") if pane else None,
+        # who() reads each session's own pane (#16), else one per name (its best
+        # pane); a session without a pane has none to read
+        "state": (sess.get("state") or state or "unknown") if pane else None,
         "pane": pane if isinstance(pane, str) else None,
         "cwd": sess.get("cwd") if isinstance(sess.get("cwd"), str) else None,
         "last_seen": sess.get("last_seen") if isinstance(sess.get("last_seen"), str) else None,

@@ -163,12 +163,12 @@ def _wait_and_deliver(payload: dict[str, Any]) -> int:
     if not lock.acquire(waiter_info(session, reader, claude)):
         return 0  # another waiter already watches this session
     try:
-        return _loop(reader, claude, until)
+        return _loop(reader, claude, until, None if session.startswith("pid-") else session)
     finally:
         lock.release()
 
 
-def _loop(reader: str, claude: Proc, until: float) -> int:
+def _loop(reader: str, claude: Proc, until: float, session: str | None = None) -> int:
     mailbox = Mailbox()
     store = mailbox.store
 
@@ -188,9 +188,9 @@ def _loop(reader: str, claude: Proc, until: float) -> int:
         end = store.end()
         if end != checked:  # look for unread only when the bus moved
             checked = end
-            if mailbox.unread(reader):
+            if mailbox.unread(reader, session=session):
                 try:
-                    if take(mailbox, reader, emit):
+                    if take(mailbox, reader, emit, how="wake", session=session):
                         return 2
                 except _Gone:
                     return 0

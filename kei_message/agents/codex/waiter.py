@@ -154,9 +154,9 @@ def run(name: str, session: str, codex_pid: int) -> int:
             end = store.end()
             if end != checked:
                 checked = end
-                if mailbox.unread(name):
+                if mailbox.unread(name, session=session):
                     try:
-                        take(mailbox, name, emit, agent="codex")
+                        take(mailbox, name, emit, agent="codex", how="wake", session=session)
                         pause = SLICE
                     except QueueFailed as exc:
                         # the messages stay unread (the cursor did not move): try again,
