@@ -210,7 +210,11 @@ class JsonlStore:
             os.close(fd)
 
     def seek_id(self, msg_id: int) -> Record | None:
-        """The record with id ``msg_id`` by binary search over byte offsets (issue 19).
+        entry = self.seek_entry(msg_id)
+        return None if entry is None else entry.record
+
+    def seek_entry(self, msg_id: int) -> Entry | None:
+        """The entry of the record with id ``msg_id`` by binary search over byte offsets (issue 19).
 
         Ids strictly increase in file order for every record kei-message wrote, so
         ~20 short reads find one at any bus size. Records written by
@@ -220,7 +224,7 @@ class JsonlStore:
         opened = self._open_read()
         if opened is None:
             return None
-        fd, _, size = opened
+        fd, base, size = opened
         try:
             lo, hi = 0, _complete_size(fd, size)  # lo: a line start; hi: a line end
             while hi - lo > SEEK_SPAN:
@@ -234,14 +238,14 @@ class JsonlStore:
                 except CorruptLine:
                     break  # a corrupt line in the way: scan what is left
                 if rid == msg_id:
-                    return records.parse(line)
+                    return Entry(base + start, base + end, records.parse(line))
                 if rid < msg_id:
                     lo = end
                 else:
                     hi = start
-            for entry in _lines(fd, lo, hi, 0, (str(msg_id).encode(),)):
+            for entry in _lines(fd, lo, hi, base, (str(msg_id).encode(),)):
                 if entry.record is not None and entry.record["id"] == msg_id:
-                    return entry.record
+                    return entry
             return None
         finally:
             os.close(fd)
