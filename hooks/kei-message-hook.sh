@@ -10,8 +10,14 @@
 # The plugin cannot take install's options; environment variables stand in
 # (set them in settings.json "env"): the Stop event delivers only with
 # KEI_MAILBOX_STOP_DELIVERY=1 (`install --stop-delivery`), and
-# KEI_MAILBOX_NO_WAKE=1 turns the wake waiter off (`install --no-wake`).
+# KEI_MAILBOX_NO_WAKE=1 turns the wake waiter off (`install --no-wake`), and
+# KEI_MAILBOX_NO_MIDTURN=1 the PostToolBatch delivery (`install --no-midturn`).
 case ${1:-} in
+  post-tool-batch)
+    case ${KEI_MAILBOX_NO_MIDTURN:-} in
+      1 | true | yes | on) exit 0 ;;
+    esac
+    ;;
   stop)
     case ${KEI_MAILBOX_STOP_DELIVERY:-} in
       1 | true | yes | on) ;;

@@ -7,6 +7,8 @@
 - unread counts: from the reader's cursor, or, for a name that never read,
   from the names index without scanning the bus;
 - ``waiter``: a live waiter (Claude Code's or Codex's) watches the name (``agents.waiters``);
+- ``unreachable``: pids of its running Claude Code sessions with no waiter armed
+  (only when there are any: nothing wakes them when mail arrives);
 - ``state``: what its tmux pane shows (``live.status``), only when a pane is registered.
 
 It sits above the wings it asks (agents, live) and below the CLI.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import time
 
 from . import names, settings
-from .agents.waiters import armed_names, armed_sessions
+from .agents.waiters import armed_names, armed_sessions, unreachable
 from .mailbox import Mailbox
 from .stores.names_index import current, fresh_unread
 
@@ -100,6 +102,9 @@ def who(mailbox: Mailbox) -> list[dict[str, Any]]:
     armed = armed_names(store)  # waiters are local processes: one small directory
     for name, row in found.items():
         row["waiter"] = name in armed
+    for sess in unreachable(store):  # running, and nothing can wake it (issue 14)
+        if sess["name"] in found:
+            found[sess["name"]].setdefault("unreachable", []).append(sess["pid"])
     _session_rows(mailbox, found)
     if not any(
         s.get("tmux") and s.get("tmux_pane")

@@ -11,7 +11,7 @@ recently), then times the *installed* commands as whole processes, beside
 - ``hook, nothing unread``: ``kei-message-hook user-prompt-submit``, cursor at the end;
 - ``hook, 10 unread``: the same with 10 messages waiting (the cursor is put back
   before each run);
-- ``post-tool-batch hook, nothing unread``: ``kei-message-hook post-tool-batch``,
+- ``PostToolBatch hook, nothing unread``: ``kei-message-hook post-tool-batch``,
   when the installed hook has that event;
 - ``send``: ``kei-message send @NAME TEXT --from NAME``;
 - ``inbox``: ``kei-message inbox --me reader`` with 10 unread (cursor put back);
@@ -69,6 +69,7 @@ READER = "reader"
 SPAN = 45 * 86400  # the bus covers the last 45 days
 BODY = "status: build {i} is green; the migration ran in 41 s and the cache is warm again"
 FLOOR = "`python -c pass`"
+BATCH_ROW = "PostToolBatch hook, nothing unread"  # issue 14's mid-turn hook
 
 
 def size_label(n: int) -> str:
@@ -307,13 +308,24 @@ class Bench:
         show_id = str(target.mid_id or self.ten_unread(target)[0])
         counter = iter(range(10**9))
 
+        batch_payload = json.dumps(
+            {
+                "session_id": "bench-0",
+                "cwd": f"/work/{READER}",
+                "hook_event_name": "PostToolBatch",
+                "transcript_path": "/dev/null",
+            }
+        ).encode()
+
         def hook(event: str, unread: bool) -> Callable[[], float]:
+            data = batch_payload if event == "post-tool-batch" else payload
+
             def run() -> float:
                 if unread:
                     self.ten_unread(target)
                 else:
                     target.set_cursor(READER, target.end())
-                return self.run([str(b / "kei-message-hook"), event], hook_env, payload)
+                return self.run([str(b / "kei-message-hook"), event], hook_env, data)
 
             return run
 
@@ -338,7 +350,7 @@ class Bench:
         out["hook, nothing unread"] = hook("user-prompt-submit", False)
         out["hook, 10 unread"] = hook("user-prompt-submit", True)
         if self.post_tool_batch:
-            out["post-tool-batch hook, nothing unread"] = hook("post-tool-batch", False)
+            out[BATCH_ROW] = hook("post-tool-batch", False)
         out["`send`"] = send
         out["`inbox` (10 unread)"] = with_ten([cli, "inbox", "--me", READER])
         out["`inbox pop`"] = with_ten([cli, "inbox", "pop", "--me", READER])
@@ -611,6 +623,10 @@ def render(
     for name, row in table.items():
         cells = [f"{fmt_ms(row[n])} ({row[n] / floor[n]:.2f}x)" for n in sizes]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if BATCH_ROW in table:
+        lines.append("")
+        ratios = ", ".join(f"{size_label(n)}: {table[BATCH_ROW][n] / floor[n]:.2f}x" for n in sizes)
+        lines.append(f"PostToolBatch hook with nothing unread / `python -c pass`: {ratios}.")
     lines.append("")
     lines.append("First reads (once each, not medians):")
     lines.append("")

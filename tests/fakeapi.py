@@ -7,7 +7,9 @@ client sent (for example the text a hook injected).
 
 Replies: by default ``"ok from fake"``. Push planned replies with
 ``reply_text(...)`` or ``reply_tool(...)``; ``delay`` makes the next replies
-slow (a busy session).
+slow (a busy session). ``on_request(n, body)``, when set, runs for each
+``/v1/messages`` request (n counts from 1) before it is answered: a test
+acts "while the model thinks", e.g. sends mail during a tool round.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class FakeAPI:
         self.requests: list[dict[str, Any]] = []
         self.replies: list[dict[str, Any]] = []
         self.delay = 0.0
+        self.on_request: Any = None
         self._lock = threading.RLock()  # wait_for predicates call count_containing
         self._cond = threading.Condition(self._lock)
         fake = self
@@ -63,6 +66,8 @@ class FakeAPI:
                 except ValueError:
                     body = {"_raw": raw.decode("utf-8", "replace")}
                 reply = fake._record(body)
+                if fake.on_request is not None:
+                    fake.on_request(len(fake.requests), body)
                 if fake.delay:
                     time.sleep(fake.delay)
                 if body.get("stream"):

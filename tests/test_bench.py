@@ -18,6 +18,7 @@ BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
 ROWS = [
     "`python -c pass`",
     "hook, nothing unread",
+    "PostToolBatch hook, nothing unread",
     "hook, 10 unread",
     "`send`",
     "`inbox` (10 unread)",
@@ -96,6 +97,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
         rate and int(rate.group(1).replace(",", "")) > 0 and int(rate.group(2).replace(",", "")) > 0
     )
     assert "built 300 records" in proc.stderr
+    ratio = r"PostToolBatch hook with nothing unread / `python -c pass`: 0: [\d.]+x, 300: [\d.]+x\."
+    assert re.search("^" + ratio + "$", out, re.M), out
 
 
 @pytest.mark.redis

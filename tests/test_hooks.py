@@ -25,6 +25,7 @@ HOOK = str(BIN / "kei-message-hook")
 EVENT_NAMES = {
     "user-prompt-submit": "UserPromptSubmit",
     "session-start": "SessionStart",
+    "post-tool-batch": "PostToolBatch",
     "stop": "Stop",
 }
 SYNC_EVENTS = list(EVENT_NAMES)

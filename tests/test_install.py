@@ -92,7 +92,9 @@ def test_fresh_install(home: Path) -> None:
     entries = ours(settings)
     assert events_of(entries) == {
         "SessionStart": ["session-start", "wake"],
-        "UserPromptSubmit": ["user-prompt-submit"],
+        "UserPromptSubmit": ["user-prompt-submit", "wake"],
+        "PostToolBatch": ["post-tool-batch"],
+        "PreToolUse": ["wake"],
         "Stop": ["wake"],
     }
     for hs in entries.values():
@@ -133,15 +135,28 @@ def test_options_stop_delivery_and_no_wake(home: Path) -> None:
     assert events_of(ours(load(settings_path(home)))) == {
         "SessionStart": ["session-start"],
         "UserPromptSubmit": ["user-prompt-submit"],
+        "PostToolBatch": ["post-tool-batch"],
         "Stop": ["stop"],
     }
     # installing again with other options replaces ours, adds no duplicates
     assert kei("install").exit_code == 0
     assert events_of(ours(load(settings_path(home)))) == {
         "SessionStart": ["session-start", "wake"],
-        "UserPromptSubmit": ["user-prompt-submit"],
+        "UserPromptSubmit": ["user-prompt-submit", "wake"],
+        "PostToolBatch": ["post-tool-batch"],
+        "PreToolUse": ["wake"],
         "Stop": ["wake"],
     }
+
+
+def test_no_midturn_leaves_out_post_tool_batch_and_uninstall_removes_it(home: Path) -> None:
+    assert kei("install", "--no-midturn").exit_code == 0
+    assert "PostToolBatch" not in events_of(ours(load(settings_path(home))))
+    assert kei("install").exit_code == 0
+    assert events_of(ours(load(settings_path(home))))["PostToolBatch"] == ["post-tool-batch"]
+    assert kei("uninstall").exit_code == 0
+    settings = load(settings_path(home)) if settings_path(home).exists() else {}
+    assert ours(settings) == {} or events_of(ours(settings)) == {}
 
 
 def test_existing_settings_and_hooks_are_kept(home: Path) -> None:
@@ -155,9 +170,8 @@ def test_existing_settings_and_hooks_are_kept(home: Path) -> None:
     for key in ("model", "permissions", "env", "statusLine"):
         assert after[key] == OTHER_SETTINGS[key]
     hooks = after["hooks"]
-    assert hooks["PreToolUse"] == OTHER_SETTINGS["hooks"]["PreToolUse"]
-    # theirs first and unchanged, ours after
-    for event in ("UserPromptSubmit", "Stop"):
+    # theirs first and unchanged, ours after (the waiter on PreToolUse too, #14)
+    for event in ("PreToolUse", "UserPromptSubmit", "Stop"):
         n = len(OTHER_SETTINGS["hooks"][event])
         assert hooks[event][:n] == OTHER_SETTINGS["hooks"][event]
         assert all(is_ours(h) for g in hooks[event][n:] for h in g["hooks"])
@@ -335,7 +349,11 @@ def test_installed_command_runs_without_path(home: Path, tmp_path: Path) -> None
     from kei_message.mailbox import Mailbox
 
     assert kei("install").exit_code == 0
-    (entry,) = ours(load(settings_path(home)))["UserPromptSubmit"]
+    (entry,) = [
+        h
+        for h in ours(load(settings_path(home)))["UserPromptSubmit"]
+        if h["command"].endswith(" user-prompt-submit")
+    ]
     Mailbox().send("through the installed command", to="work", sender="backend")
     env = dict(os.environ, PATH="/nonexistent")
     proc = subprocess.run(
@@ -404,6 +422,8 @@ def test_plugin_launcher_runs_the_hook(tmp_path: Path) -> None:
     # Stop delivers only when asked to, like install --stop-delivery
     assert launcher("stop", stdin, KEI_MESSAGE_HOOK=HOOK).stdout == b""
     assert launcher("wake", stdin, KEI_MESSAGE_HOOK=HOOK, KEI_MAILBOX_NO_WAKE="1").returncode == 0
+    off = launcher("post-tool-batch", stdin, KEI_MESSAGE_HOOK=HOOK, KEI_MAILBOX_NO_MIDTURN="1")
+    assert (off.returncode, off.stdout) == (0, b"")  # plugin's --no-midturn: nothing taken
     proc = launcher("stop", stdin, KEI_MESSAGE_HOOK=HOOK, KEI_MAILBOX_STOP_DELIVERY="1")
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["decision"] == "block"

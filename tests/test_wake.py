@@ -239,12 +239,12 @@ def test_installer_and_plugin_register_the_timeout_the_waiter_expects() -> None:
     plugin = json.loads((Path(__file__).parent.parent / "hooks" / "hooks.json").read_text())
     wakes = [
         h
-        for event in ("SessionStart", "Stop")
+        for event in ("SessionStart", "UserPromptSubmit", "PreToolUse", "Stop")
         for group in plugin["hooks"][event]
         for h in group["hooks"]
         if h["command"].endswith(" wake")
     ]
-    assert len(wakes) == 2
+    assert len(wakes) == 4
     assert all(h["timeout"] == wake.HOOK_TIMEOUT and h["asyncRewake"] for h in wakes)
 
 
@@ -340,3 +340,88 @@ def test_armed_and_who(mailbox, waiters) -> None:  # type: ignore[no-untyped-def
     # a new waiter takes over the stale file
     start(waiters)
     assert wait_armed()["alive"]
+
+
+GATED_STAND_IN = """
+import os, subprocess, sys, time
+out, gate = open(sys.argv[1], "wb"), sys.argv[4]
+while not os.path.exists(gate):
+    time.sleep(0.02)
+p = subprocess.Popen(["/bin/sh", "-c", sys.argv[2]], stdin=subprocess.PIPE, stdout=out,
+                     start_new_session=True)
+p.stdin.write(sys.argv[3].encode()); p.stdin.close()
+p.wait()
+"""
+
+
+def test_a_running_session_with_no_waiter_is_named_by_who_and_doctor(  # type: ignore[no-untyped-def]
+    mailbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Always reachable (#14): a live Claude Code with no waiter is reported, by name."""
+    from kei_message.admin.doctor import check
+
+    script = tmp_path / "claude_standin.py"  # looks like Claude Code to `procs.is_claude`
+    script.write_text(GATED_STAND_IN)
+    gate = tmp_path / "gate"
+    command = shlex.join(hook_cmd())
+    claude = subprocess.Popen(
+        [
+            sys.executable,
+            str(script),
+            str(tmp_path / "out"),
+            command,
+            payload().decode(),
+            str(gate),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        mailbox.store.put_session(
+            SESSION,
+            {
+                "name": "proj",
+                "session_id": SESSION,
+                "cwd": "/home/u/proj",
+                "pid": claude.pid,
+                "last_seen": "2026-01-01T00:00:00.000Z",
+                "tmux": None,
+                "tmux_pane": None,
+            },
+        )
+        (row,) = wake.unreachable(mailbox.store)
+        assert (row["name"], row["pid"], row["pane"]) == ("proj", claude.pid, None)
+        rows = {r["name"]: r for r in who(mailbox)}
+        assert rows["proj"]["unreachable"] == [claude.pid] and rows["proj"]["waiter"] is False
+        from kei_message.cli.output import print_who
+
+        print_who(list(rows.values()), False)
+        note = f"note: proj (Claude Code pid {claude.pid}) runs with no waiter armed"
+        assert note in capsys.readouterr().out
+        remote = None if mailbox.store.name == "jsonl" else mailbox.store
+        found = [f for f in check(remote=remote, settings=[]).findings if f.area == "sessions"]
+        assert len(found) == 1 and "proj" in found[0].where and str(claude.pid) in found[0].where
+        assert "no wake waiter" in found[0].problem
+
+        gate.touch()  # the session arms its waiter: reachable again
+        waiter = wait_armed()
+        assert waiter["claude_pid"] == claude.pid
+        assert wake.unreachable(mailbox.store) == []
+        assert "unreachable" not in {r["name"]: r for r in who(mailbox)}["proj"]
+        report = check(remote=remote, settings=[])
+        assert not [f for f in report.findings if f.area == "sessions"]
+    finally:
+        claude.kill()
+        claude.wait(timeout=10)
+        assert wait_gone_waiters(10)
+
+
+def wait_gone_waiters(timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not [w for w in wake.waiters() if w["alive"]]:
+            return True
+        time.sleep(0.05)
+    for w in wake.waiters():
+        if w["alive"]:
+            os.kill(w["pid"], signal.SIGKILL)
+    return False

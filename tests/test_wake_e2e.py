@@ -66,12 +66,12 @@ def install(home: Path, project: Path, env: dict[str, str]) -> None:
     settings = json.loads((home / ".claude" / "settings.json").read_text())
     wakes = [
         h
-        for event in ("SessionStart", "Stop")
+        for event in ("SessionStart", "UserPromptSubmit", "PreToolUse", "Stop")
         for group in settings["hooks"][event]
         for h in group["hooks"]
         if h["command"].endswith(" wake")
     ]
-    assert len(wakes) == 2, settings
+    assert len(wakes) == 4, settings
     assert all(h["asyncRewake"] and h["timeout"] == wake.HOOK_TIMEOUT for h in wakes)
 
 
@@ -163,7 +163,8 @@ def test_mail_wakes_an_idle_session(
             ok = fake_api.wait_for(lambda t=text: copies(fake_api, t) >= 1, 30)
             latencies.append(time.monotonic() - sent)
             assert ok, diagnose(f"message {i + 1} never reached the model", server, pane, mailbox)
-            # the turn ends; the Stop hook starts a new waiter for the next message
+            # a new waiter for the next message: armed by the wake turn's UserPromptSubmit
+            # hook (#14), and again by its Stop hook (the same one: one per session)
             again = wait_until(
                 lambda f=first: (w := armed_for("wakeproj")) and w["pid"] != f["pid"] and w,
                 30,
@@ -171,6 +172,11 @@ def test_mail_wakes_an_idle_session(
             )
             assert again, f"no waiter re-armed after message {i + 1}"
             first = again
+            # the wake turn ends: the session is idle again before the next message
+            assert wait_until(
+                lambda: screen.read(server.tmux("capture-pane", "-p", "-t", pane)).state == "idle",
+                30,
+            ), server.tmux("capture-pane", "-p", "-t", pane)
         print(
             f"\nwake latency (send -> request at the fake API): "
             f"{', '.join(f'{x * 1000:.0f} ms' for x in latencies)}"

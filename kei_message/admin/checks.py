@@ -219,3 +219,22 @@ def _commands(groups: Any) -> Iterator[str]:
         for hook in group.get("hooks") or []:
             if isinstance(hook, dict) and isinstance(hook.get("command"), str):
                 yield hook["command"]
+
+
+# ----------------------------------------------------------------------------- sessions
+def check_reachable(report: Report, store: Any) -> None:
+    """Every running Claude Code session has a way to be woken (SPEC §7, issue 14)."""
+    from ..agents.waiters import unreachable
+
+    for sess in unreachable(store):
+        name = neutralise(str(sess["name"]), multiline=False)
+        pane = f", tmux pane {sess['pane']}" if sess["pane"] else ""
+        report.add(
+            "sessions",
+            f"session {name} (Claude Code pid {sess['pid']}{pane})",
+            "runs with no wake waiter armed: mail sent to it now waits until its next prompt",
+            "send it any prompt (UserPromptSubmit arms the waiter again), or run "
+            "`kei message process --watch` to type mail into its tmux pane; check that "
+            "`kei message install` (without --no-wake) is in place and the session was "
+            "started after it",
+        )

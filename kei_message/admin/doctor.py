@@ -60,7 +60,7 @@ from ..records import CorruptLine, parse
 from ..stores import layout
 from ..stores.jsonl import JsonlStore, _complete_size, _lines
 from ..stores.locks import acquire, locked
-from .checks import check_hooks, check_leftovers
+from .checks import check_hooks, check_leftovers, check_reachable
 from .report import Finding, Report
 
 __all__ = ["Finding", "Report", "check", "default_settings"]
@@ -93,6 +93,10 @@ def check(
     except MailboxUnavailable as exc:
         report.unavailable = str(exc)
     check_hooks(report, settings if settings is not None else default_settings())
+    try:
+        check_reachable(report, remote if remote is not None else JsonlStore(root))
+    except Exception as exc:  # a courtesy: the mailbox checks above matter more
+        report.notes.append(f"could not look at the running sessions: {exc}")
     return report
 
 

@@ -3,9 +3,10 @@
 ``kei-message-hook EVENT`` (and ``kei message hook EVENT``) runs every agent
 CLI's hooks. Each agent's table maps our EVENT to its own event name and says
 whether it answers like Stop (``EventSpec``): Claude Code's in
-``agents.claude.hooks`` (``user-prompt-submit``, ``session-start``, ``stop``,
-and ``wake``, its asynchronous waiter), Codex's in ``agents.codex.hooks``
-(``codex-…``), Gemini CLI's in ``agents.gemini.hooks`` (``gemini-…``, issue 18).
+``agents.claude.hooks`` (``user-prompt-submit``, ``session-start``,
+``post-tool-batch``, ``stop``, and ``wake``, its asynchronous waiter), Codex's in
+``agents.codex.hooks`` (``codex-…``), Gemini CLI's in ``agents.gemini.hooks``
+(``gemini-…``, issue 18).
 
 The synchronous events:
 
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 USAGE = (
-    "usage: kei-message-hook {user-prompt-submit|session-start|stop|wake|"
+    "usage: kei-message-hook {user-prompt-submit|session-start|post-tool-batch|stop|wake|"
     "codex-session-start|codex-user-prompt-submit|codex-stop|"
     "gemini-session-start|gemini-before-agent|gemini-after-agent} < HOOK_INPUT_JSON\n"
 )
@@ -242,6 +243,8 @@ def _wake() -> int:
         payload, raw_ok = read_payload(), True
     except Exception:
         payload, raw_ok = {}, False
+    if _armed_already(payload):
+        return 0  # the usual case on UserPromptSubmit and PreToolUse (issue 14)
     try:
         from .claude import waiter  # the mailbox and all: only for the waiter
 
@@ -252,6 +255,38 @@ def _wake() -> int:
             return int(exc.code or 0)
         log_failure(_describe(exc))
         return 0  # never 2 without a message: that would wake the session for nothing
+
+
+def _armed_already(payload: dict[str, Any]) -> bool:
+    """A waiter holds this session's lock: leave before importing the mailbox.
+
+    The waiter is registered on UserPromptSubmit and PreToolUse too (issue 14),
+    so most starts find one already armed. Only ``os`` and ``fcntl``; anything
+    unclear says False and the waiter itself decides.
+    """
+    session = payload.get("session_id")
+    if not isinstance(session, str) or not session:
+        return False
+    try:
+        import fcntl
+
+        from ..stores import layout
+
+        path = os.path.join(paths.mailbox_dir(), layout.WAITERS, layout.waiter_file(session))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- input/output

@@ -16,9 +16,9 @@ import os
 import time
 from typing import Any
 
-from .. import paths
+from .. import names, paths
 from ..leanjson import odumps, oloads
-from ..procs import Proc, is_alive, stat
+from ..procs import Proc, is_alive, is_claude, stat
 from ..stores import layout
 
 
@@ -190,3 +190,42 @@ def running(session_id: str, root: str | None = None) -> bool:
         return True
     pid, start = info.get("pid"), info.get("start")
     return isinstance(pid, int) and isinstance(start, int) and is_alive(Proc(pid, start))
+
+
+def unreachable(store: Any) -> list[dict[str, Any]]:
+    """Running Claude Code sessions that nothing can wake (SPEC §7 Always reachable).
+
+    A session runs when its registration's Claude Code pid is alive (a ``claude -p``
+    run is gone once its turn ends); a Claude Code process is armed when a live
+    waiter's ``claude_pid`` is it (``/clear`` gives the same process a new session
+    id, so waiters are matched by process, not by id). One row per process, its
+    newest registration: ``name``, ``session_id``, ``pid``, ``pane`` (the tmux pane,
+    or None: then only its next prompt brings mail in). Other agents' sessions are
+    not Claude Code's to wake and are left out.
+    """
+    armed_pids = {
+        w["claude_pid"] for w in waiters(_root_of(store)) if w["alive"] and w["claude_alive"]
+    }
+    newest: dict[int, dict[str, Any]] = {}
+    for sess in store.sessions():
+        if not isinstance(sess, dict) or sess.get("agent", "claude") != "claude":
+            continue
+        pid, name = sess.get("pid"), sess.get("name")
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1:
+            continue
+        if not isinstance(name, str) or not names.is_valid(name):
+            continue
+        if pid in armed_pids or not is_claude(pid):
+            continue  # armed; or gone, or the pid now runs something else
+        old = newest.get(pid)
+        if old is None or str(sess.get("last_seen") or "") > str(old.get("last_seen") or ""):
+            newest[pid] = sess
+    return [
+        {
+            "name": sess["name"],
+            "session_id": sess.get("session_id"),
+            "pid": pid,
+            "pane": sess.get("tmux_pane") if isinstance(sess.get("tmux_pane"), str) else None,
+        }
+        for pid, sess in sorted(newest.items(), key=lambda kv: str(kv[1]["name"]))
+    ]

@@ -78,6 +78,13 @@ def install(
         bool,
         typer.Option("--no-wake", help="Leave out the wake hook that wakes idle sessions."),
     ] = False,
+    no_midturn: Annotated[
+        bool,
+        typer.Option(
+            "--no-midturn",
+            help="Leave out the PostToolBatch hook that delivers between tool rounds of a turn.",
+        ),
+    ] = False,
     agent: Agent = None,
     dry_run: DryRun = False,
 ) -> None:
@@ -95,7 +102,12 @@ def install(
     scope = _scope(user, project)
     for name in _agents(agent, scope):
         if name == "claude":
-            plan = inst.plan_install(project=scope, stop_delivery=stop_delivery, wake=not no_wake)
+            plan = inst.plan_install(
+                project=scope,
+                stop_delivery=stop_delivery,
+                wake=not no_wake,
+                midturn=not no_midturn,
+            )
         else:
             plan = _agent_install(name).plan_install()
         if not plan.changed:
@@ -169,7 +181,8 @@ def hook(
         str,
         typer.Argument(
             metavar="EVENT",
-            help="user-prompt-submit, session-start, stop or wake; codex-session-start, "
+            help="user-prompt-submit, session-start, post-tool-batch, stop or wake; "
+            "codex-session-start, "
             "codex-user-prompt-submit, codex-stop; gemini-session-start, gemini-before-agent, "
             "gemini-after-agent.",
         ),

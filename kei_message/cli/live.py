@@ -55,11 +55,14 @@ def cancel(
 ) -> None:
     """Press Escape in NAME's pane: interrupts a turn, or denies a permission prompt.
 
-    With TEXT, once NAME is idle, clears its prompt (Claude Code puts the
-    interrupted prompt back there) and sends TEXT live.
+    Returns within 3 s. NAME stays stopped: mail that waits is not pushed into
+    it (its wake waiter holds off) until its next prompt. With TEXT, once NAME
+    is idle, clears its prompt (Claude Code puts the interrupted prompt back
+    there) and sends TEXT live.
 
     Example: kei message cancel frontend 'stop, the API changed: see #1795248002625564'
     """
+    from ..agents.claude import waiter
     from ..live import deliver  # tmux plumbing: only for the live commands (issue 6)
 
     name = names.validate(name)
@@ -67,20 +70,27 @@ def cancel(
     words = list(text or [])
     body = " ".join(words)
     me = resolve_me(sender) if body else None
-    before, after = deliver.cancel(mb, name)
+    # before Escape: the waiter must not wake the session the moment it stops (#14)
+    last = mb.recent(1)
+    waiter.hold(name, last[-1]["id"] if last else 0)
+    before, after = deliver.cancel(mb, name, wait=15.0 if body else 2.0)
     if before in ("idle", "draft"):
         out(f"-> {name} is {before}: nothing to interrupt")
     else:
         out(f"-> sent Escape to {name} (now {after.state})")
     if not body:
+        out(f"-> {name} stays stopped: mail that waits comes with its next prompt or new mail")
         return
+    waiter.release(name)  # TEXT is what it goes on with
     # only what the interrupt put back is cleared; a draft someone was typing stays
     interrupted = before not in ("idle", "draft")
     if interrupted and after.state == "draft" and not deliver.clear_composer(mb, name):
         warn(f"note: could not clear {name}'s prompt; the message is queued")
     assert me is not None
-    verbs.sent_line(mb.send(body, to=name, sender=me), False)
-    raise typer.Exit(verbs.deliver_live(mb, name))
+    armed = verbs.prepare_live(mb, name)
+    rec = mb.send(body, to=name, sender=me)
+    verbs.sent_line(rec, False)
+    raise typer.Exit(verbs.deliver_live(mb, name, None, rec, armed=armed))
 
 
 @app.command()

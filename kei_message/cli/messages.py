@@ -126,8 +126,9 @@ def send(
     body = _body(words)
     mb = get_mailbox()
     since = mb.store.receipts_end() if wait_for is not None else None
+    armed = verbs.prepare_live(mb, target) if live else False
     rec = verbs.send(mb, body, to=target, sender=me, kind=kind, reply_to=answers, as_json=as_json)
-    code = verbs.deliver_live(mb, rec["to"], rec.get("to_session")) if live else 0
+    code = verbs.deliver_live(mb, rec["to"], rec.get("to_session"), rec, armed=armed) if live else 0
     if wait_for is not None:
         verbs.wait_for(mb, rec, wait_for, seconds, as_json, since)
     if code:

@@ -159,6 +159,13 @@ def print_who(rows: list[dict[str, Any]], as_json: bool) -> None:
         out("")
         head = ["SESSION", "AGENT", "STATE", "WAITER", "LAST READ", "LAST SEEN"]
         out("\n".join(render.table(head, sessions, color=use_color())))
+    for r in rows:
+        for pid in r.get("unreachable") or ():
+            out(
+                f"note: {render.neutralise(str(r.get('name')), multiline=False)} (Claude Code "
+                f"pid {pid}) runs with no waiter armed: new mail reaches it only at its next "
+                "prompt (which arms one again), or typed in by `kei message process` in tmux"
+            )
 
 
 def unknown_note(mb: Mailbox, to: str, known: dict[str, Any]) -> None:

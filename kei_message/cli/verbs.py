@@ -11,6 +11,7 @@ outcome are written once, here. No typer: the fast path must not pay for it
 
 from __future__ import annotations
 
+import time
 from collections import namedtuple
 
 from .. import names
@@ -170,12 +171,65 @@ def _print_status(status: dict[str, Any], as_json: bool, render: Any) -> None:
         out("\n".join(render.status_lines(status)))
 
 
-def deliver_live(mb: Mailbox, to: str, session: str | None = None) -> int:
-    """After the record is in the bus: type NAME's unread into its tmux pane (SPEC §8).
+WAITER_GRACE = 2.0  # seconds an armed waiter gets to deliver before `send --live` types
 
-    Returns the exit code: 0 typed; 4, 5 or 6 when it stays queued (said on stderr).
-    Not a failure of the send: the record is in the bus either way.
+
+def prepare_live(mb: Mailbox, to: str) -> bool:
+    """Before ``send --live`` appends: is a wake waiter armed for ``to``? (SPEC §8, #14)
+
+    The waiter and typing are one delivery system. When ``to``'s pane shows a
+    draft, the waiter must not wake the session on top of the user's unsent
+    text: ``to`` is put on hold (before the record exists, so the waiter cannot
+    have taken it yet) until its next prompt, which brings the message in.
     """
+    from ..agents.claude import waiter  # only with --live (issue 6)
+
+    if to not in waiter.armed_names(mb.store):
+        return False
+    try:
+        from ..live.deliver import state_of
+    except ImportError:
+        return True
+    if state_of(mb, to) == "draft":
+        waiter.hold(to, waiter.HOLD_ALL)  # `deliver_live` narrows it to the record
+    return True
+
+
+def _delivered(mb: Mailbox, to: str, rec: Record) -> bool:
+    return all(r["id"] != rec["id"] for r in mb.unread(to))
+
+
+def deliver_live(
+    mb: Mailbox,
+    to: str,
+    session: str | None = None,
+    rec: Record | None = None,
+    *,
+    armed: bool = False,
+) -> int:
+    """After the record is in the bus: deliver it into NAME's session now (SPEC §8).
+
+    ``session``: into that session's pane only (``@NAME/SESSION``, #16). With a
+    wake waiter ``armed`` for NAME, the waiter gets ``WAITER_GRACE`` to deliver
+    first; else NAME's unread are typed into its idle tmux pane. The line printed
+    says which path delivered it. Returns the exit code: 0 delivered; 4, 5 or 6
+    when it is still undelivered on return (said on stderr). Not a failure of the
+    send: the record is in the bus either way.
+    """
+    from ..agents.claude import waiter
+
+    if rec is not None and waiter.hold_mark(to) == waiter.HOLD_ALL:
+        waiter.hold(to, rec["id"])  # mail newer than this one may wake it again
+    mark = waiter.hold_mark(to)
+    if rec is not None and mark is not None and mark < rec["id"]:
+        waiter.release(to)  # `cancel` held what waited; newer mail ends the hold
+    if armed and rec is not None and waiter.hold_mark(to) is None:
+        deadline = time.monotonic() + WAITER_GRACE
+        while time.monotonic() < deadline:
+            if _delivered(mb, to, rec):
+                out(f"-> delivered by the waiter: {to}'s session was woken with it")
+                return 0
+            time.sleep(0.05)
     try:
         from ..live.deliver import deliver_live as type_in  # only with --live (issue 6)
     except ImportError as exc:
@@ -185,10 +239,26 @@ def deliver_live(mb: Mailbox, to: str, session: str | None = None) -> int:
     try:
         typed = type_in(mb, to, session)
     except (NoLiveSession, Rejected, Queued) as exc:
-        warn(f"note: {exc}")
+        if rec is not None and _delivered(mb, to, rec):
+            out(f"-> delivered by the waiter: {to}'s session was woken with it")
+            return 0
+        if waiter.hold_mark(to) is not None:
+            warn(
+                f"note: {exc}; {to} is on hold (its prompt holds unsent text, or `cancel` "
+                "stopped it): the message comes with its next prompt"
+            )
+        else:
+            warn(f"note: {exc}")
         return exc.exit_code
-    out(f"-> typed {typed} message{'s' if typed != 1 else ''} into {to}'s pane")
-    return 0
+    if typed:
+        out(f"-> typed {typed} message{'s' if typed != 1 else ''} into {to}'s pane")
+        return 0
+    if rec is None or _delivered(mb, to, rec):
+        how = "by the waiter" if armed else f"by {to}'s hooks"
+        out(f"-> delivered {how}: nothing was left to type into {to}'s pane")
+        return 0
+    warn(f"note: nothing was typed into {to}'s pane; the message waits in the mailbox")
+    return Queued.exit_code
 
 
 # ----------------------------------------------------------------------------- reading

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from .. import names, render, settings
 from ..errors import NoLiveSession, NothingToReturn, Queued, Rejected, UsageError
 from ..mailbox import Mailbox
+from ..stores.holds import hold_mark, release
 from . import screen, tmux
 from .registry import Live, candidates, find, pane_alive, registered
 
@@ -73,6 +74,12 @@ def look(live: Live) -> screen.Screen:
     except tmux.TmuxError:
         return screen.Screen(screen.GONE, "", {})
     return screen.read(text, in_mode=got.in_mode)
+
+
+def state_of(mailbox: Mailbox, name: str, session: str | None = None) -> str | None:
+    """NAME's pane state now (``session``: that session's pane), or None when none is known."""
+    live = _locate(mailbox, name, session)
+    return None if live is None else look(live).state
 
 
 def _locate(mailbox: Mailbox, name: str, session: str | None = None) -> Live | None:
@@ -174,7 +181,7 @@ def _require(mailbox: Mailbox, name: str) -> tuple[Live, screen.Screen]:
     return live, now
 
 
-def cancel(mailbox: Mailbox, name: str, *, wait: float = 15.0) -> tuple[str, screen.Screen]:
+def cancel(mailbox: Mailbox, name: str, *, wait: float = 2.0) -> tuple[str, screen.Screen]:
     """Escape into NAME's pane: interrupts a turn or denies a permission prompt.
 
     Returns the state before, and the screen once the session is idle again (or
@@ -319,7 +326,8 @@ def _answer(live: Live, now: screen.Screen, choice: int) -> str:
 def process(mailbox: Mailbox) -> dict[str, int | str]:
     """One pass: deliver queued messages to every idle live session with unread.
 
-    Returns, per name looked at, how many went in, or why not ("busy", ...).
+    Returns, per name looked at, how many went in, or why not ("busy", ...;
+    "held": ``cancel`` stopped it and only mail that waited then is unread).
     """
     results: dict[str, int | str] = {}
     for live in registered(mailbox.store):
@@ -328,6 +336,12 @@ def process(mailbox: Mailbox) -> dict[str, int | str]:
         try:
             if not mailbox.unread(live.name, session=live.session_id or None):
                 continue
+            mark = hold_mark(live.name)
+            if mark is not None:
+                if all(r["id"] <= mark for r in mailbox.unread(live.name)):
+                    results[live.name] = "held"  # `cancel` stopped it: its next prompt
+                    continue
+                release(live.name)  # newer mail ends the hold, as for the waiter
             results[live.name] = deliver_live(mailbox, live.name, live.session_id or None)
         except (Queued, Rejected) as exc:
             results[live.name] = "waiting" if isinstance(exc, Rejected) else "queued"

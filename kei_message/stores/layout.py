@@ -68,6 +68,7 @@ SESSIONS = "sessions"
 INDEX = "index"
 NAMES_INDEX = "names.json"  # in INDEX
 WAITERS = "waiters"
+HOLDS = "holds"  # holds/NAME: `cancel NAME` stopped NAME; its waiter wakes it no more (#14)
 ARCHIVE = "archive"
 QUARANTINE = "quarantine"
 HOOK_LOG = "hook.log"

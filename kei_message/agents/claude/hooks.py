@@ -2,7 +2,12 @@
 (the machinery is ``kei_message.agents.hooks``, shared with Codex and Gemini CLI).
 
 ``user-prompt-submit`` / ``session-start``
-    Inject the reader's unread as ``additionalContext``.
+    Inject the reader's unread as ``additionalContext``. ``user-prompt-submit``
+    also ends a ``cancel`` hold on the name (``on_event``, issue 14).
+``post-tool-batch`` (installed unless ``--no-midturn``; issue 14)
+    The same after each round of tool calls (``PostToolBatch``): a session busy in
+    a long turn reads its mail before its next request, not at the end of the turn.
+    Same fast path: it runs after every tool round.
 ``stop`` (installed with ``--stop-delivery``)
     ``{"decision":"block","reason":HEAD,"hookSpecificOutput":{"hookEventName":
     "Stop","additionalContext":TEXT}}`` when unread wait, so Claude goes on with
@@ -21,8 +26,19 @@ from ... import procs
 EVENTS = {
     "user-prompt-submit": ("UserPromptSubmit", False),
     "session-start": ("SessionStart", False),
+    "post-tool-batch": ("PostToolBatch", False),
     "stop": ("Stop", True),
 }
+
+
+def on_event(spec: object, name: str, payload: object) -> None:
+    """Before delivery: the user's next prompt ends a ``cancel`` hold (``holds/NAME``),
+    so the session's waiter may wake it again (issue 14). One unlink, no more."""
+    if getattr(spec, "event", None) == "user-prompt-submit":
+        from ... import paths
+        from . import quick
+
+        quick.release_hold(paths.mailbox_dir(), name)
 
 
 def print_mode() -> bool:

@@ -13,8 +13,11 @@ What install adds, and uninstall takes away again:
   ===================  ==============================  =================================
   UserPromptSubmit     ``kei-message-hook user-prompt-submit``  always
   SessionStart         ``kei-message-hook session-start``       always
+  PostToolBatch        ``kei-message-hook post-tool-batch``     unless ``--no-midturn``
   Stop                 ``kei-message-hook stop``                ``--stop-delivery``
-  SessionStart, Stop   ``kei-message-hook wake`` (async)        unless ``--no-wake``
+  SessionStart, Stop,  ``kei-message-hook wake`` (async)        unless ``--no-wake``
+  UserPromptSubmit,
+  PreToolUse
   ===================  ==============================  =================================
 
   Our entries are recognised by their command (its program is
@@ -108,7 +111,9 @@ def data_file(*parts: str) -> str:
 
 
 # ------------------------------------------------------------------------------ hook entries
-def wanted_hooks(program: str, *, stop_delivery: bool, wake: bool) -> dict[str, list[Any]]:
+def wanted_hooks(
+    program: str, *, stop_delivery: bool, wake: bool, midturn: bool = True
+) -> dict[str, list[Any]]:
     """Our groups per event, in the order install appends them."""
 
     def group(event: str, timeout: int, **extra: Any) -> dict[str, Any]:
@@ -129,10 +134,20 @@ def wanted_hooks(program: str, *, stop_delivery: bool, wake: bool) -> dict[str, 
         "SessionStart": [group("session-start", SYNC_TIMEOUT)],
         "UserPromptSubmit": [group("user-prompt-submit", SYNC_TIMEOUT)],
     }
+    if midturn:
+        out["PostToolBatch"] = [group("post-tool-batch", SYNC_TIMEOUT)]
     if stop_delivery:
         out["Stop"] = [group("stop", SYNC_TIMEOUT)]
     if wake:
+        # Armed wherever a turn can begin or stop (issue 14): a waiter is used up when
+        # it wakes the session, and an interrupted turn (Escape, a denied permission
+        # prompt, `cancel`) runs no Stop hook. UserPromptSubmit re-arms it at the start
+        # of every turn (a wake turn too), PreToolUse before every tool call and so
+        # before every permission prompt. One waiter per session: the extra ones see
+        # the lock held and leave at once (``hooks._wake``).
         out["SessionStart"].append(waiter)
+        out["UserPromptSubmit"].append(copy.deepcopy(waiter))
+        out["PreToolUse"] = [copy.deepcopy(waiter)]
         out.setdefault("Stop", []).append(copy.deepcopy(waiter))
     return out
 
@@ -187,6 +202,7 @@ def plan_install(
     project: bool = False,
     stop_delivery: bool = False,
     wake: bool = True,
+    midturn: bool = True,
     project_dir: str | None = None,
     home: str | None = None,
     program: str | None = None,
@@ -194,7 +210,9 @@ def plan_install(
     base = scope_dir(project, project_dir, home)
     path = os.path.join(base, "settings.json")
     before = read_settings(path)
-    wanted = wanted_hooks(program or hook_program(), stop_delivery=stop_delivery, wake=wake)
+    wanted = wanted_hooks(
+        program or hook_program(), stop_delivery=stop_delivery, wake=wake, midturn=midturn
+    )
     after = merged(before or {}, wanted)
     plan = Plan(path, before, after)
     plugins = (before or {}).get("enabledPlugins")

@@ -109,3 +109,11 @@ def register(root: str, info: dict[str, Any]) -> None:
     folder = ensure_subdir(root, layout.SESSIONS)
     path = os.path.join(folder, layout.session_file(str(info["session_id"])))
     write_atomic(path, layout.session_bytes(info))
+
+
+def release_hold(root: str, name: str) -> None:
+    """The user's next prompt ends a ``cancel`` hold (``holds/NAME``): one unlink, no more."""
+    try:
+        os.unlink(os.path.join(root, layout.HOLDS, name))
+    except OSError:
+        pass  # none, the usual case

@@ -16,6 +16,10 @@ starts a turn whose content is the hook's output. So the waiter:
    the messages with ``prompt.take`` (same text and budget as the other
    hooks, deliver-then-commit) and exits 2.
 
+While ``holds/NAME`` exists (``kei message cancel NAME`` stopped the session;
+NAME's next prompt removes it, issue 14) the waiter does not wake it with the
+mail that waited then (ids up to the hold's mark); newer mail ends the hold.
+
 It exits 0 with no output when bypassed (``KEI_MAILBOX_BYPASS=1``), when its
 Claude Code process is gone, when anything fails, and a little before its
 hook timeout (``KEI_MAILBOX_WAKE_DEADLINE`` seconds, default
@@ -51,15 +55,29 @@ import select
 import time
 from typing import Any
 
-from ... import names, settings
+from ... import names, paths, settings
 from ...mailbox import Mailbox
 from ...procs import Proc, is_alive, is_claude, stat
+from ...stores.holds import HOLD_ALL, hold, hold_mark, release
 from ..hooklog import log_failure, log_library_warnings
 from ..prompt import take
-from ..waiters import WaiterLock, armed, armed_names, waiters
+from ..waiters import WaiterLock, armed, armed_names, unreachable, waiters
 from ..waiters import info as waiter_info
 
-__all__ = ["HOOK_TIMEOUT", "WaiterLock", "armed", "armed_names", "claude_process", "run", "waiters"]
+__all__ = [
+    "HOLD_ALL",
+    "HOOK_TIMEOUT",
+    "WaiterLock",
+    "armed",
+    "armed_names",
+    "claude_process",
+    "hold",
+    "hold_mark",
+    "release",
+    "run",
+    "unreachable",
+    "waiters",
+]
 
 # What the installer registers as the hook's ``timeout`` (seconds). Claude Code
 # turns it into a JS timer in ms, which overflows past 2**31 - 1 ms (~24.8 days).
@@ -171,6 +189,7 @@ def _wait_and_deliver(payload: dict[str, Any]) -> int:
 def _loop(reader: str, claude: Proc, until: float, session: str | None = None) -> int:
     mailbox = Mailbox()
     store = mailbox.store
+    root = paths.mailbox_dir()  # holds are local files, whatever the store
 
     def emit(text: str) -> None:
         # the last look before the cursor moves: output nobody reads is a lost message
@@ -186,9 +205,14 @@ def _loop(reader: str, claude: Proc, until: float, session: str | None = None) -
         if not is_alive(claude) or not _stdout_open():
             return 0
         end = store.end()
-        if end != checked:  # look for unread only when the bus moved
-            checked = end
-            if mailbox.unread(reader, session=session):
+        # `cancel` stopped the session: what waited then stays until its next prompt
+        mark = hold_mark(reader, root)
+        if (end, mark) != checked:  # look for unread only when the bus or the hold moved
+            checked = (end, mark)
+            unread = mailbox.unread(reader, session=session)
+            if unread and (mark is None or any(r["id"] > mark for r in unread)):
+                if mark is not None:
+                    release(reader, root)  # newer mail: it goes in, with what waited
                 try:
                     if take(mailbox, reader, emit, how="wake", session=session):
                         return 2
