@@ -73,7 +73,7 @@ def cancel(
     # before Escape: the waiter must not wake the session the moment it stops (#14)
     last = mb.recent(1)
     waiter.hold(name, last[-1]["id"] if last else 0)
-    before, after = deliver.cancel(mb, name, wait=15.0 if body else 2.0)
+    before, after = deliver.cancel(mb, name, wait=15.0 if body else 2.0, settle=2.0 if body else 0)
     if before in ("idle", "draft"):
         out(f"-> {name} is {before}: nothing to interrupt")
     else:

@@ -181,11 +181,15 @@ def _require(mailbox: Mailbox, name: str) -> tuple[Live, screen.Screen]:
     return live, now
 
 
-def cancel(mailbox: Mailbox, name: str, *, wait: float = 2.0) -> tuple[str, screen.Screen]:
+def cancel(
+    mailbox: Mailbox, name: str, *, wait: float = 2.0, settle: float = 0.0
+) -> tuple[str, screen.Screen]:
     """Escape into NAME's pane: interrupts a turn or denies a permission prompt.
 
     Returns the state before, and the screen once the session is idle again (or
-    ``wait`` runs out). An idle pane gets no Escape.
+    ``wait`` runs out). An idle pane gets no Escape. ``settle``: then wait up to
+    that long for the screen to hold still, so the interrupted prompt Claude Code
+    puts back into the composer is there to see.
     """
     live, now = _require(mailbox, name)
     if now.state in (screen.IDLE, screen.DRAFT):
@@ -195,7 +199,24 @@ def cancel(mailbox: Mailbox, name: str, *, wait: float = 2.0) -> tuple[str, scre
     done = _wait_for(
         lambda: look(live), lambda s: s.state in (screen.IDLE, screen.DRAFT), wait, 0.1
     )
+    if done is not None and settle > 0:
+        # The prompt comes back a moment after the box turns idle: on a loaded machine
+        # `cancel NAME TEXT` saw "idle", skipped the clearing, and then found the old
+        # prompt there and queued TEXT (exit 6; CI, #14).
+        done = _still(live, done, settle)
     return now.state, done or screen.Screen(screen.UNKNOWN, "", {})
+
+
+def _still(live: Live, now: screen.Screen, timeout: float, quiet: float = 0.5) -> screen.Screen:
+    """The screen once it has read the same for ``quiet`` seconds (at most ``timeout``)."""
+    since, last = time.monotonic(), now
+    deadline = since + timeout
+    while time.monotonic() < deadline and time.monotonic() - since < quiet:
+        time.sleep(0.05)
+        got = look(live)
+        if got != last:
+            since, last = time.monotonic(), got
+    return last
 
 
 def clear_composer(mailbox: Mailbox, name: str, *, rounds: int = 40) -> bool:
