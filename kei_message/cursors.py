@@ -11,17 +11,44 @@ On disk a cursor is two lines of text (``stores.layout.encode_cursor``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+TYPE_CHECKING = False  # typing and dataclasses cost every command ~10 ms (#19)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
 
-Pos = Any  # int offset (JSONL) or stream id string (Redis); ordered by the store
+    Pos = Any  # int offset (JSONL) or stream id string (Redis); ordered by the store
+else:
+    Pos = object
 
 
-@dataclass(frozen=True)
 class Cursor:
-    pos: Pos | None = None
-    done: frozenset[Pos] = field(default_factory=frozenset)
+    """Immutable: (``pos``, ``done``), compared and hashed as that pair."""
+
+    __slots__ = ("pos", "done")
+    pos: Pos | None
+    done: frozenset[Pos]
+
+    def __init__(self, pos: Pos | None = None, done: frozenset[Pos] = frozenset()) -> None:
+        object.__setattr__(self, "pos", pos)
+        object.__setattr__(self, "done", done)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Cursor:
+            return NotImplemented
+        assert isinstance(other, Cursor)
+        return (self.pos, self.done) == (other.pos, other.done)
+
+    def __hash__(self) -> int:
+        return hash((self.pos, self.done))
+
+    def __reduce__(self) -> tuple[type[Cursor], tuple[Pos | None, frozenset[Pos]]]:
+        return Cursor, (self.pos, self.done)
+
+    def __repr__(self) -> str:
+        return f"Cursor(pos={self.pos!r}, done={self.done!r})"
 
     def consumed(self, key: Pos, order: Callable[[Pos], Any]) -> bool:
         if self.pos is not None and order(key) < order(self.pos):

@@ -17,11 +17,9 @@ Example::
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Iterator
+from collections import namedtuple
 from contextlib import contextmanager
-from typing import Any, NamedTuple
 
 from . import names, procs, records, settings
 from .cursors import Cursor, Pos, merge
@@ -37,15 +35,32 @@ from .records import Record
 from .stores import open_store
 from .stores.base import Store
 
-log = logging.getLogger("kei_message")
+TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any, NamedTuple
+
+    class Message(NamedTuple):
+        key: Pos
+        end: Pos
+        record: Record
+
+else:
+    Message = namedtuple("Message", ["key", "end", "record"])
+Message.__doc__ = "An unread message: where it is in the store, and the record."
 
 
-class Message(NamedTuple):
-    """An unread message: where it is in the store, and the record."""
+before_warning: Callable[[], None] | None = None
+"""Called before the mailbox's first warning: the CLI's fast path installs its stderr
+handler here instead of importing logging for every command (issue 19)."""
 
-    key: Pos
-    end: Pos
-    record: Record
+
+def _warn(text: str, *args: object) -> None:
+    import logging  # ~6 ms: only when there is something to say (issue 19)
+
+    if before_warning is not None:
+        before_warning()
+    logging.getLogger("kei_message").warning(text, *args)
 
 
 class Batch:
@@ -166,16 +181,34 @@ class Mailbox:
         order = self.store.order
         fresh = cursor is None or cursor.pos is None
         oldest = time.time() - settings.broadcast_replay() if fresh else 0.0
-        hint = (f'"{reader}"'.encode(), b'"all"')
+        mine = f'"{reader}"'.encode()
+        hint = (mine, b'"all"')
+        after = cursor.pos if cursor else None
+        parts = [(after, until, hint)]
+        if fresh:
+            # Broadcasts before the replay window are skipped: find where it starts
+            # (an hour early, for clocks that stepped back) and look only for R's own
+            # messages before it, so a first read does not parse every broadcast (#19).
+            cut = self.store.seek_time(oldest - 3600)
+            if (
+                cut is not None
+                and order(cut) < order(until)
+                and (after is None or order(cut) > order(after))
+            ):
+                early = self.store.scan(after, cut, hint=(mine,))
+                if not any(e.record is not None and is_for(e.record, reader) for e in early):
+                    # nothing for R before the window: no old broadcast must be
+                    # remembered as skipped (the cursor ends past them all)
+                    parts = [(cut, until, hint)]
         out: list[Message] = []
         skipped: list[Pos] = []
         held: list[Pos] = []
         corrupt = 0
-        for entry in self.store.scan(cursor.pos if cursor else None, until, hint=hint):
+        for entry in (e for a, u, h in parts for e in self.store.scan(a, u, hint=h)):
             rec = entry.record
             if rec is None:
                 corrupt += 1
-                log.warning("skipped a corrupt line at position %s: %s", entry.pos, entry.error)
+                _warn("skipped a corrupt line at position %s: %s", entry.pos, entry.error)
                 continue
             if not is_for(rec, reader):
                 continue
@@ -258,7 +291,7 @@ class Mailbox:
         try:
             self.store.add_receipts(out)
         except Exception as exc:  # delivered and committed: a lost receipt says "queued"
-            log.warning("could not write %d receipt(s) for %s: %s", len(out), reader, exc)
+            _warn("could not write %d receipt(s) for %s: %s", len(out), reader, exc)
 
     def read(
         self,
@@ -339,6 +372,9 @@ class Mailbox:
 
     # ------------------------------------------------------------------ the bus
     def get(self, msg_id: int) -> Record:
+        found = self.store.seek_id(msg_id)  # flat in bus size (issue 19)
+        if found is not None:
+            return found
         for entry in self.store.scan_reverse():
             if entry.record is not None and entry.record["id"] == msg_id:
                 return entry.record
@@ -394,7 +430,7 @@ class Mailbox:
                     try:
                         self.store.drop_session(sid)
                     except Exception as exc:  # pruning is a courtesy; `who` still hides it
-                        log.warning("could not remove dead session %s: %s", sid, exc)
+                        _warn("could not remove dead session %s: %s", sid, exc)
                 continue
             out.append(sess)
         out.sort(key=lambda s: str(s.get("last_seen") or ""), reverse=True)
@@ -464,10 +500,28 @@ class Mailbox:
         if not recs:
             return {}
         receipts, _ = self.store.receipts(None)
-        # A reply comes after its message in the bus: read back until every one of
-        # ``recs`` was passed (not by id: kei-message.sh's ids may go backwards).
         left = {r["id"] for r in recs}
         replies: list[Record] = []
+        seek = getattr(self.store, "seek_entry", None)  # the JSONL bus (#19)
+        found = [seek(i) for i in left] if seek is not None and len(left) <= 8 else [None]
+        if all(e is not None for e in found):
+            # from the earliest of them on, only lines holding one of the ids: a
+            # search of the bytes, not a parse of every line (show stays flat, #19)
+            start = min(e.pos for e in found if e is not None)
+            hint = tuple(str(i).encode() for i in left)
+            seen: set[int] = set()
+            for entry in self.store.scan(start, hint=hint):
+                rec = entry.record
+                if rec is None:
+                    continue
+                to = rec.get("reply_to")
+                if isinstance(to, int) and to in seen:
+                    replies.append(rec)
+                if rec["id"] in left:
+                    seen.add(rec["id"])
+            return {r["id"]: self._state(r, receipts, replies) for r in recs}
+        # A reply comes after its message in the bus: read back until every one of
+        # ``recs`` was passed (not by id: kei-message.sh's ids may go backwards).
         for entry in self.store.scan_reverse():
             rec = entry.record
             if rec is None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark kei-message at bus sizes 1k..1M (SPEC §10, issue 6).
+"""Benchmark kei-message at bus sizes 0..1M, as ratios to ``python -c pass`` (SPEC §10, #19).
 
 Builds a bus of each size in a temporary mailbox dir (written straight in
 the record format: ids one a few seconds apart over the last weeks, 20
@@ -9,29 +9,41 @@ recently), then times the *installed* commands as whole processes, beside
 ``python -c pass`` on the same interpreter in the same run:
 
 - ``hook, nothing unread``: ``kei-message-hook user-prompt-submit``, cursor at the end;
-- ``PostToolBatch hook, nothing unread``: ``kei-message-hook post-tool-batch``, the
-  mid-turn hook that runs after every round of tool calls (issue 14), cursor at the
-  end; shown also as a ratio to ``python -c pass``;
 - ``hook, 10 unread``: the same with 10 messages waiting (the cursor is put back
   before each run);
-- ``send``: ``kei-message send @reader TEXT --from bench``;
+- ``PostToolBatch hook, nothing unread``: ``kei-message-hook post-tool-batch``,
+  when the installed hook has that event;
+- ``send``: ``kei-message send @NAME TEXT --from NAME``;
 - ``inbox``: ``kei-message inbox --me reader`` with 10 unread (cursor put back);
+- ``inbox pop``: the oldest of those 10;
 - ``list``: ``kei-message list`` (the last 40);
 - ``who``: ``kei-message who``;
+- ``show ID`` / ``reply ID``: a record in the middle of the bus;
 - ``wait wake-up``: a blocked ``kei-message wait`` is sent a message (in-process
   append); the time from the append to its line on the waiter's stdout.
 
 Every figure is a median over ``--runs`` runs, the commands interleaved so
-load on the machine hits them alike. First reads (a reader with no cursor,
-the names index built from nothing) scan the bus once; they are timed once
-each and shown apart. In-process append throughput (``Mailbox.send`` and
+load on the machine hits them alike, and shown with its ratio to ``python -c
+pass`` of the same rounds. With ``--seed-dir DIR`` (a folder holding the
+original ``kei-message.sh``) the original's send, inbox, list and who run on
+the same buses (its mailbox is ``$HOME/.claude/mailbox``: HOME is pointed at a
+folder whose ``.claude/mailbox`` is the bench's mailbox dir). When a
+``redis-server`` is on PATH (and not ``--no-redis``), one is started on a
+free loopback port, each bus is copied into it with ``kei-message migrate``,
+and the same commands run against it (``redis:`` rows); it is stopped by PID.
+
+First reads (a reader with no cursor, the names index built from nothing,
+``inbox --clear`` of a new reader, ``doctor``) are timed once each and shown
+apart. In-process append throughput (``Mailbox.send`` and
 ``JsonlStore.append``, no fsync) is measured last.
 
 Usage::
 
-    .venv/bin/python scripts/bench.py                 # 1k, 10k, 100k, 1M; 15 runs
-    .venv/bin/python scripts/bench.py --quick         # 1k and 10k, 5 runs
-    .venv/bin/python scripts/bench.py --sizes 1000,100000 --runs 9
+    .venv/bin/python scripts/bench.py                 # 0, 1k, 100k; 11 runs
+    .venv/bin/python scripts/bench.py --million       # ... and 1M
+    .venv/bin/python scripts/bench.py --quick         # 0 and 1k, 5 runs
+    .venv/bin/python scripts/bench.py --seed-dir ~/kei-seed --sizes 0,1k,100k
+    .venv/bin/python scripts/bench.py --sizes 1000,100000 --runs 9 --no-redis
 """
 
 from __future__ import annotations
@@ -41,6 +53,8 @@ import json
 import os
 import platform
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -48,13 +62,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-BATCH_ROW = "PostToolBatch hook, nothing unread"
-PASS_ROW = "`python -c pass`"
 NAMES = [f"agent{i:02d}" for i in range(20)]
 READER = "reader"
 SPAN = 45 * 86400  # the bus covers the last 45 days
 BODY = "status: build {i} is green; the migration ran in 41 s and the cache is warm again"
+FLOOR = "`python -c pass`"
+BATCH_ROW = "PostToolBatch hook, nothing unread"  # issue 14's mid-turn hook
 
 
 def size_label(n: int) -> str:
@@ -72,8 +87,10 @@ def parse_size(text: str) -> int:
 
 
 # ----------------------------------------------------------------------------- building
-def build_bus(root: Path, n: int) -> None:
-    """``n`` records straight in the bus format, every reader's cursor at the end."""
+def build_bus(root: Path, n: int) -> int | None:
+    """``n`` records straight in the bus format, every reader's cursor at the end.
+
+    Returns the id of the middle record (None on an empty bus)."""
     root.mkdir(mode=0o700)
     now_us = time.time_ns() // 1000
     step = max(1, SPAN * 1_000_000 // max(n, 1))
@@ -99,8 +116,9 @@ def build_bus(root: Path, n: int) -> None:
                 to = NAMES[(i * 7 + 3) % 20]
             body = BODY.format(i=i)
             fh.write(f'{{"id":{rid},"ts":"{ts}","from":"{sender}","to":"{to}","body":"{body}"}}\n')
-    (root / "messages.lock").write_text(str(rid).zfill(20))
-    os.chmod(root / "messages.lock", 0o600)
+    if n:
+        (root / "messages.lock").write_text(str(rid).zfill(20))
+        os.chmod(root / "messages.lock", 0o600)
     end = bus.stat().st_size
     cursors = root / "cursors"
     cursors.mkdir(mode=0o700)
@@ -118,6 +136,7 @@ def build_bus(root: Path, n: int) -> None:
         path = sessions / f"bench-{i}.json"
         path.write_text(json.dumps(info))
         os.chmod(path, 0o600)
+    return first + (n // 2) * step if n else None
 
 
 def set_cursor(root: Path, name: str, pos: int) -> None:
@@ -133,33 +152,148 @@ def bus_end(root: Path) -> int:
     return (root / "messages.jsonl").stat().st_size
 
 
+# ----------------------------------------------------------------------------- redis
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Redis:
+    """A throwaway redis-server on a free loopback port, no persistence; stopped by PID."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.port = free_port()
+        workdir.mkdir()
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise SystemExit("bench: redis-server did not start") from None
+                time.sleep(0.05)
+
+    def url(self, prefix: str) -> str:
+        return f"redis://127.0.0.1:{self.port}/0?prefix={prefix}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+# ----------------------------------------------------------------------------- targets
+class Target:
+    """One bus to time commands on: a JSONL mailbox dir, or the same bus in Redis."""
+
+    def __init__(self, root: Path, mid_id: int | None, url: str | None = None) -> None:
+        self.root = root
+        self.mid_id = mid_id
+        self.url = url
+        self._store: Any = None
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KEI_", "TMUX"))}
+        env.update(KEI_MAILBOX_DIR=str(self.root), NO_COLOR="1")
+        if self.url:
+            env["KEI_MAILBOX_URL"] = self.url
+        return env
+
+    def store(self) -> Any:
+        if self._store is None:
+            from kei_message.stores import open_store
+
+            self._store = open_store(self.url, str(self.root))
+        return self._store
+
+    def mailbox(self) -> Any:
+        from kei_message.mailbox import Mailbox
+
+        return Mailbox(self.store())
+
+    def end(self) -> Any:
+        return bus_end(self.root) if self.url is None else self.store().end()
+
+    def set_cursor(self, name: str, pos: Any) -> None:
+        if self.url is None:
+            set_cursor(self.root, name, pos)
+        else:  # the store only ever moves a cursor forward: put it back by hand
+            store = self.store()
+            store.r.set(store._cursor + name, f"{pos}\n\n")
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
 # ----------------------------------------------------------------------------- timing
 class Bench:
-    def __init__(self, bindir: Path, runs: int) -> None:
+    def __init__(self, bindir: Path, runs: int, seed: Path | None) -> None:
         self.bindir = bindir
         self.python = str(bindir / "python")
         self.runs = runs
-        self._ten: dict[Path, int] = {}  # mailbox -> a cursor with 10 unread after it
+        self.seed = seed
+        self.post_tool_batch = (
+            "post-tool-batch"
+            in subprocess.run(
+                [str(bindir / "kei-message-hook"), "--help"], capture_output=True, text=True
+            ).stdout
+        )
+        self._ten: dict[int, tuple[Any, list[int]]] = {}  # target -> (cursor, the 10 ids)
 
-    def env(self, root: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("KEI_", "TMUX"))}
-        env.update(KEI_MAILBOX_DIR=str(root), NO_COLOR="1")
-        return env
-
-    def run(self, argv: list[str], env: dict[str, str], stdin: bytes = b"") -> float:
+    def run(
+        self, argv: list[str], env: dict[str, str], stdin: bytes = b"", check: bool = True
+    ) -> float:
         t = time.perf_counter()
-        proc = subprocess.run(argv, input=stdin, env=env, capture_output=True, timeout=120)
+        proc = subprocess.run(argv, input=stdin, env=env, capture_output=True, timeout=300)
         took = time.perf_counter() - t
-        if proc.returncode != 0:
+        if check and proc.returncode != 0:
             raise SystemExit(
                 f"bench: {' '.join(argv)} exited {proc.returncode}: {proc.stderr.decode()[-500:]}"
             )
         return took
 
-    def commands(self, root: Path) -> dict[str, Callable[[], float]]:
-        env = self.env(root)
+    def ten_unread(self, target: Target) -> list[int]:
+        """Put the reader's cursor back so that exactly 10 messages wait; their ids."""
+        key = id(target)
+        if key not in self._ten:
+            pos = target.end()
+            mb = target.mailbox()
+            ids = [mb.send(f"unread {i}", to=READER, sender=NAMES[i % 20])["id"] for i in range(10)]
+            self._ten[key] = (pos, ids)
+        pos, ids = self._ten[key]
+        target.set_cursor(READER, pos)
+        return ids
+
+    def commands(self, target: Target, prefix: str = "") -> dict[str, Callable[[], float]]:
+        env = target.env()
         b = self.bindir
-        hook = [str(b / "kei-message-hook"), "user-prompt-submit"]
         payload = json.dumps(
             {
                 "session_id": "bench-0",
@@ -170,7 +304,10 @@ class Bench:
             }
         ).encode()
         hook_env = dict(env, KEI_MAILBOX_ME=READER)
-        batch = [str(b / "kei-message-hook"), "post-tool-batch"]
+        cli = str(b / "kei-message")
+        show_id = str(target.mid_id or self.ten_unread(target)[0])
+        counter = iter(range(10**9))
+
         batch_payload = json.dumps(
             {
                 "session_id": "bench-0",
@@ -179,73 +316,94 @@ class Bench:
                 "transcript_path": "/dev/null",
             }
         ).encode()
-        cli = str(b / "kei-message")
 
-        def ten_unread() -> None:
-            """Put the reader's cursor back so that exactly 10 messages wait."""
-            if root not in self._ten:
-                self._ten[root] = bus_end(root)
-                mb = self.mailbox(root)
-                for i in range(10):
-                    mb.send(f"unread {i}", to=READER, sender=NAMES[i % 20])
-            set_cursor(root, READER, self._ten[root])
+        def hook(event: str, unread: bool) -> Callable[[], float]:
+            data = batch_payload if event == "post-tool-batch" else payload
 
-        def hook_idle() -> float:
-            set_cursor(root, READER, bus_end(root))
-            return self.run(hook, hook_env, payload)
+            def run() -> float:
+                if unread:
+                    self.ten_unread(target)
+                else:
+                    target.set_cursor(READER, target.end())
+                return self.run([str(b / "kei-message-hook"), event], hook_env, data)
 
-        def batch_idle() -> float:
-            set_cursor(root, READER, bus_end(root))
-            return self.run(batch, hook_env, batch_payload)
+            return run
 
-        def hook_ten() -> float:
-            ten_unread()
-            return self.run(hook, hook_env, payload)
+        def with_ten(argv: list[str]) -> Callable[[], float]:
+            def run() -> float:
+                self.ten_unread(target)
+                return self.run(argv, env)
 
-        def inbox() -> float:
-            ten_unread()
-            return self.run([cli, "inbox", "--me", READER], env)
+            return run
 
+        def send() -> float:
+            text = f"bench {next(counter)}"
+            return self.run([cli, "send", f"@{NAMES[1]}", text, "--from", NAMES[2]], env)
+
+        def reply() -> float:
+            text = f"re {next(counter)}"
+            return self.run([cli, "reply", show_id, text, "--from", NAMES[4]], env)
+
+        out: dict[str, Callable[[], float]] = {}
+        if not prefix:
+            out[FLOOR] = lambda: self.run([self.python, "-c", "pass"], env)
+        out["hook, nothing unread"] = hook("user-prompt-submit", False)
+        out["hook, 10 unread"] = hook("user-prompt-submit", True)
+        if self.post_tool_batch:
+            out[BATCH_ROW] = hook("post-tool-batch", False)
+        out["`send`"] = send
+        out["`inbox` (10 unread)"] = with_ten([cli, "inbox", "--me", READER])
+        out["`inbox pop`"] = with_ten([cli, "inbox", "pop", "--me", READER])
+        out["`list`"] = lambda: self.run([cli, "list"], env)
+        out["`who`"] = lambda: self.run([cli, "who"], env)
+        out["`show ID`"] = lambda: self.run([cli, "show", show_id], env)
+        out["`reply ID`"] = reply
+        out["`wait` wake-up"] = lambda: self.wake(target)
+        if self.seed is not None and not prefix:
+            out.update(self.seed_commands(target))
+        return {prefix + k if k != FLOOR else k: v for k, v in out.items()}
+
+    def seed_commands(self, target: Target) -> dict[str, Callable[[], float]]:
+        """The original kei-message.sh on the same bus: its mailbox is $HOME/.claude/mailbox."""
+        assert self.seed is not None
+        home = target.root.parent / f"home-{target.root.name}"
+        if not home.exists():
+            (home / ".claude").mkdir(parents=True)
+            (home / ".claude" / "mailbox").symlink_to(target.root)
+        env = dict(target.env(), HOME=str(home))
+        sh = ["bash", str(self.seed / "kei-message.sh")]
         counter = iter(range(10**9))
 
         def send() -> float:
-            took = self.run(
-                [cli, "send", f"@{NAMES[1]}", f"bench {next(counter)}", "--from", NAMES[2]], env
+            text = f"seed {next(counter)}"
+            return self.run(
+                [*sh, "send", "--from", NAMES[2], f"@{NAMES[1]}", text], env, check=False
             )
-            return took
+
+        def inbox() -> float:
+            self.ten_unread(target)
+            return self.run([*sh, "inbox", "--me", READER], env, check=False)
 
         return {
-            PASS_ROW: lambda: self.run([self.python, "-c", "pass"], env),
-            "hook, nothing unread": hook_idle,
-            BATCH_ROW: batch_idle,
-            "hook, 10 unread": hook_ten,
-            "`send`": send,
-            "`inbox` (10 unread)": inbox,
-            "`list`": lambda: self.run([cli, "list"], env),
-            "`who`": lambda: self.run([cli, "who"], env),
-            "`wait` wake-up": lambda: self.wake(root, env),
+            "kei-message.sh `send`": send,
+            "kei-message.sh `inbox` (10 unread)": inbox,
+            "kei-message.sh `list`": lambda: self.run([*sh, "list"], env, check=False),
+            "kei-message.sh `who`": lambda: self.run([*sh, "who"], env, check=False),
         }
 
-    def mailbox(self, root: Path):  # type: ignore[no-untyped-def]
-        from kei_message.mailbox import Mailbox
-        from kei_message.stores.jsonl import JsonlStore
-
-        return Mailbox(JsonlStore(str(root)))
-
-    def wake(self, root: Path, env: dict[str, str]) -> float:
+    def wake(self, target: Target) -> float:
         """Seconds from an append to the blocked waiter's line on stdout."""
         waiter = "waiter"
-        set_cursor(root, waiter, bus_end(root))
+        target.set_cursor(waiter, target.end())
         proc = subprocess.Popen(
             [str(self.bindir / "kei-message"), "wait", "--me", waiter, "--timeout", "60"],
-            env=env,
+            env=target.env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
         try:
             wait_blocked(proc.pid)
-            mb = self.mailbox(root)
-            mb.send("wake up", to=waiter, sender=NAMES[3])
+            target.mailbox().send("wake up", to=waiter, sender=NAMES[3])
             sent = time.perf_counter()
             assert proc.stdout is not None
             line = proc.stdout.readline()
@@ -262,24 +420,28 @@ class Bench:
                 if stream is not None:
                     stream.close()
 
-    def first_reads(self, root: Path) -> dict[str, float]:
-        """One-off scans: a reader's first read, and the names index built from nothing."""
-        env = self.env(root)
+    def first_reads(self, target: Target) -> dict[str, float]:
+        """One-off scans: a reader's first read, the names index built from nothing, doctor."""
+        env = target.env()
+        cli = str(self.bindir / "kei-message")
         out = {}
-        index = root / "index" / "names.json"
+        index = target.root / "index" / "names.json"
         if index.exists():
             index.unlink()
-        out["`who`, building the names index"] = self.run(
-            [str(self.bindir / "kei-message"), "who"], env
-        )
-        newbie = "newcomer"
-        cursor = root / "cursors" / newbie
-        if cursor.exists():
-            cursor.unlink()
-        out["`inbox --peek --count`, a reader with no cursor"] = self.run(
-            [str(self.bindir / "kei-message"), "inbox", "--me", newbie, "--peek", "--count"],
-            env,
-        )
+        out["`who`, building the names index"] = self.run([cli, "who"], env)
+        for i, (name, argv) in enumerate(
+            [
+                ("`inbox --peek --count`, a reader with no cursor", ["--peek", "--count"]),
+                ("`inbox --clear`, a reader with no cursor", ["--clear"]),
+                ("`inbox`, a reader with no cursor", []),
+            ]
+        ):
+            newbie = f"newcomer{i}"
+            cursor = target.root / "cursors" / newbie
+            if cursor.exists():
+                cursor.unlink()
+            out[name] = self.run([cli, "inbox", "--me", newbie, *argv], env)
+        out["`doctor`"] = self.run([cli, "doctor"], env, check=False)
         return out
 
 
@@ -331,6 +493,7 @@ def append_rate(n: int) -> tuple[float, float]:
                 for i, body in enumerate(bodies):
                     store.append({"from": NAMES[(i + 1) % 20], "to": NAMES[i % 20], "body": body})
             rates.append(n / (time.perf_counter() - t))
+            store.close()
     return rates[0], rates[1]
 
 
@@ -355,11 +518,14 @@ def fmt_ms(seconds: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", default="1k,10k,100k,1M", help="bus sizes, e.g. 1k,10k,100k,1M")
-    ap.add_argument("--runs", type=int, default=15, help="runs per figure (median)")
-    ap.add_argument("--quick", action="store_true", help="1k and 10k, 5 runs, 5k appends")
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("--sizes", default="0,1k,100k", help="bus sizes, e.g. 0,1k,100k,1M")
+    ap.add_argument("--million", action="store_true", help="add a 1M-record bus")
+    ap.add_argument("--runs", type=int, default=11, help="runs per figure (median)")
+    ap.add_argument("--quick", action="store_true", help="0 and 1k, 5 runs, 5k appends")
     ap.add_argument("--appends", type=int, default=50_000, help="records for the append rate")
+    ap.add_argument("--seed-dir", type=Path, help="a folder holding the original kei-message.sh")
+    ap.add_argument("--no-redis", action="store_true", help="skip the Redis rows")
     ap.add_argument(
         "--bin",
         default=str(Path(sys.executable).parent),
@@ -368,32 +534,55 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary mailbox dirs")
     args = ap.parse_args(argv)
     if args.quick:
-        args.sizes, args.runs, args.appends = "1k,10k", 5, 5000
+        args.sizes, args.runs, args.appends = "0,1k", 5, 5000
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    if args.million and 1_000_000 not in sizes:
+        sizes.append(1_000_000)
     bindir = Path(args.bin)
     for exe in ("python", "kei-message", "kei-message-hook"):
         if not (bindir / exe).exists():
             raise SystemExit(f"bench: {bindir / exe} not found; pass --bin")
-    bench = Bench(bindir, max(1, args.runs))
+    seed = args.seed_dir
+    if seed is not None and not (seed / "kei-message.sh").is_file():
+        raise SystemExit(f"bench: no kei-message.sh in {seed}")
+    redis_bin = None if args.no_redis else shutil.which("redis-server")
+    bench = Bench(bindir, max(1, args.runs), seed)
     compile_package()
     tmp = Path(tempfile.mkdtemp(prefix="kei-bench-"))
     table: dict[str, dict[int, float]] = {}
     firsts: dict[str, dict[int, float]] = {}
+    server: Redis | None = None
+    targets: list[Target] = []
     try:
-        roots: dict[int, Path] = {}
+        if redis_bin:
+            server = Redis(redis_bin, tmp / "redis")
+        cmds: dict[int, dict[str, Callable[[], float]]] = {}
         for n in sizes:
-            root = roots[n] = tmp / f"mailbox-{size_label(n)}"
+            root = tmp / f"mailbox-{size_label(n)}"
             t = time.perf_counter()
-            build_bus(root, n)
+            mid = build_bus(root, n)
             built = time.perf_counter() - t
             print(
                 f"bench: built {size_label(n)} records ({bus_end(root) / 1e6:.0f} MB) "
                 f"in {built:.1f}s",
                 file=sys.stderr,
             )
-            for name, took in bench.first_reads(root).items():
+            jsonl = Target(root, mid)
+            targets.append(jsonl)
+            for name, took in bench.first_reads(jsonl).items():
                 firsts.setdefault(name, {})[n] = took
-        cmds = {n: bench.commands(roots[n]) for n in sizes}
+            cmds[n] = bench.commands(jsonl)
+            if server is not None:
+                url = server.url(f"b{size_label(n)}")
+                t = time.perf_counter()
+                bench.run([str(bindir / "kei-message"), "migrate", "--to", url], jsonl.env())
+                print(
+                    f"bench: copied {size_label(n)} into redis in {time.perf_counter() - t:.1f}s",
+                    file=sys.stderr,
+                )
+                red = Target(root, mid, url)
+                targets.append(red)
+                cmds[n].update(bench.commands(red, prefix="redis: "))
         for n in sizes:  # warm the page cache, the index, the 10 unread
             for c in cmds[n].values():
                 c()
@@ -409,6 +598,10 @@ def main(argv: list[str] | None = None) -> int:
             table.setdefault(name, {})[n] = statistics.median(vals)
         rate = append_rate(args.appends)
     finally:
+        for target in targets:
+            target.close()
+        if server is not None:
+            server.stop()
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
@@ -424,25 +617,18 @@ def render(
     rate: tuple[float, float],
     runs: int,
 ) -> str:
-    ratio = len(sizes) > 1
-    head = "| median ms | " + " | ".join(size_label(n) for n in sizes) + " |"
-    if ratio:
-        head += f" {size_label(sizes[-1])}/{size_label(sizes[0])} |"
-    lines = [head, "|---" * (len(sizes) + 1 + ratio) + "|"]
+    floor = table[FLOOR]
+    head = "| median ms (x `python -c pass`) | " + " | ".join(size_label(n) for n in sizes) + " |"
+    lines = [head, "|---" * (len(sizes) + 1) + "|"]
     for name, row in table.items():
-        cells = [fmt_ms(row[n]) for n in sizes]
-        line = f"| {name} | " + " | ".join(cells) + " |"
-        if ratio:
-            line += f" {row[sizes[-1]] / row[sizes[0]]:.2f} |"
-        lines.append(line)
-    if BATCH_ROW in table and PASS_ROW in table:
+        cells = [f"{fmt_ms(row[n])} ({row[n] / floor[n]:.2f}x)" for n in sizes]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if BATCH_ROW in table:
         lines.append("")
-        ratios = ", ".join(
-            f"{size_label(n)}: {table[BATCH_ROW][n] / table[PASS_ROW][n]:.2f}x" for n in sizes
-        )
+        ratios = ", ".join(f"{size_label(n)}: {table[BATCH_ROW][n] / floor[n]:.2f}x" for n in sizes)
         lines.append(f"PostToolBatch hook with nothing unread / `python -c pass`: {ratios}.")
     lines.append("")
-    lines.append("First reads (once each, not medians; they scan the bus once):")
+    lines.append("First reads (once each, not medians):")
     lines.append("")
     lines.append("| ms | " + " | ".join(size_label(n) for n in sizes) + " |")
     lines.append("|---" * (len(sizes) + 1) + "|")

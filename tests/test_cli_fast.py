@@ -52,6 +52,20 @@ HANDLED = [
     ["who"],
     ["channels", "--json"],
     ["names"],
+    # issue 19; FIRST is the id of the first record
+    ["inbox", "--clear", "--me", "bob"],
+    ["inbox", "carol", "--clear"],
+    ["inbox", "pop", "--me", "bob"],
+    ["inbox", "pop", "bob", "--json"],
+    ["inbox", "pop", "--me", "nobody"],
+    ["show", "FIRST"],
+    ["show", "#FIRST", "--json"],
+    ["show", "12345"],
+    ["show", "nonsense"],
+    ["reply", "FIRST", "DONE:", "got", "it", "--from", "bob"],
+    ["reply", "FIRST", "ok", "--from", "bob", "--kind", "question", "--json"],
+    ["reply", "12345", "ok", "--from", "bob"],
+    ["reply", "FIRST", "ok", "--from", "bad/name"],
 ]
 
 NOT_HANDLED = [
@@ -64,8 +78,11 @@ NOT_HANDLED = [
     ["send", "-h"],
     ["send", "@bob", "x", "--from"],
     ["send", "@bob", "x", "--from", "-y"],
-    ["inbox", "pop"],
-    ["inbox", "--clear"],
+    ["inbox", "pop", "--peek"],
+    ["inbox", "pop", "a", "b"],
+    ["inbox", "--clear", "--peek"],
+    ["inbox", "--count", "--clear"],
+    ["inbox", "pop", "--clear"],
     ["inbox", "--all"],
     ["inbox", "a", "b"],
     ["inbox", "a", "--me", "b"],
@@ -74,7 +91,12 @@ NOT_HANDLED = [
     ["list", "extra"],
     ["who", "x"],
     ["who", "--help"],
-    ["show", "1"],
+    ["show"],
+    ["show", "1", "2"],
+    ["show", "-h"],
+    ["reply", "1"],
+    ["reply", "1", "-"],
+    ["reply", "1", "x", "--reply-to", "2"],
     ["--url", "redis://x", "list"],
 ]
 
@@ -119,9 +141,11 @@ def normalise(text: str) -> str:
 
 @pytest.mark.parametrize("args", HANDLED, ids=lambda a: " ".join(a) or "(none)")
 def test_fast_path_matches_typer(args: list[str], tmp_path: Path) -> None:
-    assert fast.COMMANDS[args[0]](args[1:]) is not None, "this form should be handled"
     a, b = tmp_path / "fast", tmp_path / "typer"
     seed(a)
+    first = str(Mailbox(JsonlStore(str(a))).recent(1000)[0]["id"])
+    args = [w.replace("FIRST", first) for w in args]
+    assert fast.COMMANDS[args[0]](args[1:]) is not None, "this form should be handled"
     shutil.copytree(a, b)
     got = run(a, args, no_fast=False)
     want = run(b, args, no_fast=True)
@@ -140,3 +164,17 @@ def test_other_forms_go_to_typer(args: list[str]) -> None:
 def test_switched_off_by_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEI_MAILBOX_NO_FAST", "1")
     assert fast.run(["who"]) is None
+
+
+def test_a_warning_reaches_stderr_without_logging_loaded_up_front(tmp_path: Path) -> None:
+    """The fast path imports logging only when the mailbox warns (issue 19)."""
+    a, b = tmp_path / "fast", tmp_path / "typer"
+    seed(a)
+    with open(a / "messages.jsonl", "ab") as fh:
+        fh.write(b'{"id": 1, "to": "bob", torn\n')
+    Mailbox(JsonlStore(str(a))).send("after", to="bob", sender="carol")
+    shutil.copytree(a, b)
+    got = run(a, ["inbox", "bob"], no_fast=False)
+    want = run(b, ["inbox", "bob"], no_fast=True)
+    assert "warning: skipped a corrupt line" in got[2]
+    assert got[0] == want[0] == 0 and got[1] == want[1] and got[2] == want[2]

@@ -159,9 +159,14 @@ def _sync_event(spec: EventSpec, payload: dict[str, Any]) -> None:
             log_failure(f"{spec.event}: {_describe(exc)}")
     if _nothing_unread(name, payload, spec.agent):
         return
-    hooklog.log_library_warnings()
     # The full path, lazily (see the module docstring).
+    from .. import mailbox as library
     from ..mailbox import Mailbox
+
+    if settings.jsonl_store():  # only the mailbox warns: logging when it does (#19)
+        library.before_warning = hooklog.log_library_warnings
+    else:  # the Redis store logs too
+        hooklog.log_library_warnings()
     from .prompt import take
 
     # A hook must not sit behind a lock for long: cap the wait (SPEC §7's 2 s).
@@ -310,10 +315,11 @@ def read_payload() -> dict[str, Any]:
         raise BadInput(f"hook input over {MAX_INPUT} bytes")
     if not raw.strip():
         raise BadInput("empty hook input on stdin")
-    import json  # not orjson: its import alone costs ~10 ms (issue 6); not for -h
+    # not orjson: its import alone costs ~10 ms (issue 6); nor json: it imports re (#19)
+    from ..leanjson import loads
 
     try:
-        payload = json.loads(raw)
+        payload = loads(raw)
     except ValueError as exc:  # JSONDecodeError, or bytes that are no Unicode at all
         raise BadInput(f"hook input is not JSON: {exc}") from None
     if not isinstance(payload, dict):
@@ -322,14 +328,12 @@ def read_payload() -> dict[str, Any]:
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:
-    import orjson  # the full path has loaded it already
+    from ..leanjson import dumps, odumps  # orjson's bytes without its import (#19)
 
     try:
-        return orjson.dumps(obj) + b"\n"
+        return odumps(obj) + b"\n"
     except TypeError:  # a lone surrogate from a foreign writer: escape it rather than fail
-        import json
-
-        return json.dumps(obj, ensure_ascii=True).encode() + b"\n"
+        return dumps(obj).encode() + b"\n"
 
 
 def write_stdout(data: bytes) -> None:
@@ -350,23 +354,24 @@ def _stderr(text: str) -> None:
 # --------------------------------------------------------------------------- fail-open machinery
 def _arm_hard_stop() -> None:
     """End the process silently (exit 0) if the event has not finished by ``HARD_STOP``."""
-    import signal  # ~1 ms, and the bypass and -h paths never need it
+    # _signal, not signal: its enums cost ~3 ms (#19); the bypass and -h paths never need it
+    import _signal
 
     def stop(signum: int, frame: object) -> None:
         log_failure(f"gave up after {HARD_STOP:g}s (hard stop); nothing was injected")
         os._exit(0)
 
     try:
-        signal.signal(signal.SIGALRM, stop)
-        signal.setitimer(signal.ITIMER_REAL, HARD_STOP)
+        _signal.signal(_signal.SIGALRM, stop)
+        _signal.setitimer(_signal.ITIMER_REAL, HARD_STOP)
     except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGALRM
         pass
 
 
 def _hold_hard_stop() -> None:
-    import signal
+    import _signal
 
     try:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGALRM})
     except (ValueError, OSError, AttributeError):
         pass

@@ -16,9 +16,8 @@ import os
 import time
 from typing import Any
 
-import orjson
-
 from .. import names, paths
+from ..leanjson import odumps, oloads
 from ..procs import Proc, is_alive, is_claude, stat
 from ..stores import layout
 
@@ -78,7 +77,7 @@ class WaiterLock:
             if same:
                 self.fd = fd
                 os.ftruncate(fd, 0)
-                os.pwrite(fd, orjson.dumps(info) + b"\n", 0)
+                os.pwrite(fd, odumps(info) + b"\n", 0)
                 return True
             os.close(fd)
         return False
@@ -115,8 +114,8 @@ def waiters(root: str | None = None) -> list[dict[str, Any]]:
         except (OSError, ValueError):
             continue
         try:
-            info = orjson.loads(os.read(fd, 65536))
-        except orjson.JSONDecodeError:
+            info = oloads(os.read(fd, 65536))  # who reads these: no orjson import (#19)
+        except ValueError:  # orjson.JSONDecodeError
             continue  # empty: a waiter writing its file right now
         finally:
             os.close(fd)
@@ -182,8 +181,8 @@ def running(session_id: str, root: str | None = None) -> bool:
     except (OSError, ValueError):
         return False
     try:
-        info = orjson.loads(os.read(fd, 65536) or b"{}")
-    except orjson.JSONDecodeError:
+        info = oloads(os.read(fd, 65536) or b"{}")
+    except ValueError:  # orjson.JSONDecodeError
         return True  # being written right now: a waiter is starting
     finally:
         os.close(fd)

@@ -7,11 +7,14 @@ all day are parsed here instead, against the same option definitions the
 typer app is built from, and run by the same verbs (``verbs``):
 
     send [@NAME|all] WORD... [--to NAME] [--from NAME] [--kind KIND] [--json]
-    inbox [NAME] [--me NAME] [--peek] [--count] [--full] [--json]
+    inbox [NAME] [--me NAME] [--peek] [--count] [--clear] [--full] [--json]
     list [-n N | --limit N] [--from NAME] [--to NAME] [--kind KIND] [--full] [--json]
     who | channels | names [--json]
+    inbox pop [NAME] [--me NAME] [--full] [--json]                (issue 19)
+    show ID [--json]
+    reply ID WORD... [--from NAME] [--kind KIND] [--json]
 
-Anything else (help, ``--live``, stdin bodies, ``pop``, a word starting
+Anything else (help, ``--live``, stdin bodies, ``pop --peek``, a word starting
 with ``-``, a missing value) returns None *before doing anything*, and the
 typer app handles it as always. ``KEI_MAILBOX_NO_FAST=1`` turns this off.
 tests/test_cli_fast.py runs every form both ways and compares the output.
@@ -20,12 +23,24 @@ tests/test_cli_fast.py runs every form both ways and compares the output.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from .. import names, settings
+from .. import mailbox, names, settings
 from ..mailbox import Mailbox
 from . import verbs
-from .output import guarded, install_log_handler, out, show_unread
+from .output import (
+    guarded,
+    install_log_handler,
+    out,
+    out_json,
+    print_records,
+    show_unread,
+    taken_note,
+    use_color,
+)
+
+TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
+if TYPE_CHECKING:
+    from typing import Any
 
 Command = Callable[[], None]
 
@@ -56,8 +71,10 @@ def _send(words: list[str], opts: dict[str, Any]) -> Command | None:
 
 
 def _inbox(words: list[str], opts: dict[str, Any]) -> Command | None:
-    if len(words) > 1 or (words and words[0] == "pop"):
-        return None
+    if words and words[0] == "pop":
+        return _pop(words[1:], opts)
+    if len(words) > 1 or (opts.get("clear") and (opts.get("peek") or opts.get("count"))):
+        return None  # typer says which cannot go together
     me = _str(opts.get("me"))
     if words and me is not None and words[0] != me:
         return None  # typer says they disagree
@@ -70,6 +87,9 @@ def _inbox(words: list[str], opts: dict[str, Any]) -> Command | None:
         if opts.get("count"):
             out(str(mb.count(reader)))
             return
+        if opts.get("clear"):
+            out(str(mb.clear(reader)))
+            return
         show_unread(
             mb,
             reader,
@@ -78,6 +98,66 @@ def _inbox(words: list[str], opts: dict[str, Any]) -> Command | None:
             full=bool(opts.get("full")),
             explicit=explicit,
         )
+
+    return run
+
+
+def _pop(words: list[str], opts: dict[str, Any]) -> Command | None:
+    me = _str(opts.get("me"))
+    if len(words) > 1 or opts.get("peek") or opts.get("count") or opts.get("clear"):
+        return None
+    if words == ["pop"]:
+        return None  # `inbox pop pop`: typer refuses it (#17)
+    if words and me is not None and words[0] != me:
+        return None  # typer says they disagree
+    as_json = bool(opts.get("as_json"))
+    full = bool(opts.get("full"))
+    explicit = words[0] if words else me
+
+    def run() -> None:
+        reader = names.resolve(explicit)
+        mb = Mailbox()
+        mb.pop(
+            reader,
+            deliver=lambda rec: print_records([rec], as_json, full=full),
+            session=settings.agent_session(),
+        )
+        taken_note(mb, reader, explicit, 1)
+
+    return run
+
+
+def _show(words: list[str], opts: dict[str, Any]) -> Command | None:
+    if len(words) != 1:
+        return None
+
+    def run() -> None:
+        mb = Mailbox()
+        rec = mb.get(verbs.msg_id(words[0]))
+        status = mb.states([rec])[rec["id"]]
+        if opts.get("as_json"):
+            out_json({**rec, "state": status["state"]})
+            return
+        from .. import render  # re: only to show something
+
+        out(render.record_block(rec, color=use_color(), state=status))
+
+    return run
+
+
+def _reply(words: list[str], opts: dict[str, Any]) -> Command | None:
+    if len(words) < 2 or words[1:] == ["-"]:
+        return None  # no id, or the body comes from stdin: typer's
+
+    def run() -> None:
+        me = names.resolve(_str(opts.get("sender")))
+        rid = verbs.msg_id(words[0])
+        mb = Mailbox()
+        original = mb.get(rid)
+        kind = _str(opts.get("kind"))
+        body = " ".join(words[1:])
+        rec = mb.send(body, to=original["from"], sender=me, kind=kind, reply_to=rid)
+        verbs.sent_line(rec, bool(opts.get("as_json")))
 
     return run
 
@@ -127,6 +207,8 @@ COMMANDS: dict[str, Callable[[list[str]], Command | None]] = {
     "who": _parsed("who", _who),
     "channels": _parsed("who", _who),
     "names": _parsed("who", _who),
+    "show": _parsed("show", _show),
+    "reply": _parsed("reply", _reply),
 }
 
 
@@ -138,5 +220,10 @@ def run(args: list[str]) -> int | None:
     command = parse(args[1:]) if parse is not None else None
     if command is None:
         return None
-    install_log_handler()
+    if settings.jsonl_store() and args[0] not in ("who", "channels", "names"):
+        # nothing on this path logs but the mailbox's warnings: no logging until one
+        # comes (who may load live/, and Redis logs from the store: handler first)
+        mailbox.before_warning = install_log_handler
+    else:
+        install_log_handler()
     return guarded(command)

@@ -76,11 +76,7 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def _msg_id(text: str) -> int:
-    raw = text.strip().lstrip("#")
-    if not raw.isdigit():
-        raise UsageError(f"bad message id {text!r}: use the number shown as #ID")
-    return int(raw)
+_msg_id = verbs.msg_id
 
 
 # ----------------------------------------------------------------------------- send

@@ -12,21 +12,26 @@ outcome are written once, here. No typer: the fast path must not pay for it
 from __future__ import annotations
 
 import time
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from .. import names
-from ..errors import InvalidName, NoLiveSession, NotYet, Queued, Rejected
+from ..errors import InvalidName, NoLiveSession, NotYet, Queued, Rejected, UsageError
 from ..mailbox import Mailbox
 from ..records import Record, check_kind
 from .output import out, out_json, print_records, unknown_note, warn
 
+TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
 
-class Opt(NamedTuple):
-    """One command-line option: its spellings, the value's metavar (None: a flag), help."""
+    class Opt(NamedTuple):
+        flags: tuple[str, ...]
+        metavar: str | None
+        help: str
 
-    flags: tuple[str, ...]
-    metavar: str | None
-    help: str
+else:
+    Opt = namedtuple("Opt", ["flags", "metavar", "help"])
+Opt.__doc__ = "One command-line option: its spellings, the value's metavar (None: a flag), help."
 
 
 _DEFAULT_ME = "(default: KEI_MAILBOX_ME, else the current dir's name)."
@@ -66,10 +71,20 @@ OPTIONS: dict[str, Opt] = {
 # The options each command takes on the fast path (a subset of its typer options).
 FAST: dict[str, tuple[str, ...]] = {
     "send": ("to", "sender", "kind", "as_json"),
-    "inbox": ("me", "peek", "count", "full", "as_json"),
+    "inbox": ("me", "peek", "count", "clear", "full", "as_json"),
     "list": ("list_limit", "from_filter", "to_filter", "kind_filter", "full", "as_json"),
     "who": ("who_json",),
+    "show": ("as_json",),
+    "reply": ("sender", "kind", "as_json"),
 }
+
+
+def msg_id(text: str) -> int:
+    """A message id as typed: ``1795248002625564`` or ``#1795248002625564``."""
+    raw = text.strip().lstrip("#")
+    if not raw.isdigit():
+        raise UsageError(f"bad message id {text!r}: use the number shown as #ID")
+    return int(raw)
 
 
 # ----------------------------------------------------------------------------- send

@@ -38,13 +38,11 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-import orjson
 
 from .. import paths, records, settings
 from ..cursors import Cursor, Pos
 from ..errors import IdsExhausted, MailboxUnavailable
+from ..leanjson import oloads
 from ..names import is_valid
 from ..records import ID_LIMIT, CorruptLine, Record
 from . import layout
@@ -53,8 +51,15 @@ from .inotify import POLL, RECHECK, wait_for_growth, watch
 from .locks import acquire, locked, release
 from .names_index import names_index
 
+TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
+if TYPE_CHECKING:
+    from typing import Any
+
 CHUNK = 1 << 20
 TAIL = 1 << 16
+SEEK_SPAN = 1 << 13  # seek_id, seek_time: below this many bytes, read them through
+SEEK_MIN = 1 << 16  # seek_time: a smaller bus is read through
+BULK = 4 << 20  # a scan of every line of more than this parses with orjson itself
 _ID_WIDTH = 20
 
 
@@ -170,6 +175,30 @@ class JsonlStore:
         finally:
             os.close(fd)
 
+    def chunks(self, after: int | None, until: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """(logical position, bytes) of the complete lines from ``after`` to ``until``, a
+        few MiB at a time: for counting with bytes methods instead of a loop per line."""
+        opened = self._open_read()
+        if opened is None:
+            return
+        fd, base, size = opened
+        try:
+            offset = 0 if after is None else max(int(after) - base, 0)
+            stop = size if until is None else min(size, int(until) - base)
+            while offset < stop:
+                chunk = os.pread(fd, min(4 * CHUNK, stop - offset), offset)
+                last = chunk.rfind(b"\n") + 1
+                if not last:  # a line longer than the chunk: take it whole
+                    nl = _line_at(fd, offset, stop)
+                    if nl is None:
+                        return
+                    last = nl[1] - offset
+                    chunk = os.pread(fd, last, offset)
+                yield base + offset, chunk[:last]
+                offset += last
+        finally:
+            os.close(fd)
+
     def scan_reverse(self) -> Iterator[Entry]:
         opened = self._open_read()
         if opened is None:
@@ -177,6 +206,76 @@ class JsonlStore:
         fd, base, size = opened
         try:
             yield from _lines_reverse(fd, _complete_size(fd, size), base)
+        finally:
+            os.close(fd)
+
+    def seek_id(self, msg_id: int) -> Record | None:
+        entry = self.seek_entry(msg_id)
+        return None if entry is None else entry.record
+
+    def seek_entry(self, msg_id: int) -> Entry | None:
+        """The entry of the record with id ``msg_id`` by binary search over byte offsets (issue 19).
+
+        Ids strictly increase in file order for every record kei-message wrote, so
+        ~20 short reads find one at any bus size. Records written by
+        ``kei-message.sh`` can be out of order: a miss here (None) is not proof of
+        absence, and the caller scans.
+        """
+        opened = self._open_read()
+        if opened is None:
+            return None
+        fd, base, size = opened
+        try:
+            lo, hi = 0, _complete_size(fd, size)  # lo: a line start; hi: a line end
+            while hi - lo > SEEK_SPAN:
+                mid = (lo + hi) // 2
+                got = _line_at(fd, mid, hi)
+                if got is None:  # one long line covers [mid, hi): read the range through
+                    break
+                start, end, line = got
+                try:
+                    rid = records.parse(line)["id"]
+                except CorruptLine:
+                    break  # a corrupt line in the way: scan what is left
+                if rid == msg_id:
+                    return Entry(base + start, base + end, records.parse(line))
+                if rid < msg_id:
+                    lo = end
+                else:
+                    hi = start
+            for entry in _lines(fd, lo, hi, base, (str(msg_id).encode(),)):
+                if entry.record is not None and entry.record["id"] == msg_id:
+                    return entry
+            return None
+        finally:
+            os.close(fd)
+
+    def seek_time(self, epoch: float) -> int | None:
+        """A line start before which every record was written before ``epoch`` (binary
+        search on ``ts``, which is the real time of sending for every writer); None on a
+        small bus or when a corrupt line is in the way."""
+        opened = self._open_read()
+        if opened is None:
+            return None
+        fd, base, size = opened
+        try:
+            lo, hi = 0, _complete_size(fd, size)
+            if hi < SEEK_MIN:
+                return None
+            while hi - lo > SEEK_SPAN:
+                got = _line_at(fd, (lo + hi) // 2, hi)
+                if got is None:
+                    break
+                start, end, line = got
+                try:
+                    when = records.record_epoch(records.parse(line))
+                except CorruptLine:
+                    return None
+                if when < epoch:
+                    lo = end
+                else:
+                    hi = start
+            return base + lo
         finally:
             os.close(fd)
 
@@ -308,7 +407,7 @@ class JsonlStore:
                 floor = max(floor, *keys)
         try:
             with open(os.path.join(self.root, layout.INDEX, layout.NAMES_INDEX), "rb") as fh:
-                pos = orjson.loads(fh.read()).get("pos")
+                pos = oloads(fh.read()).get("pos")
             if isinstance(pos, int):
                 floor = max(floor, pos)
         except (OSError, ValueError, AttributeError):
@@ -569,8 +668,8 @@ class JsonlStore:
             except (FileNotFoundError, MailboxUnavailable):
                 continue
             try:
-                info = orjson.loads(os.read(fd, 1 << 20))
-            except orjson.JSONDecodeError:
+                info = oloads(os.read(fd, 1 << 20))
+            except ValueError:  # orjson.JSONDecodeError
                 continue
             finally:
                 os.close(fd)
@@ -579,9 +678,9 @@ class JsonlStore:
         return out
 
 
-def _entry(line: bytes, start: int, end: int) -> Entry:
+def _entry(line: bytes, start: int, end: int, loads: Any = oloads) -> Entry:
     try:
-        return Entry(start, end, records.parse(line))
+        return Entry(start, end, records.parse(line, loads))
     except CorruptLine as exc:
         return Entry(start, end, None, str(exc))
 
@@ -599,8 +698,14 @@ def _lines(
     as a list of pieces joined once, never re-copied per chunk; and a line past
     ``settings.max_line()`` is not kept at all: it cannot be a record, so it is
     skipped to its newline and reported as corrupt.
+
+    With a ``hint``, the complete lines inside a chunk (never over the limit: it
+    is larger than a chunk) are found by searching the chunk for the hint, and
+    only the lines holding it are cut out (#19).
     """
     limit = settings.max_line()
+    # reading every line of megabytes: orjson's import pays for itself (#19)
+    loads = records.bulk_loads() if hint is None and stop - offset > BULK else oloads
     parts: list[bytes] = []  # the unfinished line so far
     held = 0
     too_long = False
@@ -627,16 +732,68 @@ def _lines(
                 else:
                     line = chunk[i:nl]
                 if hint is None or any(h in line for h in hint):
-                    yield _entry(line, base + line_at, base + end)
+                    yield _entry(line, base + line_at, base + end, loads)
             too_long = False
             i = nl + 1
             line_at = chunk_at + i
+            if hint is not None:
+                # the chunk's other complete lines: search the hint, cut out its lines
+                last = chunk.rfind(b"\n") + 1
+                for start, nl in _lines_with(chunk, i, last, hint):
+                    yield _entry(chunk[start:nl], base + chunk_at + start, base + chunk_at + nl + 1)
+                i = max(i, last)
+                line_at = chunk_at + i
+                break
         if i < len(chunk) and not too_long:
             held += len(chunk) - i
             if held > limit:
                 parts, held, too_long = [], 0, True
             else:
                 parts.append(chunk[i:] if i else chunk)
+
+
+def _lines_with(
+    buf: bytes, first: int, last: int, hint: tuple[bytes, ...]
+) -> list[tuple[int, int]]:
+    """(start, newline) of each line of ``buf[first:last]`` (whole lines) holding one of
+    ``hint``, in order."""
+    found: dict[int, int] = {}
+    for h in hint:
+        hit = buf.find(h, first, last)
+        while hit >= 0:
+            start = buf.rfind(b"\n", 0, hit) + 1
+            nl = buf.find(b"\n", hit)
+            found[start] = nl
+            hit = buf.find(h, nl + 1, last)
+    return sorted(found.items())
+
+
+def _line_at(fd: int, pos: int, stop: int) -> tuple[int, int, bytes] | None:
+    """(start, end, bytes) of the first line starting at or after ``pos`` and ending by
+    ``stop``; None when no line starts in ``[pos, stop)``."""
+    if pos > 0:  # a line starts at pos only if the byte before it is a newline
+        at = pos - 1
+        while True:
+            chunk = os.pread(fd, min(SEEK_SPAN, stop - at), at)
+            nl = chunk.find(b"\n")
+            if nl >= 0:
+                pos = at + nl + 1
+                break
+            at += len(chunk)
+            if not chunk or at >= stop:
+                return None
+    if pos >= stop:
+        return None
+    buf = b""
+    while True:
+        chunk = os.pread(fd, min(SEEK_SPAN, stop - pos - len(buf)), pos + len(buf))
+        nl = chunk.find(b"\n")
+        if nl >= 0:
+            line = buf + chunk[:nl]
+            return pos, pos + len(line) + 1, line
+        if not chunk:
+            return None
+        buf += chunk
 
 
 def _lines_reverse(fd: int, end: int, base: int) -> Iterator[Entry]:

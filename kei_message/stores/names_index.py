@@ -29,11 +29,10 @@ import contextlib
 import os
 import time
 
-import orjson
-
 from .. import paths, settings
 from ..errors import MailboxLocked
-from ..records import record_epoch
+from ..leanjson import odumps, oloads
+from ..records import CorruptLine, parse, record_epoch
 from .layout import INDEX, NAMES_INDEX
 from .locks import locked
 
@@ -67,8 +66,8 @@ def _load(path: str) -> dict[str, Any]:
     except FileNotFoundError:
         return _empty()
     try:
-        data = orjson.loads(os.read(fd, 64 << 20))
-    except orjson.JSONDecodeError:
+        data = oloads(os.read(fd, 64 << 20))
+    except ValueError:  # orjson.JSONDecodeError
         return _empty()  # rebuilt by the caller
     finally:
         os.close(fd)
@@ -101,7 +100,27 @@ def _catch_up(store: Any, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     found: dict[str, dict[str, Any]] = data["names"]
     casts: list[list[Any]] = data["broadcasts"]
     changed = pos != end
-    for entry in store.scan(pos, end):
+    chunks = getattr(store, "chunks", None)
+    if chunks is None:
+        _count(store.scan(pos, end), found, casts)
+    else:
+        # the JSONL bus: whole buffers of well-formed lines are tallied by (from, to)
+        # pair with bytes methods, so building the index from nothing is not a loop
+        # per record (issue 19); broadcasts are listed only near the replay window
+        oldest = time.time() - max(settings.broadcast_replay(), _BROADCAST_KEEP) - 3600
+        for at, chunk in chunks(pos, end):
+            if not _tally(chunk, found, oldest):
+                _count(store.scan(at, at + len(chunk)), found, casts)
+            elif data.get("complete_from", 0.0) < oldest:
+                data["complete_from"] = oldest
+    if changed:
+        data["pos"] = end
+        _prune(data)
+    return data, changed
+
+
+def _count(entries: Any, found: dict[str, dict[str, Any]], casts: list[list[Any]]) -> None:
+    for entry in entries:
         rec = entry.record
         if rec is None:
             continue
@@ -117,10 +136,54 @@ def _catch_up(store: Any, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
             casts.append([record_epoch(rec), sender])
         elif to != sender:
             found[to]["inbox"] = found[to].get("inbox", 0) + 1
-    if changed:
-        data["pos"] = end
-        _prune(data)
-    return data, changed
+
+
+def _tally(chunk: bytes, found: dict[str, dict[str, Any]], oldest: float) -> bool:
+    """Count ``chunk`` (complete lines) into ``found`` by (from, to) pair; False, counting
+    nothing, unless every line is a plain record written before ``oldest`` (then none of
+    its broadcasts is listed)."""
+    import re
+    from collections import Counter
+
+    lines = chunk.count(b"\n")
+    if not chunk.startswith(b'{"id":') or chunk.count(b"}\n") != lines:
+        return False
+    # a '"from":"' can only be a key: inside a JSON string every quote is escaped
+    pairs = Counter(re.findall(rb'"from":"([^"\\]*)","to":"([^"\\]*)"', chunk))
+    if sum(pairs.values()) != lines:
+        return False
+    try:  # the newest line of the chunk is older than any broadcast we list
+        tail = parse(chunk[chunk.rfind(b"\n", 0, len(chunk) - 1) + 1 : -1])
+    except CorruptLine:
+        return False
+    if record_epoch(tail) >= oldest:
+        return False
+    newest: dict[bytes, int] = {}  # name -> where its last line starts in the chunk
+    for sender, to in pairs:
+        at = chunk.rfind(b'"from":"%s","to":"%s"' % (sender, to))
+        start = chunk.rfind(b"\n", 0, at) + 1
+        for name in (sender, to):
+            if name != b"all" and newest.get(name, -1) < start:
+                newest[name] = start
+    last: dict[int, tuple[Any, str]] = {}
+    for start in set(newest.values()):
+        try:
+            rec = parse(chunk[start : chunk.find(b"\n", start)])
+        except CorruptLine:
+            return False
+        last[start] = (rec["id"], rec.get("ts", ""))
+    for (sender, to), n in pairs.items():
+        src, dst = sender.decode("utf-8", "replace"), to.decode("utf-8", "replace")
+        for role, name in (("sent", src), ("received", dst)):
+            if name != "all":
+                info = found.setdefault(name, {"sent": 0, "received": 0, "inbox": 0})
+                info[role] += n
+        if dst != "all" and dst != src:
+            found[dst]["inbox"] = found[dst].get("inbox", 0) + n
+    for name, start in newest.items():
+        info = found[name.decode("utf-8", "replace")]
+        info["last_id"], info["last_ts"] = last[start]
+    return True
 
 
 def _prune(data: dict[str, Any]) -> None:
@@ -138,7 +201,7 @@ def _prune(data: dict[str, Any]) -> None:
 def _save(path: str, data: dict[str, Any]) -> None:
     # an index we cannot save is caught up again next time
     with contextlib.suppress(Exception):
-        paths.write_atomic(path, orjson.dumps(data))
+        paths.write_atomic(path, odumps(data))
 
 
 def current(store: Any) -> dict[str, Any]:

@@ -349,6 +349,27 @@ class RedisStore:
                 return
             start = "(" + page[-1][0]
 
+    def seek_id(self, msg_id: int) -> Record | None:
+        """The record with id ``msg_id`` at its own stream id ``(id // 1000)-(id % 1000)``
+        (one XRANGE); None when it is not there (the caller scans: it may have had to take
+        a server-assigned id)."""
+        if not 0 < msg_id < 2**53:
+            return None
+        sid = f"{msg_id // 1000}-{msg_id % 1000}"
+        for _, raw in self._page(False, sid, sid, count=1):
+            try:
+                rec = parse(raw)
+            except CorruptLine:
+                return None
+            if rec["id"] == msg_id:
+                return rec
+        return None
+
+    def seek_time(self, epoch: float) -> str | None:
+        """The stream position of ``epoch``: stream ids are the record ids' milliseconds
+        (or the server's clock), and a record id is never below its ``ts``."""
+        return f"{max(0, int(epoch * 1000))}-0"
+
     # ------------------------------------------------------------------ waiting
     def wait_for_change(self, since: Pos, timeout: float) -> bool:
         """Block in ``XREAD BLOCK`` until an entry at or past ``since`` exists.
