@@ -48,9 +48,24 @@ def gemini_bin_path() -> str | None:
     return path if os.access(path, os.X_OK) else None
 
 
+# What a CI runner adds to the environment and a person's terminal does not have.
+# Gemini CLI 0.61 runs headless when CI=true or GITHUB_ACTIONS=true (a TUI in a
+# tmux pane exits at once); other CLIs read these too. Agent CLIs under test
+# run as in a user's terminal.
+CI_MARKERS = ("CI", "CONTINUOUS_INTEGRATION", "GITHUB_ACTIONS", "BUILD_NUMBER", "RUN_ID")
+
+
+def user_env(*drop: str) -> dict[str, str]:
+    """This process's environment without CI markers and without names starting with ``drop``."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in CI_MARKERS and not k.startswith(("CI_", "GITHUB_", *drop))
+    }
+
+
 def _base_env(home: Path) -> dict[str, str]:
-    drop = ("TMUX", "CLAUDE", "ANTHROPIC", "CODEX", "OPENAI", "GEMINI", "GOOGLE")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env = user_env("TMUX", "CLAUDE", "ANTHROPIC", "CODEX", "OPENAI", "GEMINI", "GOOGLE")
     env.update(
         HOME=str(home),
         PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),

@@ -222,7 +222,9 @@ def claude_env(home: Path, api_url: str, project: Path) -> dict[str, str]:
             }
         )
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "CLAUDE", "ANTHROPIC"))}
+    from agentcli import user_env
+
+    env = user_env("TMUX", "CLAUDE", "ANTHROPIC")
     env.update(
         HOME=str(home),
         PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),

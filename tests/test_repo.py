@@ -84,3 +84,24 @@ def test_the_clock_ahead_run_really_moves_the_clock(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert float(out) - real > ahead - 60
+
+
+def test_agent_clis_run_as_in_a_terminal_even_on_a_ci_runner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CI runner's markers never reach the agent CLIs: Gemini CLI would run headless."""
+    from agentcli import codex_env, gemini_env
+    from conftest import claude_env
+
+    for name in ("CI", "GITHUB_ACTIONS", "CONTINUOUS_INTEGRATION", "CI_JOB_ID", "GITHUB_RUN_ID"):
+        monkeypatch.setenv(name, "true")
+    monkeypatch.setenv("KEEP_ME", "1")
+    envs = [
+        gemini_env(tmp_path / "g", "http://127.0.0.1:9"),
+        codex_env(tmp_path / "c", "http://127.0.0.1:9/v1"),
+        claude_env(tmp_path / "h", "http://127.0.0.1:9", tmp_path),
+    ]
+    for env in envs:
+        assert env["KEEP_ME"] == "1"
+        assert not [k for k in env if k in {"CI", "CONTINUOUS_INTEGRATION"}]
+        assert not [k for k in env if k.startswith(("CI_", "GITHUB_"))]
