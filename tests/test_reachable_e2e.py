@@ -12,6 +12,7 @@ and version.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -177,6 +178,92 @@ def test_reachable_after_cancel(worker: Worker, fake_api: Any) -> None:
     worker.until(screen.IDLE, screen.DRAFT, timeout=10)
     worker.empty_composer()
     reached_once(worker, fake_api)
+
+
+def test_a_wake_never_lands_on_a_draft(worker: Worker, fake_api: Any) -> None:
+    """Plain ``send`` (no ``--live``) while the user types: the waiter reads the pane
+    and keeps the mail until the composer is free; a submitted draft takes it along."""
+    draft = f"half-{uuid.uuid4().hex[:6]}"
+    worker.server.tmux("send-keys", "-t", worker.pane, "-l", "--", draft)
+    worker.until(screen.DRAFT, timeout=10)
+    text = f"mail-{uuid.uuid4().hex[:8]}"
+    n = len(fake_api.requests)
+    worker.mb.send(text, to=NAME, sender="lead")
+    time.sleep(QUIET + 1)
+    assert len(fake_api.requests) == n and copies(fake_api, text) == 0, worker.screen()
+    assert worker.state() == screen.DRAFT and draft in worker.screen()
+    assert worker.mb.count(NAME) == 1
+    # the user deletes the draft: the mail goes in now, once
+    worker.empty_composer()
+    assert wait_until(lambda: copies(fake_api, text) >= 1, WAKE_WITHIN, 0.05), worker.screen()
+    worker.until(screen.IDLE, timeout=30)
+    time.sleep(1.0)
+    assert copies(fake_api, text) == 1 and worker.mb.count(NAME) == 0
+
+    # a draft that is submitted: the user's prompt carries the mail, in one request
+    draft = f"half-{uuid.uuid4().hex[:6]}"
+    worker.server.tmux("send-keys", "-t", worker.pane, "-l", "--", draft)
+    worker.until(screen.DRAFT, timeout=10)
+    text = f"mail-{uuid.uuid4().hex[:8]}"
+    n = len(fake_api.requests)
+    worker.mb.send(text, to=NAME, sender="lead")
+    time.sleep(2.0)
+    assert len(fake_api.requests) == n, worker.screen()
+    worker.keys("Enter")
+
+    def turns() -> list[str]:  # model turns (side requests such as titles offer no tools)
+        return [json.dumps(b) for b in list(fake_api.requests)[n:] if b.get("tools")]
+
+    # the prompt hook's context comes as its own (system) message beside the prompt
+    assert wait_until(lambda: any(text in b for b in turns()), 30, 0.1), worker.screen()
+    worker.until(screen.IDLE, timeout=30)
+    time.sleep(QUIET)
+    first, *later = turns()
+    assert draft in first and first.count(text) == 1
+    assert all(b.count(text) == 1 for b in later)  # in the history once, never again
+    assert worker.mb.count(NAME) == 0
+
+
+def test_mail_sent_during_a_turn_stays_for_cancel(worker: Worker, fake_api: Any) -> None:
+    """Issue 14, item 2: mail sent while a turn runs is not handed to Claude Code (it
+    would run as a queued wake turn after ``cancel``); ``cancel`` returns at once and
+    the mail waits for the user's next prompt."""
+    fake_api.delay = 12.0
+    n = len(fake_api.requests)
+    worker.type_prompt("a long job")
+    # the turn's request is out: the prompt's own hooks are done (they would take the mail)
+    assert wait_until(lambda: len(fake_api.requests) > n, 20, 0.05), worker.screen()
+    worker.until(screen.BUSY, timeout=20)
+    text = f"during-{uuid.uuid4().hex[:8]}"
+    worker.mb.send(text, to=NAME, sender="lead")
+    time.sleep(2.0)
+    assert worker.mb.count(NAME) == 1, "the waiter took mail while the turn ran"
+    t = time.monotonic()
+    res = subprocess.run(
+        [str(BIN / "kei-message"), "cancel", NAME], capture_output=True, text=True, timeout=30
+    )
+    took = time.monotonic() - t
+    assert res.returncode == 0, res.stderr
+    assert took < 3.0, f"cancel took {took:.2f}s"
+    fake_api.delay = 0.0
+    worker.until(screen.IDLE, screen.DRAFT, timeout=10)
+    worker.empty_composer()
+    time.sleep(QUIET + 1)
+    assert not [b for b in fake_api.texts() if text in b], "a queued wake turn ran after cancel"
+    assert worker.mb.count(NAME) == 1
+    n = len(fake_api.requests)
+    worker.type_prompt("next one")
+
+    def turns() -> list[str]:  # model turns (side requests such as titles offer no tools)
+        return [json.dumps(b) for b in list(fake_api.requests)[n:] if b.get("tools")]
+
+    assert wait_until(lambda: any(text in b for b in turns()), 30, 0.1), worker.screen()
+    worker.until(screen.IDLE, timeout=30)
+    time.sleep(QUIET)
+    first, *later = turns()
+    assert "next one" in first and first.count(text) == 1
+    assert all(b.count(text) == 1 for b in later)
+    assert worker.mb.count(NAME) == 0
 
 
 def test_reachable_after_clear(worker: Worker, fake_api: Any) -> None:

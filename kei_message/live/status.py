@@ -1,8 +1,12 @@
-"""The ``state`` column of ``who``: one capture per live pane, every tmux call bounded."""
+"""Pane states: the ``state`` column of ``who`` (one capture per live pane, every tmux
+call bounded), and ``own_state``: the pane a hook process runs in, read by the wake
+waiter before it hands mail to its session (#14)."""
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 
 from ..stores.base import Store
 from . import screen, tmux
@@ -48,3 +52,24 @@ def session_states(store: Store) -> dict[str, str]:
             log.warning("reading %s's pane: %s", live.name, exc)
             out[live.session_id] = screen.UNKNOWN
     return out
+
+
+def own_pane(env: Mapping[str, str] = os.environ) -> tmux.Pane | None:
+    """The pane this process runs in (``$TMUX`` and ``$TMUX_PANE``, which an agent CLI
+    started in tmux passes to its hooks); None outside tmux."""
+    socket = tmux.socket_from_env(env.get("TMUX"))
+    pane = env.get("TMUX_PANE") or ""
+    if not socket or not pane.startswith("%") or not pane[1:].isdigit():
+        return None
+    return tmux.Pane(socket, pane)
+
+
+def own_state(pane: tmux.Pane) -> str:
+    """The state of ``pane`` now (``screen`` constants); ``gone`` when it cannot be read.
+
+    Copy mode does not matter here: a wake reaches the session without a key press.
+    """
+    try:
+        return screen.read(tmux.capture(pane)).state
+    except tmux.TmuxError:
+        return screen.GONE

@@ -16,6 +16,15 @@ starts a turn whose content is the hook's output. So the waiter:
    the messages with ``prompt.take`` (same text and budget as the other
    hooks, deliver-then-commit) and exits 2.
 
+Before it hands mail over, the waiter looks at its session's screen when the
+session runs in tmux (``$TMUX_PANE``, read with ``live.status.own_state``): while
+the composer holds a draft the user is typing, a turn is running, or a prompt
+waits for an answer, it keeps the mail unread and looks again every half
+second. So a wake never lands on top of a user's draft (their own prompt takes
+the mail along: the UserPromptSubmit hook), mail that arrives during a turn is
+left to the mid-turn hook, and ``cancel`` can still hold it; nothing is queued
+inside Claude Code. Outside tmux, or on a screen it cannot read, it wakes at once.
+
 While ``holds/NAME`` exists (``kei message cancel NAME`` stopped the session;
 NAME's next prompt removes it, issue 14) the waiter does not wake it with the
 mail that waited then (ids up to the hold's mark); newer mail ends the hold.
@@ -86,6 +95,10 @@ HOOK_TIMEOUT = 86400
 DEADLINE_MARGIN = 60
 # How often the waiter looks at its Claude Code process while waiting.
 SLICE = 1.0
+# How often it looks at its pane while mail waits for the session to be free.
+PANE_SLICE = 0.5
+# Pane states in which a wake would land on the user's draft or queue behind a turn.
+NOT_NOW = frozenset({"draft", "busy", "waiting"})
 
 
 # ----------------------------------------------------------------------------- processes
@@ -186,10 +199,29 @@ def _wait_and_deliver(payload: dict[str, Any]) -> int:
         lock.release()
 
 
+def _own_pane() -> Any:
+    """The tmux pane this session runs in, or None (not in tmux, or no tmux here)."""
+    if not os.environ.get("TMUX_PANE"):
+        return None
+    from ...live import status, tmux  # tmux plumbing: only for sessions in tmux
+
+    return status.own_pane() if tmux.available() else None
+
+
+def _not_now(pane: Any) -> bool:
+    """Is the session's screen busy, holding a draft, or asking (``NOT_NOW``)?"""
+    if pane is None:
+        return False
+    from ...live import status
+
+    return status.own_state(pane) in NOT_NOW
+
+
 def _loop(reader: str, claude: Proc, until: float, session: str | None = None) -> int:
     mailbox = Mailbox()
     store = mailbox.store
     root = paths.mailbox_dir()  # holds are local files, whatever the store
+    pane = _own_pane()
 
     def emit(text: str) -> None:
         # the last look before the cursor moves: output nobody reads is a lost message
@@ -211,6 +243,10 @@ def _loop(reader: str, claude: Proc, until: float, session: str | None = None) -
             checked = (end, mark)
             unread = mailbox.unread(reader, session=session)
             if unread and (mark is None or any(r["id"] > mark for r in unread)):
+                if _not_now(pane):
+                    checked = object()  # the screen moves without the bus: look again
+                    store.wait_for_change(end, min(PANE_SLICE, left))
+                    continue
                 if mark is not None:
                     release(reader, root)  # newer mail: it goes in, with what waited
                 try:
