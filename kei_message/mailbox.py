@@ -55,11 +55,19 @@ before_warning: Callable[[], None] | None = None
 handler here instead of importing logging for every command (issue 19)."""
 
 
+def warnings_ahead() -> None:
+    """Code that logs through ``logging`` itself is about to run (``live/``): call
+    ``before_warning`` now, once."""
+    global before_warning
+    if before_warning is not None:
+        hook, before_warning = before_warning, None
+        hook()
+
+
 def _warn(text: str, *args: object) -> None:
     import logging  # ~6 ms: only when there is something to say (issue 19)
 
-    if before_warning is not None:
-        before_warning()
+    warnings_ahead()
     logging.getLogger("kei_message").warning(text, *args)
 
 

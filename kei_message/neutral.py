@@ -31,8 +31,11 @@ Standard library only: the hooks import this on every prompt.
 
 from __future__ import annotations
 
-import re
 from functools import cache
+
+TYPE_CHECKING = False  # `re` costs every command ~4 ms: imported on first need (issue 19)
+if TYPE_CHECKING:
+    import re
 
 # C0 but \t \n, DEL, C1; bidi controls (ALM, LRM, RLM, embeddings and overrides,
 # isolates); line/paragraph separators; BOM; interlinear annotation; lone surrogates.
@@ -40,8 +43,25 @@ _INVISIBLE = (
     "\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
     "\ufeff\ufff9-\ufffb\ud800-\udfff"
 )
-_UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f{_INVISIBLE}]")
-_UNSAFE_LINE = re.compile(f"[\x00-\x1f{_INVISIBLE}]")
+
+
+@cache
+def _unsafe(keep_lines: bool) -> re.Pattern[str]:
+    """What ``text`` (``keep_lines``: tab and newline allowed) or ``line`` escapes."""
+    import re
+
+    low = "\x00-\x08\x0b-\x1f" if keep_lines else "\x00-\x1f"
+    return re.compile(f"[{low}{_INVISIBLE}]")
+
+
+def _plain(value: str, keep_lines: bool) -> bool:
+    """Nothing to escape, found without a regex: printable ASCII (and tab, newline)."""
+    if not value.isascii():
+        return False
+    if keep_lines and ("\n" in value or "\t" in value):
+        value = value.replace("\n", "").replace("\t", "")
+    return value.isprintable()
+
 
 # Tags Claude Code (and the API around it) uses for its own text, and a few that
 # models are trained to read as turn or tool structure. Words may be joined by
@@ -90,6 +110,8 @@ _SEP = r"[-_\s]*"
 @cache
 def _tag_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """Compiled on first use (a few ms): most messages hold no "<" at all."""
+    import re
+
     names = "|".join(
         _SEP.join(re.escape(w) for w in tag.split("-"))
         for tag in sorted(HARNESS_TAGS, key=len, reverse=True)
@@ -129,12 +151,14 @@ def _str(value: object) -> str:
 
 def text(value: object) -> str:
     """``value`` as text with every control character escaped; newlines and tabs kept."""
-    return _UNSAFE.sub(_escape, _str(value))
+    value = _str(value)
+    return value if _plain(value, True) else _unsafe(True).sub(_escape, value)
 
 
 def line(value: object) -> str:
     """``value`` as one line: control characters escaped, newlines and tabs too."""
-    return _UNSAFE_LINE.sub(_escape, _str(value))
+    value = _str(value)
+    return value if _plain(value, False) else _unsafe(False).sub(_escape, value)
 
 
 def defang(value: str) -> str:
@@ -158,14 +182,12 @@ def model_line(value: object) -> str:
 def pane(value: str) -> str:
     """Text safe to type into a pane: no control character but newline (see module doc)."""
     value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
-    return _UNSAFE.sub(_escape, value)
-
-
-_URL_PASSWORD = re.compile(r"(^|/)([^/@?#]*?):[^/@?#]*@")
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+    return text(value)
 
 
 def url(value: str) -> str:
     """``value`` (a store URL, perhaps malformed) without its password, on one line."""
-    value = _URL_PASSWORD.sub(r"\1\2:***@", value, count=1)
-    return line(_QUERY_PASSWORD.sub(r"\1***", value))
+    import re
+
+    value = re.sub(r"(^|/)([^/@?#]*?):[^/@?#]*@", r"\1\2:***@", value, count=1)
+    return line(re.sub(r"([?&]password=)[^&#]*", r"\1***", value, flags=re.IGNORECASE))

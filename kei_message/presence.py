@@ -20,7 +20,7 @@ import time
 
 from . import names, settings
 from .agents.waiters import armed_names, armed_sessions, unreachable
-from .mailbox import Mailbox
+from .mailbox import Mailbox, warnings_ahead
 from .stores.names_index import current, fresh_unread
 
 TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
@@ -60,6 +60,7 @@ def _session_rows(mailbox: Mailbox, found: dict[str, dict[str, Any]]) -> None:
     if any(
         s.get("tmux") and s.get("tmux_pane") for r in found.values() for s in r.get("sessions", ())
     ):
+        warnings_ahead()  # live/ logs through logging: the CLI's handler first
         from .live.status import session_states
 
         panes = session_states(mailbox.store)
@@ -120,6 +121,7 @@ def who(mailbox: Mailbox) -> list[dict[str, Any]]:
         return [found[n] for n in sorted(found)]
     # Lazy: no pane registered, no live/ (its regexes and tmux plumbing cost `who`
     # ~10 ms; issue 6). One capture per live pane, every tmux call bounded.
+    warnings_ahead()
     from .live.status import states
 
     for name, state in states(store).items():

@@ -7,12 +7,14 @@ could disguise text, shown as ``\\xNN`` / ``\\u202e`` escapes).
 
 from __future__ import annotations
 
-import re
 import time
-from typing import Any
 
 from . import neutral
 from .records import Record, record_epoch, ts_epoch
+
+TYPE_CHECKING = False  # `re` and `typing` cost `who` ~6 ms (issue 19)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def neutralise(text: object, *, multiline: bool = True) -> str:
@@ -217,7 +219,21 @@ def table(header: list[str], rows: list[list[str]], *, color: bool = False) -> l
 
 
 def _visible_len(text: str) -> int:
-    return len(re.sub("\x1b\\[[0-9;]*m", "", text))
+    """Length on screen: colour codes (``ESC [ digits/; m``, as ``paint`` writes) take none."""
+    if "\x1b[" not in text:
+        return len(text)
+    n = i = 0
+    while i < len(text):
+        if text.startswith("\x1b[", i):
+            j = i + 2
+            while j < len(text) and text[j] in "0123456789;":
+                j += 1
+            if j < len(text) and text[j] == "m":
+                i = j + 1
+                continue
+        n += 1
+        i += 1
+    return n
 
 
 # ----------------------------------------------------------------------------- prompts

@@ -244,6 +244,41 @@ def hold(path: Path) -> int:
     return fd
 
 
+def test_the_append_lock_is_portalockers_both_ways(mailbox_dir: Path) -> None:
+    """SPEC §3: the append lock is portalocker's. Held by a send, portalocker cannot take it."""
+    from kei_message.stores import locks
+
+    mailbox_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = mailbox_dir / "messages.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    probe = (
+        "import sys, portalocker\n"
+        "f = open(sys.argv[1], 'a')\n"
+        "try:\n"
+        "    flags = portalocker.LockFlags\n"
+        "    portalocker.lock(f, flags.EXCLUSIVE | flags.NON_BLOCKING)\n"
+        "except portalocker.AlreadyLocked:\n"
+        "    print('held')\n"
+        "else:\n"
+        "    print('taken')\n"
+    )
+
+    def portalocker_says() -> str:
+        run = subprocess.run(
+            [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=30
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout.strip()
+
+    try:
+        locks.acquire(fd, str(path), timeout=1)
+        assert portalocker_says() == "held"
+        locks.release(fd)
+        assert portalocker_says() == "taken"
+    finally:
+        os.close(fd)
+
+
 def test_a_lock_timeout_is_mailbox_locked_and_writes_nothing(
     mb: Mailbox, mailbox_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

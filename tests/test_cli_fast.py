@@ -178,3 +178,41 @@ def test_a_warning_reaches_stderr_without_logging_loaded_up_front(tmp_path: Path
     want = run(b, ["inbox", "bob"], no_fast=True)
     assert "warning: skipped a corrupt line" in got[2]
     assert got[0] == want[0] == 0 and got[1] == want[1] and got[2] == want[2]
+
+
+HEAVY = ("typer", "orjson", "logging", "typing", "dataclasses", "re", "portalocker")
+EVERYDAY = [
+    ["send", "--from", "alice", "@bob", "hello"],
+    ["inbox", "bob"],
+    ["inbox", "pop", "carol"],
+    ["list"],
+    ["who"],
+    ["show", "FIRST"],
+    ["reply", "--from", "bob", "FIRST", "got it"],
+]
+
+
+@pytest.mark.parametrize("args", EVERYDAY, ids=lambda a: a[0] if a[0] != "inbox" else " ".join(a[:2]))
+def test_everyday_commands_import_nothing_heavy(args: list[str], tmp_path: Path) -> None:
+    """docs/design.md: the everyday paths import neither typer, orjson, logging, typing,
+    dataclasses, re nor portalocker (issue 19); a plain JSONL mailbox, no panes."""
+    seed(tmp_path)
+    first = str(Mailbox(JsonlStore(str(tmp_path))).recent(1000)[0]["id"])
+    args = [w.replace("FIRST", first) for w in args]
+    code = (
+        "import sys\n"
+        "from kei_message.cli import kei_main\n"
+        "sys.argv = ['kei', 'message', *sys.argv[1:]]\n"
+        "try:\n"
+        "    code = kei_main()\n"
+        "finally:\n"
+        f"    sys.stderr.write('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+        "sys.exit(code)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEI_")}
+    env.update(KEI_MAILBOX_DIR=str(tmp_path), NO_COLOR="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.rsplit("HEAVY=", 1)[1] == "", proc.stderr

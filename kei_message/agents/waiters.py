@@ -14,12 +14,15 @@ import contextlib
 import fcntl
 import os
 import time
-from typing import Any
 
 from .. import names, paths
 from ..leanjson import odumps, oloads
 from ..procs import Proc, is_alive, is_claude, stat
 from ..stores import layout
+
+TYPE_CHECKING = False  # typing costs `who` ~3 ms (issue 19)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _folder(root: str | None = None) -> str:

@@ -220,9 +220,10 @@ def run(args: list[str]) -> int | None:
     command = parse(args[1:]) if parse is not None else None
     if command is None:
         return None
-    if settings.jsonl_store() and args[0] not in ("who", "channels", "names"):
-        # nothing on this path logs but the mailbox's warnings: no logging until one
-        # comes (who may load live/, and Redis logs from the store: handler first)
+    if settings.jsonl_store():
+        # nothing on this path logs but the mailbox's warnings and live/ (which `who`
+        # loads only for registered panes, calling warnings_ahead first): no logging
+        # until then (~10 ms, issue 19). Redis logs from the store: handler first.
         mailbox.before_warning = install_log_handler
     else:
         install_log_handler()

@@ -109,7 +109,8 @@ def _catch_up(store: Any, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         # per record (issue 19); broadcasts are listed only near the replay window
         oldest = time.time() - max(settings.broadcast_replay(), _BROADCAST_KEEP) - 3600
         for at, chunk in chunks(pos, end):
-            if not _tally(chunk, found, oldest):
+            # a catch-up of a few records is read record by record: no `re` for it
+            if len(chunk) < _TALLY_MIN or not _tally(chunk, found, oldest):
                 _count(store.scan(at, at + len(chunk)), found, casts)
             elif data.get("complete_from", 0.0) < oldest:
                 data["complete_from"] = oldest
@@ -117,6 +118,9 @@ def _catch_up(store: Any, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         data["pos"] = end
         _prune(data)
     return data, changed
+
+
+_TALLY_MIN = 4096  # bytes (some 20 records): smaller stretches are counted one by one
 
 
 def _count(entries: Any, found: dict[str, dict[str, Any]], casts: list[list[Any]]) -> None:
