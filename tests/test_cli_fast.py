@@ -192,7 +192,11 @@ EVERYDAY = [
 ]
 
 
-@pytest.mark.parametrize("args", EVERYDAY, ids=lambda a: a[0] if a[0] != "inbox" else " ".join(a[:2]))
+def _case(args: list[str]) -> str:
+    return " ".join(args[:2]) if args[0] == "inbox" else args[0]
+
+
+@pytest.mark.parametrize("args", EVERYDAY, ids=_case)
 def test_everyday_commands_import_nothing_heavy(args: list[str], tmp_path: Path) -> None:
     """docs/design.md: the everyday paths import neither typer, orjson, logging, typing,
     dataclasses, re nor portalocker (issue 19); a plain JSONL mailbox, no panes."""
