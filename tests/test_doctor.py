@@ -354,3 +354,65 @@ def test_doctor_killed_mid_repair_leaves_records_alone(mailbox_dir: Path, sig: i
     assert cli("doctor", "--repair").exit_code == 0
     assert cli("doctor").exit_code == 0
     assert [r["body"] for r in mb.read("bob")] == [f"r{i}" for i in range(200)]
+
+
+def _bounded(monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
+    from kei_message.admin import checked
+
+    monkeypatch.setattr(checked, "TAIL_LINES", limit)
+
+
+def test_a_big_bus_is_parsed_from_its_end_and_full_parses_the_rest(
+    mailbox_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#19: a first plain doctor parses the last TAIL_LINES lines and says what it left;
+    --full finds a corrupt line before them, with its true line number, and later
+    plain runs keep reporting it without parsing again."""
+    mb = Mailbox()
+    mb.send("m0", to="bob", sender="alice")
+    with open(_bus(mailbox_dir), "ab") as fh:
+        fh.write(b"not json\n")
+    for i in range(1, 40):
+        mb.send(f"m{i}", to="bob", sender="alice")
+    _bounded(monkeypatch, 5)
+    first = cli("doctor")
+    assert first.exit_code == 0, first.stdout
+    assert "bus: 41 lines" in first.stdout and "5 records among the last 5 lines" in first.stdout
+    assert "doctor --full` parses the 36 before offset" in first.stdout
+    full = cli("doctor", "--full")
+    assert full.exit_code == 1 and "line 2 (offset" in full.stdout, full.stdout
+    assert "bus: 40 records" in full.stdout
+    again = cli("doctor")
+    assert again.exit_code == 1 and "line 2 (offset" in again.stdout, again.stdout
+
+
+def test_only_what_was_appended_is_parsed_and_a_change_in_place_is_found(
+    mailbox_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#19: what doctor checked is confirmed by a CRC: lines appended since are parsed
+    (numbered right), and a checked line changed in place is found all the same."""
+    from kei_message.records import parse
+
+    mb = Mailbox()
+    _three(mb)
+    assert cli("doctor").exit_code == 0
+    calls: list[bytes] = []
+
+    def counting(line: bytes, *args: object) -> object:
+        calls.append(line)
+        return parse(line, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("kei_message.records.parse", counting)
+    mb.send("m3", to="bob", sender="alice")
+    with open(_bus(mailbox_dir), "ab") as fh:
+        fh.write(b"{broken\n")
+    res = cli("doctor")
+    assert res.exit_code == 1 and "line 5 (offset" in res.stdout, res.stdout
+    assert len(calls) == 2  # the two new lines, not the three checked before
+    assert cli("doctor", "--repair").exit_code == 0
+    assert cli("doctor").exit_code == 0  # the repair kept the saved check right
+    data = _bus(mailbox_dir).read_bytes()
+    first = data.index(b"m1")
+    _bus(mailbox_dir).write_bytes(data[:first] + b"\x00\x00" + data[first + 2 :])
+    res = cli("doctor")
+    assert res.exit_code == 1 and "line 2 (offset" in res.stdout, res.stdout

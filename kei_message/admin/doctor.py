@@ -4,7 +4,9 @@ What it checks (SPEC §1, §3, §4, §7):
 
 - permissions: the dir (and every dir in it) 0700, every file 0600, all ours,
   no symlinks (kei refuses to open a symlinked bus or cursor);
-- the bus: corrupt lines and a partial last line, by line number and offset;
+- the bus: corrupt lines and a partial last line, by line number and offset
+  (lines checked by an earlier run are confirmed by a CRC, not parsed again;
+  see ``checked.py``);
 - cursors: garbage files, positions past the end or inside a line, and
   ``done`` keys that are not the start of a line;
 - leftovers: the append lock held by a live process (named), temp files of
@@ -60,6 +62,8 @@ from ..records import CorruptLine, parse
 from ..stores import layout
 from ..stores.jsonl import JsonlStore, _complete_size, _lines
 from ..stores.locks import acquire, locked
+from . import checked
+from .checked import Checked
 from .checks import check_hooks, check_leftovers, check_reachable
 from .report import Finding, Report
 
@@ -72,6 +76,7 @@ def check(
     root: str | None = None,
     *,
     repair: bool = False,
+    full: bool = False,
     settings: list[str] | None = None,
     remote: Any = None,
 ) -> Report:
@@ -79,14 +84,16 @@ def check(
 
     ``remote``: the store when the bus is not the JSONL file (Redis). The dir,
     leftovers and hooks are checked here; the bus and cursors by the store's own
-    ``check`` (which never changes the server's configuration).
+    ``check`` (which never changes the server's configuration). ``full``: parse
+    every line of a big bus no run has checked before, not only its last
+    ``checked.TAIL_LINES`` lines (``--repair`` always does).
     """
     root = root or paths.mailbox_dir()
     report = Report(root)
     try:
         if _check_dir(report, root, repair):
             if remote is None:
-                _check_bus_and_cursors(report, root, repair)
+                _check_bus_and_cursors(report, root, repair, full)
             check_leftovers(report, root, repair)
         if remote is not None:  # the bus is elsewhere: check it even with no local dir
             _check_remote(report, remote, repair)
@@ -222,7 +229,7 @@ class _CursorState:
     snap: dict[int, int] = field(default_factory=dict)  # bad position -> where it goes
 
 
-def _check_bus_and_cursors(report: Report, root: str, repair: bool) -> None:
+def _check_bus_and_cursors(report: Report, root: str, repair: bool, full: bool) -> None:
     store = JsonlStore(root)
     # Cursors first, the bus size second: a cursor is never saved past the end of
     # the bus at that moment, so none can look "past the end" because of a race.
@@ -232,7 +239,7 @@ def _check_bus_and_cursors(report: Report, root: str, repair: bool) -> None:
     except FileNotFoundError:
         report.notes.append("no bus yet (messages.jsonl is created by the first send)")
         for st in states:
-            _check_positions(report, st, set(), 0, 0, {})
+            _check_positions(report, st, -1, 0, 0)
         _repair_cursors(report, store, states, repair)
         return
     except OSError as exc:
@@ -253,60 +260,106 @@ def _check_bus_and_cursors(report: Report, root: str, repair: bool) -> None:
         size = info.st_size
         complete = _complete_size(fd, size)
         end = base + complete
-        wanted = sorted({p for s in states if s.cursor for p in _positions(s.cursor)})
-        inside: dict[int, int] = {}
-        starts: set[int] = set()
-        corrupt: list[_Line] = []
-        count = blank = 0
-        i = 0
-        for number, entry in enumerate(_lines(fd, 0, complete, base, None), start=1):
-            while i < len(wanted) and wanted[i] < entry.end:
-                p = wanted[i]
-                if p == entry.pos:
-                    starts.add(p)
-                elif p > entry.pos:
-                    inside[p] = entry.pos
-                i += 1
-            if entry.record is not None:
-                count += 1
-                continue
-            if _blank(fd, entry.pos - base, entry.end - entry.pos - 1):
-                blank += 1  # quarantined before, or an empty line: readers skip it
-                continue
-            corrupt.append(_Line(number, entry.pos, entry.end, entry.error or "corrupt"))
+        now = _scan(fd, root, info.st_ino, base, complete, full=full or repair)
+        corrupt = [_Line(*c) for c in now.corrupt]
         partial = size - complete
-        report.notes.append(
-            f"bus: {count} records, {size} bytes"
-            + (f", {blank} blank (quarantined) lines" if blank else "")
-        )
+        if now.skipped:
+            report.notes.append(
+                f"bus: {now.lines} lines, {size} bytes; {now.records} records among the last "
+                f"{now.lines - now.skipped} lines (`kei message doctor --full` parses the "
+                f"{now.skipped} before offset {now.start} too)"
+            )
+        else:
+            report.notes.append(
+                f"bus: {now.records} records, {size} bytes"
+                + (f", {now.blank} blank (quarantined) lines" if now.blank else "")
+            )
+        for line in corrupt:
+            report.add(
+                "bus",
+                f"{store.location} line {line.number} (offset {line.pos})",
+                f"corrupt line, {line.end - line.pos} bytes: {line.reason}",
+                "readers skip it; `kei message doctor --repair` copies it to quarantine/ "
+                "and blanks it in place",
+                repairable=True,
+            )
+        partial_line = _Line(now.lines + 1, end, base + size, "partial last line")
+        if partial:
+            report.add(
+                "bus",
+                f"{store.location} line {partial_line.number} (offset {end})",
+                f"partial last line, {partial} bytes without a newline (a writer died mid-write)",
+                "readers stop before it and the next send ends it; `kei message doctor "
+                "--repair` quarantines it",
+                repairable=True,
+            )
+        for st in states:
+            _check_positions(report, st, fd, base, end)
     finally:
         os.close(fd)
-    for line in corrupt:
-        report.add(
-            "bus",
-            f"{store.location} line {line.number} (offset {line.pos})",
-            f"corrupt line, {line.end - line.pos} bytes: {line.reason}",
-            "readers skip it; `kei message doctor --repair` copies it to quarantine/ "
-            "and blanks it in place",
-            repairable=True,
-        )
-    partial_line = _Line(len(corrupt) + count + blank + 1, end, base + size, "partial last line")
-    if partial:
-        report.add(
-            "bus",
-            f"{store.location} line {partial_line.number} (offset {end})",
-            f"partial last line, {partial} bytes without a newline (a writer died mid-write)",
-            "readers stop before it and the next send ends it; `kei message doctor --repair` "
-            "quarantines it",
-            repairable=True,
-        )
-    for st in states:
-        _check_positions(report, st, starts | {end}, end, base, inside)
     if repair and (corrupt or partial):
         _quarantine(
             report, store, info.st_ino, base, size, corrupt, partial_line if partial else None
         )
+        _after_repair(report, root, store, now)
     _repair_cursors(report, store, states, repair)
+
+
+def _scan(fd: int, root: str, ino: int, base: int, complete: int, *, full: bool) -> Checked:
+    """Parse what no earlier run checked (``admin/checked.py``); the bus as it stands."""
+    prev = checked.load(root, ino, base)
+    if prev is not None and full and prev.start > base:
+        prev = None  # lines before its start were never parsed
+    elif prev is not None:
+        same = prev.end <= base + complete
+        if same and checked.crc_and_lines(fd, 0, prev.end - base)[0] != prev.crc:
+            same = False
+        if not same:  # changed in place (by hand?): parse it all
+            prev, full = None, True
+    if prev is not None:
+        now = prev
+    else:
+        start = 0
+        if not full:
+            start = checked.tail_start(fd, complete, checked.TAIL_LINES)
+        crc, lines = checked.crc_and_lines(fd, 0, start)
+        now = Checked(ino, base, base + start, base + start, crc, lines, 0, 0)
+    if now.end == base + complete:
+        return now
+    number = now.lines
+    for entry in _lines(fd, now.end - base, complete, base, None):
+        number += 1
+        if entry.record is not None:
+            now.records += 1
+        elif _blank(fd, entry.pos - base, entry.end - entry.pos - 1):
+            now.blank += 1  # quarantined before, or an empty line: readers skip it
+        else:
+            now.corrupt.append([number, entry.pos, entry.end, entry.error or "corrupt"])
+    now.lines = number
+    now.crc = checked.crc_and_lines(fd, now.end - base, complete, now.crc)[0]
+    now.end = base + complete
+    checked.save(root, now)
+    return now
+
+
+def _after_repair(report: Report, root: str, store: Any, now: Checked) -> None:
+    """The repaired lines are blank now: say so in the saved check (else the next run,
+    finding the bytes changed, parses the whole bus again)."""
+    if any(f.area == "bus" and f.repaired is None for f in report.findings):
+        return
+    try:
+        fd = paths.open_file(store.location, os.O_RDONLY)
+    except (OSError, MailboxUnavailable):
+        return
+    try:
+        if os.fstat(fd).st_ino != now.ino or store._base(now.ino) != now.base:
+            return
+        now.blank += len(now.corrupt)
+        now.corrupt = []
+        now.crc = checked.crc_and_lines(fd, 0, now.end - now.base)[0]
+    finally:
+        os.close(fd)
+    checked.save(root, now)
 
 
 def _positions(cursor: Any) -> Iterator[int]:
@@ -342,14 +395,10 @@ def _load_cursors(report: Report, root: str) -> list[_CursorState]:
     return out
 
 
-def _check_positions(
-    report: Report,
-    st: _CursorState,
-    starts: set[int],
-    end: int,
-    base: int,
-    inside: dict[int, int],
-) -> None:
+def _check_positions(report: Report, st: _CursorState, fd: int, base: int, end: int) -> None:
+    """Each position of a cursor: a line start of the bus (``fd``) or its ``end``.
+
+    Checked where it points (the byte before it), not by a scan of the bus."""
     if st.cursor is None:
         report.add(
             "cursor",
@@ -361,17 +410,16 @@ def _check_positions(
         )
         return
     for p in _positions(st.cursor):
-        if p < base or p in starts:
+        if p < base or p == end:
             continue
-        if p in inside:
-            st.snap[p] = inside[p]
-            why = f"position {p} is inside the line starting at {inside[p]}"
-        elif p > end:
+        if p > end:
             st.snap[p] = end
             why = f"position {p} is past the end of the bus ({end})"
+        elif p == base or os.pread(fd, 1, p - base - 1) == b"\n":
+            continue
         else:
-            st.snap[p] = -1  # not a line start: a done key that means nothing
-            why = f"position {p} is not the start of a line"
+            st.snap[p] = base + checked.line_start(fd, p - base)
+            why = f"position {p} is inside the line starting at {st.snap[p]}"
         is_pos = st.cursor.pos is not None and p == int(st.cursor.pos)
         report.add(
             "cursor",

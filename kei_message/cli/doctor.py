@@ -24,6 +24,15 @@ def doctor(
             "pid files; copy corrupt lines to quarantine/ and blank them in place.",
         ),
     ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Parse every line of the bus, also the older lines of a big bus that no "
+            "earlier doctor run checked (by default: its last 50,000 lines; --repair "
+            "parses all).",
+        ),
+    ] = False,
 ) -> None:
     """Check the mailbox: permissions, corrupt or partial lines, cursors, stale locks, hooks.
 
@@ -38,7 +47,7 @@ def doctor(
         return neutralise(text, multiline=False)
 
     store = get_mailbox().store
-    report = check(repair=repair, remote=None if store.name == "jsonl" else store)
+    report = check(repair=repair, full=full, remote=None if store.name == "jsonl" else store)
     out(f"mailbox: {safe(report.root)}")
     for note in report.notes:
         out(f"  ok: {safe(note)}")

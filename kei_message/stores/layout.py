@@ -14,6 +14,7 @@ The mailbox dir (mode 0700, every file 0600; ``paths.mailbox_dir``)::
     cursors/NAME          one reader's cursor; cursors/.NAME.lock guards it
     sessions/ID.json      registered agent sessions (hooks, live delivery)
     index/names.json      names seen on the bus, kept current by send (names_index.py)
+    index/checked.json    how far doctor has checked the bus (admin/checked.py)
     waiters/SESSION.pid   the wake waiter of one session (flock held while it waits)
     live-watch.pid        the running `process --watch`
     archive/              records moved out by `kei message gc`
@@ -67,6 +68,7 @@ CURSORS = "cursors"
 SESSIONS = "sessions"
 INDEX = "index"
 NAMES_INDEX = "names.json"  # in INDEX
+CHECKED = "checked.json"  # in INDEX: how far doctor has checked the bus (admin/checked.py)
 WAITERS = "waiters"
 HOLDS = "holds"  # holds/NAME: `cancel NAME` stopped NAME; its waiter wakes it no more (#14)
 ARCHIVE = "archive"
