@@ -4,7 +4,9 @@ redis-py was the store's client, and ``import redis`` alone cost ~120 ms (it pul
 in asyncio, logging, typing and its many parsers): every Redis-backed command
 paid that before it said a word to the server, against ~30 ms for a whole
 command on the JSONL bus. This module is what the store needs of a client and
-no more, on the standard library (``socket``; ``ssl`` only for ``rediss://``):
+no more, on the standard library: ``_socket`` (``socket`` brings ``enum`` and
+``selectors``, ~6 ms) with its own read buffer; ``socket`` and ``ssl`` only for
+``rediss://``.
 
 - ``Redis.from_url`` with redis-py's URL forms (``redis://[USER:PASSWORD@]HOST:PORT/DB``,
   ``rediss://`` with the ``ssl_*`` options, ``unix:///path.sock?db=N``) and query
@@ -24,8 +26,8 @@ RESP3, transactions, pub/sub and clusters are not here: the store uses none of t
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
 import time
 from _thread import allocate_lock
 
@@ -33,6 +35,7 @@ TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
 if TYPE_CHECKING:
     import ssl as ssl_module
     from collections.abc import Callable, Iterable, Mapping
+    from socket import socket as Socket
     from typing import Any
 
     Reply = Any
@@ -270,29 +273,30 @@ def pack(args: Iterable[Any]) -> bytes:
 # ResourceWarning) before the Connection that owns it: a client dropped without close()
 # inside a reference cycle (an exception's traceback holding a store) is closed by its
 # connections' __del__, as redis-py's are.
-_OPEN: set[socket.socket] = set()
+_OPEN: set[Any] = set()
 
 
 class Connection:
-    """One socket to the server, read through a buffered file."""
+    """One socket to the server (``_socket.socket``, or ``ssl.SSLSocket`` for TLS) and
+    a buffer of what was read from it."""
 
-    def __init__(self, sock: socket.socket, timeout: float | None, where: str) -> None:
+    def __init__(self, sock: _socket.socket | Socket, timeout: float | None, where: str) -> None:
         _OPEN.add(sock)
         self.sock = sock
-        self.file = sock.makefile("rb")
         self.timeout = timeout
         self.where = where
+        self.buf = bytearray()
+        self.pos = 0
 
     def __del__(self) -> None:  # a client dropped without close()
         self.close()
 
     def close(self) -> None:
         _OPEN.discard(self.sock)
-        for thing in (self.file, self.sock):
-            try:
-                thing.close()
-            except OSError:
-                pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
     def roundtrip(self, payload: bytes, count: int, extra: float = 0.0) -> list[Reply]:
         """Send ``payload`` (``count`` commands) and read their replies.
@@ -319,27 +323,43 @@ class Connection:
         finally:
             if extra and self.timeout is not None:
                 self.sock.settimeout(self.timeout)
+            if self.pos:
+                del self.buf[: self.pos]
+                self.pos = 0
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("Connection closed by server.")
+        self.buf += chunk
+
+    def _line(self) -> bytes:
+        while True:
+            end = self.buf.find(b"\r\n", self.pos)
+            if end >= 0:
+                line = bytes(self.buf[self.pos : end])
+                self.pos = end + 2
+                return line
+            self._fill()
+
+    def _bulk(self, size: int) -> bytes:
+        while len(self.buf) - self.pos < size + 2:
+            self._fill()
+        data = bytes(self.buf[self.pos : self.pos + size])
+        self.pos += size + 2
+        return data
 
     def read(self) -> Reply:
         """One RESP2 reply (nested arrays included); an error reply as its exception."""
-        line = self.file.readline()
-        if not line.endswith(b"\r\n"):
-            raise ConnectionError("Connection closed by server.")
-        kind, body = line[:1], line[1:-2]
+        line = self._line()
+        kind, body = line[:1], line[1:]
         try:
             if kind == b"$":
                 size = int(body)
-                if size < 0:
-                    return None
-                data = self.file.read(size + 2)
-                if len(data) != size + 2:
-                    raise ConnectionError("Connection closed by server.")
-                return data[:-2]
+                return None if size < 0 else self._bulk(size)
             if kind == b"*":
                 size = int(body)
-                if size < 0:
-                    return None
-                return [self.read() for _ in range(size)]
+                return None if size < 0 else [self.read() for _ in range(size)]
             if kind == b":":
                 return int(body)
         except ValueError:
@@ -713,32 +733,62 @@ class Redis(Commands):
             self._context = ctx
         return self._context
 
-    def _connect(self) -> Connection:
-        where = self._where()
-        sock: socket.socket | None = None
-        try:
-            if self.path is not None:
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def _open_socket(self) -> _socket.socket | Socket:
+        """A connected socket (TLS done), its timeout the socket timeout."""
+        if self.path is not None:
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            try:
                 sock.settimeout(self.socket_connect_timeout)
                 sock.connect(self.path)
-            else:
-                sock = socket.create_connection(
-                    (self.host, self.port), timeout=self.socket_connect_timeout
-                )
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                if self.socket_keepalive:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-                if self.ssl:
-                    sock = self._ssl_context().wrap_socket(sock, server_hostname=self.host)
-            sock.settimeout(self.socket_timeout)
-        except _Timeout:
-            if sock is not None:
+            except BaseException:
                 sock.close()
+                raise
+        elif self.ssl:
+            import socket  # ssl wraps a socket.socket: only for rediss://
+
+            plain = socket.create_connection((self.host, self.port), self.socket_connect_timeout)
+            try:
+                plain.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+                if self.socket_keepalive:
+                    plain.setsockopt(_socket.SOL_SOCKET, _socket.SO_KEEPALIVE, 1)
+                tls = self._ssl_context().wrap_socket(plain, server_hostname=self.host)
+            except BaseException:
+                plain.close()
+                raise
+            tls.settimeout(self.socket_timeout)
+            return tls
+        else:
+            sock = self._tcp()
+        sock.settimeout(self.socket_timeout)
+        return sock
+
+    def _tcp(self) -> _socket.socket:
+        """``socket.create_connection``: each address in turn, the first that answers."""
+        error: OSError | None = None
+        for family, kind, proto, _, address in _socket.getaddrinfo(
+            self.host, self.port, 0, _socket.SOCK_STREAM
+        ):
+            sock = _socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(self.socket_connect_timeout)
+                sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+                if self.socket_keepalive:
+                    sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_KEEPALIVE, 1)
+                sock.connect(address)
+                return sock
+            except OSError as exc:
+                sock.close()
+                error = exc
+        raise error or OSError(f"getaddrinfo returned nothing for {self.host}")
+
+    def _connect(self) -> Connection:
+        where = self._where()
+        try:
+            sock = self._open_socket()
+        except _Timeout:
             raise TimeoutError(f"Timeout connecting to {where}") from None
         except OSError as exc:
-            if sock is not None:
-                sock.close()
-            if exc.args and len(exc.args) > 1:
+            if len(exc.args) > 1:
                 raise ConnectionError(
                     f"Error {exc.args[0]} connecting to {where}. {exc.args[1]}."
                 ) from None
