@@ -80,9 +80,18 @@ RETRY_CAP = 0.1  # longest pause before the one retry of a failed call
 MAX_US_ID = ID_LIMIT + 1  # ids from here up are foreign (#15): never used as maxid
 
 
+before_warning: Callable[[], None] | None = None
+"""Called before the store's first warning: the CLI and the hook install their log
+handler here instead of importing logging for every command (issue 19)."""
+
+
 def _warn(message: str, *args: Any) -> None:
+    global before_warning
     import logging  # only when something goes wrong: logging costs every command ~10 ms
 
+    if before_warning is not None:
+        hook, before_warning = before_warning, None
+        hook()
     logging.getLogger("kei_message").warning(message, *args)
 
 

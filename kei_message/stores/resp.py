@@ -585,7 +585,10 @@ class Script:
     """A Lua script run by its SHA1 (EVALSHA), loaded when the server lacks it (NOSCRIPT)."""
 
     def __init__(self, client: Redis, script: str | bytes) -> None:
-        from hashlib import sha1
+        try:
+            from _sha1 import sha1  # built in: hashlib loads OpenSSL, ~2 ms
+        except ImportError:  # a Python built without it
+            from hashlib import sha1
 
         self.client = client
         self.script = encode(script)
@@ -765,8 +768,10 @@ class Redis(Commands):
     def _tcp(self) -> _socket.socket:
         """``socket.create_connection``: each address in turn, the first that answers."""
         error: OSError | None = None
+        # an ASCII name as bytes: a str goes through the idna codec, which imports re (~4 ms)
+        host: str | bytes = self.host.encode() if self.host.isascii() else self.host
         for family, kind, proto, _, address in _socket.getaddrinfo(
-            self.host, self.port, 0, _socket.SOCK_STREAM
+            host, self.port, 0, _socket.SOCK_STREAM
         ):
             sock = _socket.socket(family, kind, proto)
             try:
