@@ -15,7 +15,9 @@ no more, on the standard library: ``_socket`` (``socket`` brings ``enum`` and
   renewed from a thread while the main thread talks), with AUTH and SELECT on
   each new one;
 - one retry, on a fresh connection after a short backoff, of a call that failed
-  on a dropped connection or a timeout (redis-py's ``Retry(ExponentialBackoff(…), 1)``);
+  on a dropped connection or a timeout (redis-py's ``Retry(ExponentialBackoff(…), 1)``;
+  a refused password is not retried); the reply to ``XREAD BLOCK`` is awaited for
+  the block plus the socket timeout;
 - the commands the store (and its tests) call, with redis-py's reply shapes for
   ``decode_responses=False``; ``register_script`` (EVALSHA, loading the script on
   NOSCRIPT) and ``pipeline(transaction=False)``;
