@@ -46,7 +46,7 @@ class Migrated:
 def open_target(url: str) -> Store:
     """``redis://…`` (and ``rediss://``, ``unix://``), or ``file:``/``file:PATH`` for JSONL."""
     if url.startswith(("redis://", "rediss://", "unix://")):
-        from ..stores.redis import RedisStore  # redis-py costs ~100 ms: only for a Redis target
+        from ..stores.redis import RedisStore  # only for a Redis target
 
         return RedisStore(url)
     if url == "jsonl" or url.startswith("file:"):
@@ -93,7 +93,7 @@ class _JsonlWriter:
         self.store = store
 
     def write(self, lines: list[bytes]) -> list[int]:
-        from ..stores.redis import MAX_US_ID  # redis-py costs ~100 ms: not for a JSONL target
+        from ..stores.redis import MAX_US_ID  # not for a JSONL target
 
         store = self.store
         store.prepare()

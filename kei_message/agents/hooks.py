@@ -163,10 +163,12 @@ def _sync_event(spec: EventSpec, payload: dict[str, Any]) -> None:
     from .. import mailbox as library
     from ..mailbox import Mailbox
 
-    if settings.jsonl_store():  # only the mailbox warns: logging when it does (#19)
-        library.before_warning = hooklog.log_library_warnings
-    else:  # the Redis store logs too
-        hooklog.log_library_warnings()
+    # only the mailbox and the Redis store warn: logging when they do (#19)
+    library.before_warning = hooklog.log_library_warnings
+    if not settings.jsonl_store():
+        from ..stores import redis as redis_store
+
+        redis_store.before_warning = hooklog.log_library_warnings
     from .prompt import take
 
     # A hook must not sit behind a lock for long: cap the wait (SPEC §7's 2 s).

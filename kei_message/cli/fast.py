@@ -220,11 +220,12 @@ def run(args: list[str]) -> int | None:
     command = parse(args[1:]) if parse is not None else None
     if command is None:
         return None
-    if settings.jsonl_store():
-        # nothing on this path logs but the mailbox's warnings and live/ (which `who`
-        # loads only for registered panes, calling warnings_ahead first): no logging
-        # until then (~10 ms, issue 19). Redis logs from the store: handler first.
-        mailbox.before_warning = install_log_handler
-    else:
-        install_log_handler()
+    # nothing on this path logs but the mailbox's and the Redis store's warnings and
+    # live/ (which `who` loads only for registered panes, calling warnings_ahead first):
+    # no logging until then (~10 ms, issue 19)
+    mailbox.before_warning = install_log_handler
+    if not settings.jsonl_store():
+        from ..stores import redis as redis_store
+
+        redis_store.before_warning = install_log_handler
     return guarded(command)

@@ -28,7 +28,7 @@ def open_store(
     url = url or settings.url()
     if url and not url.startswith("file:"):
         if url.startswith(("redis://", "rediss://", "unix://")):
-            from .redis import RedisStore  # redis-py costs ~100 ms: only when asked for
+            from .redis import RedisStore  # only when asked for: the JSONL paths never load it
 
             return RedisStore(url, lock_timeout=lock_timeout)
         from ..neutral import url as safe  # no password in the message (#15)

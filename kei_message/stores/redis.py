@@ -49,33 +49,28 @@ down (and, rarely, if redis-server is killed while the disk is slow).
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import socket
-import threading
+import _socket
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-import orjson
-import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from .. import paths, settings
 from ..cursors import Cursor, Pos
 from ..errors import IdsExhausted, MailboxLocked, MailboxUnavailable, UsageError
+from ..leanjson import odumps, oloads  # orjson's answers without its ~15 ms import
 from ..names import is_valid
 from ..records import ID_LIMIT, CorruptLine, Record, parse
 from . import redis_scripts as lua
+from . import resp
 from .base import Entry
 from .layout import decode_cursor, parse_receipts
 
-log = logging.getLogger("kei_message")
+TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 PAGE = 200
 LOCK_TTL = 10.0  # seconds; renewed every third of it while held
@@ -84,7 +79,20 @@ BLOCK = 5.0  # longest single XREAD BLOCK; below the socket timeout
 RETRY_CAP = 0.1  # longest pause before the one retry of a failed call
 MAX_US_ID = ID_LIMIT + 1  # ids from here up are foreign (#15): never used as maxid
 
-T = TypeVar("T")
+
+before_warning: Callable[[], None] | None = None
+"""Called before the store's first warning: the CLI and the hook install their log
+handler here instead of importing logging for every command (issue 19)."""
+
+
+def _warn(message: str, *args: Any) -> None:
+    global before_warning
+    import logging  # only when something goes wrong: logging costs every command ~10 ms
+
+    if before_warning is not None:
+        hook, before_warning = before_warning, None
+        hook()
+    logging.getLogger("kei_message").warning(message, *args)
 
 
 def _finding(
@@ -96,7 +104,7 @@ def _finding(
 
 def host_id() -> str:
     """This machine, as sessions record it: ``KEI_MAILBOX_HOST``, else the host name."""
-    return settings.host() or socket.gethostname()
+    return settings.host() or _socket.gethostname()
 
 
 def next_id(sid: str) -> str:
@@ -146,21 +154,26 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def _option(item: str) -> str:
+    """The name of a URL query item ``NAME=VALUE``, decoded."""
+    return resp.unquote(item.partition("=")[0].replace("+", " "))
+
+
 def _safe_url(url: str) -> str:
     """The URL without its password, for messages and ``kei message path``."""
     base, sep, query = url.partition("?")
     if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(k == "password" for k, _ in pairs):
-            query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs], safe="*/")
-    parts = urlsplit(base)
-    if parts.password is not None:
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"  # IPv6
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        base = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+        items = query.split("&")
+        if any(_option(item) == "password" for item in items):
+            query = "&".join(
+                item.partition("=")[0] + "=***" if _option(item) == "password" else item
+                for item in items
+            )
+    scheme, slashes, rest = base.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        base = f"{scheme}{slashes}{userinfo.partition(':')[0]}:***@{host}{slash}{path}"
     return base + sep + query
 
 
@@ -168,16 +181,15 @@ class RedisStore:
     name = "redis"
 
     def __init__(self, url: str, *, lock_timeout: float | None = None) -> None:
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
+        base, _, query = url.partition("?")
         prefix = "kei"
         rest = []
-        for key, value in query:
-            if key == "prefix":
-                prefix = value or prefix
+        for item in query.split("&") if query else ():
+            if _option(item) == "prefix":
+                prefix = resp.unquote(item.partition("=")[2].replace("+", " ")) or prefix
             else:
-                rest.append((key, value))
-        client_url = urlunsplit(parts._replace(query=urlencode(rest)))
+                rest.append(item)
+        client_url = base + ("?" + "&".join(rest) if rest else "")
         self.url = url
         self._lock_timeout = lock_timeout
         self.location = _safe_url(url)
@@ -186,9 +198,8 @@ class RedisStore:
         # are shared through Redis.
         self.root = paths.mailbox_dir()
         self._ready = False
-        given = {k for k, _ in rest}
-        if parts.scheme != "rediss" and any(k.startswith("ssl_") for k in given):
-            # redis-py would fail later, on connecting, with a TypeError
+        given = {_option(item) for item in rest}
+        if not url.lower().startswith("rediss:") and any(k.startswith("ssl_") for k in given):
             raise UsageError(f"bad mailbox URL {self.location}: ssl_* options need rediss://")
         # Every call is bounded by the lock timeout (SPEC §15, #15): a frozen server
         # (SIGSTOP: the kernel still accepts connections, nothing answers) used to
@@ -197,18 +208,18 @@ class RedisStore:
         bound = max(1.0, self.lock_timeout())
         per_try = min(BLOCK + 5.0, 0.4 * bound)
         options: dict[str, Any] = {
-            # A refused or unreachable server must fail in well under the
-            # hook's 2 s, not after redis-py's default ten retries.
-            "retry": Retry(ExponentialBackoff(cap=RETRY_CAP, base=0.02), 1),
-        }
+            # A refused or unreachable server must fail in well under the hook's 2 s:
+            # one retry (on a fresh connection), after 40 ms
+            "retries": 1, "backoff_base": 0.02, "backoff_cap": RETRY_CAP,
+        }  # fmt: skip
         if "socket_connect_timeout" not in given:
             options["socket_connect_timeout"] = min(1.5, per_try)
         if "socket_timeout" not in given:
             options["socket_timeout"] = per_try
-        # XREAD BLOCK must return before the socket times out
+        # XREAD BLOCK: the client waits the block plus the socket timeout for its reply
         self._block = max(0.05, min(BLOCK, per_try / 2))
         try:
-            self.r = redis.Redis.from_url(client_url, **options)
+            self.r = resp.Redis.from_url(client_url, **options)
         except ValueError as exc:
             raise UsageError(f"bad mailbox URL {self.location}: {_one_line(exc)}") from None
         p = prefix + ":"
@@ -238,7 +249,7 @@ class RedisStore:
         """Run one Redis operation; any Redis failure is one clear MailboxUnavailable."""
         try:
             return fn()
-        except redis.RedisError as exc:
+        except resp.RedisError as exc:
             raise MailboxUnavailable(
                 f"Redis at {self.location} is unavailable: {_one_line(exc)}"
             ) from exc
@@ -253,8 +264,10 @@ class RedisStore:
         return paths.ensure_subdir(self.root, sub)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):  # a broken connection: nothing left to do
+        try:
             self.r.close()
+        except Exception:  # a broken connection: nothing left to do
+            pass
 
     def order(self, pos: Pos) -> Any:
         ms, _, seq = str(pos).partition("-")
@@ -262,18 +275,18 @@ class RedisStore:
 
     # ------------------------------------------------------------------ append
     def append(self, fields: Record) -> Record:
-        data = orjson.dumps(fields)
-        nonce = self._nonce + uuid.uuid4().hex
+        data = odumps(fields)
+        nonce = self._nonce + resp.token()
         keys = [self.k_bus, self.k_meta, self.k_names, nonce]
         args: list[Any] = [
             data, str(fields.get("from", "")), str(fields.get("to", "")), NONCE_TTL, ID_LIMIT
         ]  # fmt: skip
         try:
-            # Retried by redis-py on a dropped connection; the nonce makes that safe.
+            # Retried by the client on a dropped connection; the nonce makes that safe.
             rid, ts, _sid = self._call(lambda: self._append(keys=keys, args=args))
         except MailboxUnavailable as exc:
             cause = exc.__cause__
-            if isinstance(cause, redis.ResponseError) and "KEI_IDS_EXHAUSTED" in str(cause):
+            if isinstance(cause, resp.ResponseError) and "KEI_IDS_EXHAUSTED" in str(cause):
                 last = str(cause).rsplit(" ", 1)[-1]
                 raise IdsExhausted(
                     f"{self.location} stream {self.k_bus}", int(last) if last.isdigit() else 0,
@@ -409,7 +422,7 @@ class RedisStore:
         def run() -> None:
             pipe = self.r.pipeline(transaction=False)
             for rec in receipts:
-                pipe.xadd(self.k_receipts, {"r": orjson.dumps(rec)})
+                pipe.xadd(self.k_receipts, {"r": odumps(rec)})
             pipe.execute()
 
         self._call(run)
@@ -444,7 +457,7 @@ class RedisStore:
     @contextmanager
     def reader_lock(self, reader: str) -> Iterator[None]:
         key = self._lock + reader
-        token = uuid.uuid4().hex
+        token = resp.token()
         ttl_ms = int(LOCK_TTL * 1000)
         timeout = self.lock_timeout()
         deadline = time.monotonic() + timeout
@@ -460,6 +473,8 @@ class RedisStore:
                 raise MailboxLocked(f"{self.location} key {key}", timeout)
             time.sleep(min(delay, deadline - now))
             delay = min(delay * 2, 0.05)
+        import threading  # only for a reader lock: the renewing thread
+
         stop = threading.Event()
 
         def renew() -> None:
@@ -468,10 +483,10 @@ class RedisStore:
             while not stop.wait(LOCK_TTL / 3):
                 try:
                     if not self._renew(keys=[key], args=[token, ttl_ms]):
-                        log.warning("reader lock %s was lost while held", key)
+                        _warn("reader lock %s was lost while held", key)
                         return
-                except redis.RedisError as exc:
-                    log.warning("cannot renew reader lock %s: %s", key, exc)
+                except resp.RedisError as exc:
+                    _warn("cannot renew reader lock %s: %s", key, exc)
 
         keeper = threading.Thread(target=renew, name=f"kei-lock-{reader}", daemon=True)
         keeper.start()
@@ -482,8 +497,8 @@ class RedisStore:
             keeper.join(timeout=1.0)
             try:
                 self._release(keys=[key], args=[token])
-            except redis.RedisError as exc:  # it expires by itself
-                log.warning("cannot release reader lock %s: %s", key, exc)
+            except resp.RedisError as exc:  # it expires by itself
+                _warn("cannot release reader lock %s: %s", key, exc)
 
     def load_cursor(self, reader: str) -> Cursor | None:
         data: Any = self._call(lambda: self.r.get(self._cursor + reader))
@@ -555,10 +570,10 @@ class RedisStore:
         try:
             server: Any = self.r.info("server")
             persistence: Any = self.r.info("persistence")
-        except redis.exceptions.NoPermissionError:
+        except resp.NoPermissionError:
             notes.append(f"{where}: this user may not run INFO; persistence not checked")
             server = persistence = {}
-        except redis.RedisError as exc:
+        except resp.RedisError as exc:
             raise MailboxUnavailable(f"Redis at {where} is unavailable: {_one_line(exc)}") from exc
         version = str(server.get("redis_version", ""))
         if version:
@@ -611,7 +626,7 @@ class RedisStore:
 
     # ------------------------------------------------------------------ sessions
     def put_session(self, session_id: str, info: dict[str, Any]) -> None:
-        data = orjson.dumps({**info, "host": info.get("host") or host_id()})
+        data = odumps({**info, "host": info.get("host") or host_id()})
         self._call(lambda: self.r.hset(self.k_sessions, session_id, data))
 
     def drop_session(self, session_id: str) -> None:
@@ -629,8 +644,8 @@ class RedisStore:
         out = []
         for raw in self._call(lambda: self.r.hvals(self.k_sessions)):
             try:
-                info = orjson.loads(raw)
-            except orjson.JSONDecodeError:
+                info = oloads(raw)
+            except ValueError:  # orjson.JSONDecodeError
                 continue
             if not isinstance(info, dict):
                 continue
