@@ -446,12 +446,9 @@ class Mailbox:
 
     def last_reads(self) -> dict[str, str]:
         """SESSION ID -> time of its newest receipt (``who``'s LAST READ)."""
-        out: dict[str, str] = {}
-        for r in self.store.receipts(None)[0]:
-            sid = r.get("session")
-            if isinstance(sid, str) and str(r.get("ts", "")) > out.get(sid, ""):
-                out[sid] = str(r["ts"])
-        return out
+        from .stores.reads_index import last_reads
+
+        return last_reads(self.store)
 
     def sessions_of(self, name: str) -> list[dict[str, Any]]:
         """The live sessions registered under ``name``."""
@@ -507,7 +504,7 @@ class Mailbox:
         """The delivery state of each record (``status``), reading receipts and the bus once."""
         if not recs:
             return {}
-        receipts, _ = self.store.receipts(None)
+        receipts = self._receipts_for(recs)
         left = {r["id"] for r in recs}
         replies: list[Record] = []
         seek = getattr(self.store, "seek_entry", None)  # the JSONL bus (#19)
@@ -541,6 +538,16 @@ class Mailbox:
                 break
         replies.reverse()
         return {r["id"]: self._state(r, receipts, replies) for r in recs}
+
+    def _receipts_for(self, recs: list[Record]) -> list[dict[str, Any]]:
+        """The receipts that can concern ``recs``: those written since the oldest of them
+        (a record's receipts come after it), not every receipt ever written (#19). A
+        record dated ahead of now (foreign) could have its receipts anywhere: all."""
+        ids = {r["id"] for r in recs}
+        since = min(records.record_epoch(r) for r in recs)
+        if since > time.time() + 1:
+            return [r for r in self.store.receipts(None)[0] if r["id"] in ids]
+        return self.store.receipts_from(since, ids)
 
     def _state(
         self, rec: Record, receipts: list[dict[str, Any]], replies: list[Record]

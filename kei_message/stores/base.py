@@ -9,7 +9,7 @@ from ..records import Record
 
 TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
     from contextlib import AbstractContextManager
     from typing import Any, NamedTuple, Protocol
 
@@ -104,6 +104,13 @@ class Store(Protocol):
 
     def receipts(self, after: Any = None) -> tuple[list[dict[str, Any]], Any]:
         """Receipts added after the opaque token ``after`` (None: all), and the next token."""
+        ...
+
+    def receipts_from(self, since: float, ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        """Receipts added at epoch ``since`` or later (a few minutes earlier too: the
+        receipts of a record are never older than it), of the messages ``ids`` when
+        given; read from there, not from the first receipt, so ``status``, ``show``
+        and ``list`` stay flat as receipts pile up."""
         ...
 
     def receipts_end(self) -> Any:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from .. import paths, records, settings
@@ -562,6 +562,58 @@ class JsonlStore:
             os.close(fd)
         found, used = layout.parse_receipts(data)
         return found, start + used
+
+    def receipts_from(self, since: float, ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        """Receipts written at ``since`` (epoch seconds) or later, give or take
+        ``layout.RECEIPT_SLACK``: receipts.jsonl is in the order written, so the first
+        of them is found by binary search over byte offsets, not a read of the file."""
+        try:
+            fd = paths.open_file(self._receipts_path(), os.O_RDONLY)
+        except FileNotFoundError:
+            return []
+        try:
+            size = os.fstat(fd).st_size
+            start = layout.receipts_search(fd, size, since)
+            data = os.pread(fd, size - start, start) if size > start else b""
+        finally:
+            os.close(fd)
+        return layout.receipts_in(data, ids)
+
+    def session_reads(self, after: Any = None) -> tuple[dict[str, str], Any, bool]:
+        """SESSION -> ``ts`` of its newest receipt among those after token ``after``, the
+        token to go on from, and whether it started over (``reads_index``): the token is
+        ``[inode, offset]`` of receipts.jsonl, so a replaced file is read from its start.
+        Over a megabyte of receipts (building it from nothing) the lines are not parsed
+        one by one: a search of the bytes for the ``"ts":…,"session":…`` every receipt
+        writer writes (#19)."""
+        try:
+            fd = paths.open_file(self._receipts_path(), os.O_RDONLY)
+        except FileNotFoundError:
+            return {}, None, True
+        reads: dict[str, str] = {}
+        try:
+            info = os.fstat(fd)
+            size = info.st_size
+            ino, start = after if isinstance(after, list) and len(after) == 2 else (None, 0)
+            fresh = ino != info.st_ino or not isinstance(start, int) or not 0 <= start <= size
+            if fresh:
+                start = 0
+            while size - start > 1 << 20:
+                chunk = os.pread(fd, min(CHUNK * 4, size - start), start)
+                done = chunk.rfind(b"\n") + 1
+                if not done:
+                    break  # a line over 4 MiB: not a receipt of ours; parsed below
+                layout.fold_reads(chunk[:done], reads)
+                start += done
+            data = os.pread(fd, size - start, start) if size > start else b""
+        finally:
+            os.close(fd)
+        found, used = layout.parse_receipts(data)
+        for r in found:
+            sid, ts = r.get("session"), str(r.get("ts", ""))
+            if isinstance(sid, str) and ts > reads.get(sid, ""):
+                reads[sid] = ts
+        return reads, [info.st_ino, start + used], fresh
 
     def receipts_end(self) -> Any:
         try:

@@ -15,6 +15,7 @@ The mailbox dir (mode 0700, every file 0600; ``paths.mailbox_dir``)::
     sessions/ID.json      registered agent sessions (hooks, live delivery)
     index/names.json      names seen on the bus, kept current by send (names_index.py)
     index/checked.json    how far doctor has checked the bus (admin/checked.py)
+    index/reads.json      each session's last read, for `who` (reads_index.py)
     waiters/SESSION.pid   the wake waiter of one session (flock held while it waits)
     live-watch.pid        the running `process --watch`
     archive/              records moved out by `kei message gc`
@@ -54,7 +55,7 @@ import os
 
 TYPE_CHECKING = False  # typing costs the hook ~8 ms (issue 6)
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from typing import Any
 
     from ..cursors import Cursor, Pos
@@ -69,6 +70,7 @@ SESSIONS = "sessions"
 INDEX = "index"
 NAMES_INDEX = "names.json"  # in INDEX
 CHECKED = "checked.json"  # in INDEX: how far doctor has checked the bus (admin/checked.py)
+READS_INDEX = "reads.json"  # in INDEX: each session's last read (reads_index.py)
 WAITERS = "waiters"
 HOLDS = "holds"  # holds/NAME: `cancel NAME` stopped NAME; its waiter wakes it no more (#14)
 ARCHIVE = "archive"
@@ -180,6 +182,83 @@ def receipt_bytes(receipts: list[dict[str, Any]]) -> bytes:
     from ..leanjson import odumps  # orjson's bytes without its import (#19)
 
     return b"".join(odumps(r) + b"\n" for r in receipts)
+
+
+RECEIPT_SLACK = 300.0  # seconds: receipts of a record are looked for from its ts minus this
+BY_SEARCH = 8  # receipts of at most this many messages: found by a byte search (receipts_of)
+
+
+def receipts_search(fd: int, size: int, since: float) -> int:
+    """Offset of a line of the receipts file ``fd`` at or before the first receipt
+    written at ``since - RECEIPT_SLACK`` or later (receipts are appended in the order
+    written; the slack covers writers' clocks and the time between a receipt's ``ts``
+    and its append). A line with no readable ``ts`` moves the search nowhere wrong:
+    the answer is only ever too early, never too late."""
+    import time as _time
+
+    target = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(max(0.0, since - RECEIPT_SLACK)))
+    lo, hi = 0, size  # lo: a line start no later than the answer
+    while hi - lo > 1 << 16:
+        mid = (lo + hi) // 2
+        window = os.pread(fd, 4096, mid)
+        nl = window.find(b"\n")
+        if nl < 0:
+            break  # a line over 4 KiB: not a receipt of ours; read on from lo
+        at = mid + nl + 1
+        if at >= hi:
+            break
+        line = window[nl + 1 :]
+        key = line.find(b'"ts":"')
+        end = line.find(b"\n")
+        if key < 0 or (0 <= end < key) or len(line) < key + 25:
+            break
+        ts = line[key + 6 : key + 25].decode("ascii", "replace")
+        if ts < target:
+            lo = at
+        else:
+            hi = mid
+    return lo
+
+
+def receipts_of(data: bytes, ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The receipts in ``data`` (complete lines) of the messages ``ids``: the lines
+    holding ``"id":ID`` found by a byte search, only they parsed (``show`` of an old
+    message among a million later receipts, #19)."""
+    spans: set[tuple[int, int]] = set()
+    for i in ids:
+        needle = b'"id":%d' % i
+        at = data.find(needle)
+        while at >= 0:
+            start = data.rfind(b"\n", 0, at) + 1
+            end = data.find(b"\n", at)
+            if end < 0:
+                break  # a torn last line
+            spans.add((start, end + 1))
+            at = data.find(needle, end)
+    want = set(ids)
+    found = parse_receipts(b"".join(data[a:b] for a, b in sorted(spans)))[0]
+    return [r for r in found if r["id"] in want]
+
+
+def receipts_in(data: bytes, ids: Iterable[int] | None) -> list[dict[str, Any]]:
+    """The receipts in ``data``, of the messages ``ids`` only when given."""
+    if ids is None:
+        return parse_receipts(data)[0]
+    wanted = set(ids)
+    if len(wanted) <= BY_SEARCH:
+        return receipts_of(data, wanted)
+    return [r for r in parse_receipts(data)[0] if r["id"] in wanted]
+
+
+def fold_reads(data: bytes, reads: dict[str, str]) -> None:
+    """Into ``reads`` (SESSION -> newest ``ts``): the receipts with a session in ``data``,
+    found by the bytes every receipt writer writes (``"ts":…,"session":…``), not parsed."""
+    import re
+
+    for ts, sid in re.findall(rb'"ts":"([^"\\]{1,64})","session":"([^"\\]{1,256})"}', data):
+        key, when = sid.decode("utf-8", "replace"), ts.decode("ascii", "replace")
+        if when > reads.get(key, ""):
+            reads[key] = when
 
 
 def parse_receipts(data: bytes) -> tuple[list[dict[str, Any]], int]:

@@ -63,11 +63,11 @@ from ..records import ID_LIMIT, CorruptLine, Record, parse
 from . import redis_scripts as lua
 from . import resp
 from .base import Entry
-from .layout import decode_cursor, parse_receipts
+from .layout import RECEIPT_SLACK, decode_cursor, parse_receipts, receipts_in
 
 TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from typing import Any, TypeVar
 
     T = TypeVar("T")
@@ -435,6 +435,17 @@ class RedisStore:
         data = b"".join(_receipt_field(fields) + b"\n" for _id, fields in got)
         found, _ = parse_receipts(data)
         return found, _text(got[-1][0])
+
+    def receipts_from(self, since: float, ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        """Receipts added at ``since`` (epoch seconds) or later, give or take
+        ``RECEIPT_SLACK``: the stream's ids are the server's clock in ms, the clock
+        that stamped the record's ``ts`` (APPEND), so one XRANGE from there."""
+        start = max(0, int((since - RECEIPT_SLACK) * 1000))
+        got = self._call(partial(self.r.xrange, self.k_receipts, f"{start}-0", "+"))
+        if not got:
+            return []
+        data = b"".join(_receipt_field(fields) + b"\n" for _id, fields in got)
+        return receipts_in(data, ids)
 
     def receipts_end(self) -> Any:
         got = self._call(partial(self.r.xrevrange, self.k_receipts, "+", "-", count=1))

@@ -1,0 +1,93 @@
+"""Each session's last read, ``who``'s LAST READ column, kept current incrementally (#19).
+
+``index/reads.json`` holds::
+
+    {"v": 1, "store": LOCATION, "token": T, "reads": {SESSION: TS}}
+
+the ``ts`` of the newest receipt (SPEC §12) of every session that has one,
+among the receipts before the token ``T`` (the inode and byte offset of
+``receipts.jsonl``, a stream id on Redis). Receipts are written at
+every delivery and never removed, so reading them all for each ``who`` grew
+without end (6 s at a million receipts); reading this catches up on the
+receipts added since ``T`` (usually none or a few) and saves it again. Folding
+is a maximum, so two ``who`` saving at once cannot lose anything: the older
+one is caught up again next time. At most ``MAX_SESSIONS`` sessions are kept
+(the most recent reads). A different store, or receipts that went back (a
+replaced file, a flushed stream), start it over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from .. import paths
+from ..leanjson import odumps, oloads
+from .layout import INDEX, READS_INDEX
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+VERSION = 1
+MAX_SESSIONS = 2000
+
+
+def _load(path: str) -> dict[str, Any]:
+    try:
+        fd = paths.open_file(path, os.O_RDONLY)
+    except (OSError, ValueError):
+        return {}
+    try:
+        data = oloads(os.read(fd, 16 << 20))
+    except ValueError:  # orjson.JSONDecodeError
+        return {}
+    finally:
+        os.close(fd)
+    if not isinstance(data, dict) or data.get("v") != VERSION:
+        return {}
+    if not isinstance(data.get("reads"), dict):
+        return {}
+    return data
+
+
+def last_reads(store: Any) -> dict[str, str]:
+    """SESSION ID -> ``ts`` of its newest receipt, caught up with the store."""
+    path = os.path.join(store.prepare(INDEX), READS_INDEX)
+    data = _load(path)
+    token = data.get("token") if data.get("store") == store.location else None
+    reads: dict[str, str] = data.get("reads", {}) if token is not None else {}
+    fold = getattr(store, "session_reads", None)  # the JSONL store: a byte search
+    if fold is not None:
+        more, new_token, fresh = fold(token)
+        if fresh:
+            reads = {}
+        elif new_token == token:
+            return reads
+        token = new_token
+        for sid, ts in more.items():
+            if ts > reads.get(sid, ""):
+                reads[sid] = ts
+    else:
+        end = store.receipts_end()
+        if token is not None:
+            try:
+                if store.order(token) > store.order(end):
+                    token, reads = None, {}
+                elif token == end:
+                    return reads
+            except (TypeError, ValueError):  # a token of another kind: start over
+                token, reads = None, {}
+        found, token = store.receipts(token)
+        for r in found:
+            sid, ts = r.get("session"), str(r.get("ts", ""))
+            if isinstance(sid, str) and ts > reads.get(sid, ""):
+                reads[sid] = ts
+    if len(reads) > MAX_SESSIONS:
+        keep = sorted(reads, key=reads.__getitem__)[-MAX_SESSIONS:]
+        reads = {k: reads[k] for k in keep}
+    with contextlib.suppress(Exception):  # not saved: caught up again next time
+        paths.write_atomic(
+            path, odumps({"v": VERSION, "store": store.location, "token": token, "reads": reads})
+        )
+    return reads

@@ -1,0 +1,121 @@
+"""Receipts pile up (one per delivery, never removed): what reads them stays flat (#19).
+
+``status``/``show``/``list`` read the receipts written since the oldest record
+they show (binary search over receipts.jsonl, one XRANGE on Redis), and
+``who``'s LAST READ comes from ``index/reads.json``, caught up on new receipts
+only. Each test checks the answer against reading every receipt, and that the
+shortcut was taken.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from kei_message.mailbox import Mailbox
+from kei_message.stores import layout
+from kei_message.stores.reads_index import last_reads
+
+
+def _old_receipts(path: Path, n: int, age: float) -> None:
+    """``n`` receipts of long-gone messages, written ``age`` seconds ago, in the writer's form."""
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - age))
+    line = layout.receipt_bytes(
+        [{"id": 1, "reader": "old", "how": "hook", "ts": ts, "session": "gone-0001"}]
+    )
+    with open(path, "ab") as fh:
+        fh.write(line * n)
+
+
+def test_status_reads_receipts_from_the_message_on(mailbox: Mailbox) -> None:
+    """A message's receipts are found whatever lies before them, and on the JSONL bus
+    the search starts past the old ones (it does not read them)."""
+    store = mailbox.store
+    if store.name == "jsonl":
+        store.prepare()
+        _old_receipts(Path(store.root) / "receipts.jsonl", 50_000, age=86400.0)
+    else:  # the stream's ids are the server's clock: only new receipts here
+        store.add_receipts([{"id": 1, "reader": "old", "how": "hook", "ts": "x"}])
+    rec = mailbox.send("hello", to="bob", sender="alice")
+    mailbox.read("bob", how="hook", session="5e551011-aaaa")
+    st = mailbox.status(rec["id"])
+    assert st["state"] == "delivered", st
+    [row] = st["readers"]
+    assert row["delivered"]["how"] == "hook" and row["delivered"]["session"] == "5e551011-aaaa"
+    assert mailbox.states([rec])[rec["id"]] == st
+    if store.name == "jsonl":
+        path = Path(store.root) / "receipts.jsonl"
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            start = layout.receipts_search(fd, path.stat().st_size, time.time())
+        finally:
+            os.close(fd)
+        assert start > 40_000 * 90  # most of the old receipts are skipped
+        assert path.read_bytes()[start - 1 : start] == b"\n"  # at a line start
+
+
+def test_a_message_dated_ahead_still_finds_its_receipts(mailbox_dir: Path) -> None:
+    """A foreign record whose ts says next year (another tool wrote it; the Redis store
+    stamps ts itself): its receipts are read from the start."""
+    mb = Mailbox()
+    ahead = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 365 * 86400))
+    mb.send("first", to="bob", sender="alice")
+    with open(mailbox_dir / "messages.jsonl", "ab") as fh:
+        fh.write(b'{"id":5,"ts":"%s","from":"carol","to":"bob","body":"odd"}\n' % ahead.encode())
+    got = mb.read("bob", how="inbox")
+    odd = next(r for r in got if r["body"] == "odd")
+    assert mb.status(odd["id"])["state"] == "delivered"
+
+
+def test_who_last_read_is_caught_up_not_reread(mailbox: Mailbox) -> None:
+    store = mailbox.store
+    mailbox.send("one", to="bob", sender="alice")
+    mailbox.read("bob", how="hook", session="5e551011-aaaa")
+    first = last_reads(store)
+    assert set(first) == {"5e551011-aaaa"}
+    path = Path(store.prepare(layout.INDEX)) / layout.READS_INDEX
+    token = path.read_bytes()
+    assert last_reads(store) == first and path.read_bytes() == token  # nothing new: no write
+    time.sleep(1.1)  # receipts' ts are to the millisecond: make the second one later
+    mailbox.send("two", to="carol", sender="alice")
+    mailbox.read("carol", how="wake", session="5e551022-bbbb")
+    second = last_reads(store)
+    assert set(second) == {"5e551011-aaaa", "5e551022-bbbb"}
+    assert second["5e551022-bbbb"] > second["5e551011-aaaa"]
+
+
+def test_who_starts_over_when_the_receipts_were_replaced(mailbox_dir: Path) -> None:
+    mb = Mailbox()
+    mb.send("one", to="bob", sender="alice")
+    mb.read("bob", how="hook", session="5e551011-aaaa")
+    assert set(last_reads(mb.store)) == {"5e551011-aaaa"}
+    (mailbox_dir / "receipts.jsonl").unlink()
+    mb.send("two", to="bob", sender="alice")
+    mb.read("bob", how="hook", session="5e551022-bbbb")
+    assert set(last_reads(mb.store)) == {"5e551022-bbbb"}
+
+
+def test_the_byte_search_of_session_reads_agrees_with_parsing(mailbox_dir: Path) -> None:
+    """Over a megabyte of receipts ``session_reads`` searches bytes for what the writer
+    writes: the same answer as parsing every receipt (fails if the writer's key order
+    changes)."""
+    mb = Mailbox()
+    for i in range(30):
+        mb.send(f"m{i}", to="bob", sender="alice")
+        mb.read("bob", how="hook", session=f"5e5510{i % 3}-cccc")
+    path = mailbox_dir / "receipts.jsonl"
+    written = path.read_bytes()
+    lines = written.splitlines(keepends=True)
+    copies = [ln.replace(b"-cccc", b"-%04d" % (k % 7)) for k in range(800) for ln in lines]
+    path.write_bytes(b"".join(copies) + written)
+    assert path.stat().st_size > 2 << 20
+    reads, token, fresh = mb.store.session_reads(None)
+    assert fresh
+    expected: dict[str, Any] = {}
+    for r in layout.parse_receipts(path.read_bytes())[0]:
+        if r.get("session") and r["ts"] > expected.get(r["session"], ""):
+            expected[r["session"]] = r["ts"]
+    assert reads == expected and len(reads) == 3 + 3 * 7
+    assert token == [path.stat().st_ino, path.stat().st_size]
