@@ -88,7 +88,8 @@ def parse_size(text: str) -> int:
 
 # ----------------------------------------------------------------------------- building
 def build_bus(root: Path, n: int) -> int | None:
-    """``n`` records straight in the bus format, every reader's cursor at the end.
+    """``n`` records straight in the bus format, a receipt for each beside it (as
+    deliveries leave them), every reader's cursor at the end.
 
     Returns the id of the middle record (None on an empty bus)."""
     root.mkdir(mode=0o700)
@@ -97,9 +98,14 @@ def build_bus(root: Path, n: int) -> int | None:
     first = now_us - step * n - 60_000_000  # the newest a minute old
     bus = root / "messages.jsonl"
     fd = os.open(bus, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # one receipt per record, as deliveries leave them (receipts are never removed)
+    rfd = os.open(root / "receipts.jsonl", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     rid = first
     ts_cache: dict[int, str] = {}
-    with os.fdopen(fd, "w", encoding="utf-8", buffering=1 << 20) as fh:
+    with (
+        os.fdopen(fd, "w", encoding="utf-8", buffering=1 << 20) as fh,
+        os.fdopen(rfd, "w", encoding="utf-8", buffering=1 << 20) as rh,
+    ):
         for i in range(n):
             rid = first + i * step
             sec = rid // 1_000_000
@@ -116,6 +122,10 @@ def build_bus(root: Path, n: int) -> int | None:
                 to = NAMES[(i * 7 + 3) % 20]
             body = BODY.format(i=i)
             fh.write(f'{{"id":{rid},"ts":"{ts}","from":"{sender}","to":"{to}","body":"{body}"}}\n')
+            rh.write(
+                f'{{"id":{rid},"reader":"{NAMES[i % 20] if to == "all" else to}","how":"hook",'
+                f'"ts":"{ts[:-1]}.500Z","session":"bench-{i % 2}"}}\n'
+            )
     if n:
         (root / "messages.lock").write_text(str(rid).zfill(20))
         os.chmod(root / "messages.lock", 0o600)

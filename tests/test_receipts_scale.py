@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kei_message.mailbox import Mailbox
 from kei_message.stores import layout
 from kei_message.stores.reads_index import last_reads
@@ -119,3 +121,35 @@ def test_the_byte_search_of_session_reads_agrees_with_parsing(mailbox_dir: Path)
             expected[r["session"]] = r["ts"]
     assert reads == expected and len(reads) == 3 + 3 * 7
     assert token == [path.stat().st_ino, path.stat().st_size]
+
+
+@pytest.mark.redis
+def test_migrated_receipts_keep_their_time(mailbox_dir: Path, redis_server: Any) -> None:
+    """migrate files receipts on Redis at their own ts (stream ids), so a status after
+    the move reads from the message's time on, not every receipt moved."""
+    from kei_message.admin.migrate import migrate
+    from kei_message.stores.redis import RedisStore
+
+    client = redis_server.client()
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    mb = Mailbox()
+    mb.store.prepare()
+    _old_receipts(mailbox_dir / "receipts.jsonl", 3000, age=86400.0)
+    rec = mb.send("hello", to="bob", sender="alice")
+    mb.read("bob", how="pop", session="5e551011-aaaa")
+    target = RedisStore(str(redis_server.url))
+    try:
+        migrate(mb.store, target)
+        got = target.r.xrange(target.k_receipts, "-", "+")
+        assert len(got) == 3001
+        old_ms = int(got[0][0].split(b"-")[0])
+        new_ms = int(got[-1][0].split(b"-")[0])
+        assert 86000 < (new_ms - old_ms) / 1000 < 86800  # a day apart, as written
+        moved = Mailbox(target)
+        assert moved.status(rec["id"])["readers"][0]["delivered"]["how"] == "pop"
+        assert [r["id"] for r in target.receipts_from(time.time() - 60)] == [rec["id"]]
+    finally:
+        target.close()

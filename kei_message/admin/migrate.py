@@ -205,7 +205,7 @@ def migrate(source: Store, target: Store, *, batch: int = 500) -> Migrated:
     # migration adds duplicates, and a status counts the first delivery only
     receipts, _ = source.receipts(None)
     for i in range(0, len(receipts), 1000):
-        target.add_receipts(receipts[i : i + 1000])
+        target.add_receipts(receipts[i : i + 1000], keep_time=True)
     return Migrated(len(keys), len(readers), sessions, source.location, target.location)
 
 

@@ -98,8 +98,9 @@ class Store(Protocol):
         archive, keeping positions (and so cursors) valid. Returns how many moved."""
         ...
 
-    def add_receipts(self, receipts: list[dict[str, Any]]) -> None:
-        """Append delivery receipts (``layout.RECEIPTS`` describes one); never in the bus."""
+    def add_receipts(self, receipts: list[dict[str, Any]], *, keep_time: bool = False) -> None:
+        """Append delivery receipts (``layout.RECEIPTS`` describes one); never in the bus.
+        ``keep_time``: they were written earlier (``migrate``); file them at their ``ts``."""
         ...
 
     def receipts(self, after: Any = None) -> tuple[list[dict[str, Any]], Any]:

@@ -532,8 +532,9 @@ class JsonlStore:
     def _receipts_path(self) -> str:
         return os.path.join(self.root, layout.RECEIPTS)
 
-    def add_receipts(self, receipts: list[dict[str, Any]]) -> None:
-        """Append ``receipts`` to ``receipts.jsonl`` in one ``O_APPEND`` write (#16)."""
+    def add_receipts(self, receipts: list[dict[str, Any]], *, keep_time: bool = False) -> None:
+        """Append ``receipts`` to ``receipts.jsonl`` in one ``O_APPEND`` write (#16);
+        ``keep_time`` changes nothing here: every receipt holds its own ``ts``."""
         if not receipts:
             return
         self.prepare()

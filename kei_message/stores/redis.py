@@ -59,7 +59,7 @@ from ..cursors import Cursor, Pos
 from ..errors import IdsExhausted, MailboxLocked, MailboxUnavailable, UsageError
 from ..leanjson import odumps, oloads  # orjson's answers without its ~15 ms import
 from ..names import is_valid
-from ..records import ID_LIMIT, CorruptLine, Record, parse
+from ..records import ID_LIMIT, CorruptLine, Record, parse, ts_epoch
 from . import redis_scripts as lua
 from . import resp
 from .base import Entry
@@ -414,15 +414,28 @@ class RedisStore:
                 time.sleep(min(0.2, max(0.0, deadline - now)))
 
     # ------------------------------------------------------------------ receipts
-    def add_receipts(self, receipts: list[dict[str, Any]]) -> None:
-        """XADD each receipt (field ``r``: the JSON line of ``layout.receipt_bytes``)."""
+    def add_receipts(self, receipts: list[dict[str, Any]], *, keep_time: bool = False) -> None:
+        """XADD each receipt (field ``r``: the JSON line of ``layout.receipt_bytes``).
+
+        ``keep_time`` (``migrate``): the stream id is the receipt's own ``ts`` (in ms,
+        kept increasing, never ahead of now) instead of the server's clock, so
+        ``receipts_from`` finds moved receipts where their messages are in time."""
         if not receipts:
             return
+        ids = ["*"] * len(receipts)
+        if keep_time:
+            now_ms = int(time.time() * 1000)
+            last = self.order(self.receipts_end())
+            for i, rec in enumerate(receipts):
+                t = ts_epoch(str(rec.get("ts", "")))
+                ms = min(int(t * 1000), now_ms) if t is not None else 0
+                last = (ms, 0) if ms > last[0] else (last[0], last[1] + 1)
+                ids[i] = f"{last[0]}-{last[1]}"
 
         def run() -> None:
             pipe = self.r.pipeline(transaction=False)
-            for rec in receipts:
-                pipe.xadd(self.k_receipts, {"r": odumps(rec)})
+            for rec, sid in zip(receipts, ids, strict=True):
+                pipe.xadd(self.k_receipts, {"r": odumps(rec)}, id=sid)
             pipe.execute()
 
         self._call(run)
