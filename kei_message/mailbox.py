@@ -505,6 +505,10 @@ class Mailbox:
         if not recs:
             return {}
         receipts = self._receipts_for(recs)
+        indexed = getattr(self.store, "replies_to", None)  # Redis: a hash of replies
+        known = indexed(recs, self.intended) if indexed is not None else None
+        if known is not None:
+            return {r["id"]: self._state(r, receipts, known) for r in recs}
         left = {r["id"] for r in recs}
         replies: list[Record] = []
         seek = getattr(self.store, "seek_entry", None)  # the JSONL bus (#19)

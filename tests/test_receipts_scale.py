@@ -140,6 +140,7 @@ def test_migrated_receipts_keep_their_time(mailbox_dir: Path, redis_server: Any)
     _old_receipts(mailbox_dir / "receipts.jsonl", 3000, age=86400.0)
     rec = mb.send("hello", to="bob", sender="alice")
     mb.read("bob", how="pop", session="5e551011-aaaa")
+    answer = mb.reply(rec["id"], "got it", sender="bob")
     target = RedisStore(str(redis_server.url))
     try:
         migrate(mb.store, target)
@@ -149,7 +150,48 @@ def test_migrated_receipts_keep_their_time(mailbox_dir: Path, redis_server: Any)
         new_ms = int(got[-1][0].split(b"-")[0])
         assert 86000 < (new_ms - old_ms) / 1000 < 86800  # a day apart, as written
         moved = Mailbox(target)
-        assert moved.status(rec["id"])["readers"][0]["delivered"]["how"] == "pop"
+        [row] = moved.status(rec["id"])["readers"]
+        assert row["delivered"]["how"] == "pop" and row["reply"] == answer["id"]
+        assert target.r.hget(target.k_meta, "replies_from") == b"0"  # all in the hash
         assert [r["id"] for r in target.receipts_from(time.time() - 60)] == [rec["id"]]
     finally:
         target.close()
+
+
+@pytest.mark.redis
+def test_redis_replies_come_from_the_replies_hash(
+    redis_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Redis a status finds replies in the hash APPEND keeps (no read of later
+    entries); a record from before the hash existed is answered from the stream."""
+    from kei_message.stores.redis import RedisStore
+
+    client = redis_server.client()
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    store = RedisStore(str(redis_server.url))
+    try:
+        mb = Mailbox(store)
+        rec = mb.send("question", to="all", sender="alice")
+        mb.read("bob")
+        mb.read("carol")
+        answer = mb.reply(rec["id"], "answer", sender="bob")
+        mb.reply(rec["id"], "again", sender="bob")  # the first reply counts
+        assert store.r.hget(store.k_replies, f"{rec['id']}:bob") == str(answer["id"]).encode()
+
+        def no_scan(*_a: Any, **_k: Any) -> Any:
+            raise AssertionError("read the stream")
+
+        with monkeypatch.context() as m:
+            m.setattr(store, "scan_reverse", no_scan)
+            rows = {r["reader"]: r for r in mb.status(rec["id"])["readers"]}
+        assert rows["bob"]["state"] == "replied" and rows["bob"]["reply"] == answer["id"]
+        assert rows["carol"]["state"] == "delivered"
+        store.r.hdel(store.k_meta, "replies_from")  # as if written before the hash
+        store.r.delete(store.k_replies)
+        rows = {r["reader"]: r for r in mb.status(rec["id"])["readers"]}
+        assert rows["bob"]["state"] == "replied" and rows["bob"]["reply"] == answer["id"]
+    finally:
+        store.close()

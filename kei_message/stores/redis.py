@@ -17,6 +17,11 @@ another key prefix than ``kei``). Keys, all under the prefix ``P``:
     stream id written; ``end()`` is the id after it, and gc never lowers it).
 ``P:names``
     A hash ``NAME -> "SENT RECEIVED LAST_ID LAST_TS"``: the names index.
+``P:replies``
+    A hash ``REPLY_TO:FROM -> ID``: the first reply of FROM to message REPLY_TO,
+    kept by the append script, so a message's state needs no read of the entries
+    after it (#19). ``P:meta`` ``replies_from`` is the id from which on it is
+    complete (0 after ``migrate``); older records are answered from the stream.
 ``P:cursor:NAME``, ``P:readers``
     One reader's cursor, in the text form of ``layout.encode_cursor``, and the set
     of readers that have one. A cursor is only ever replaced by its merge with
@@ -133,9 +138,15 @@ def _import_args(raw: bytes) -> list[Any]:
     if rec is None or not 0 < rec["id"] <= ID_LIMIT:
         # corrupt, or an id a Lua number cannot hold exactly: the server picks
         # the position and the line leaves the names index alone
-        return [raw, "", "", "", "", MAX_US_ID]
+        return [raw, "", "", "", "", MAX_US_ID, ""]
     ts = str(rec.get("ts", "")).replace(" ", "T") or "-"  # the index value splits on spaces
-    return [raw, rec["from"], rec["to"], str(rec["id"]), ts, MAX_US_ID]
+    return [raw, rec["from"], rec["to"], str(rec["id"]), ts, MAX_US_ID, _reply_to(rec)]
+
+
+def _reply_to(rec: Record) -> str:
+    """The ``reply_to`` of ``rec`` as the replies hash keys it, '' when it has none."""
+    to = rec.get("reply_to")
+    return str(to) if type(to) is int and 0 < to <= ID_LIMIT else ""
 
 
 def _entry(pos: str, raw: bytes) -> Entry:
@@ -230,6 +241,7 @@ class RedisStore:
         self.k_sessions = p + "sessions"
         self.k_archive = p + "archive"
         self.k_receipts = p + "receipts"  # a stream: one entry per receipt, field "r" (#16)
+        self.k_replies = p + "replies"  # a hash: "REPLY_TO:FROM" -> first reply's id (#19)
         self._cursor = p + "cursor:"
         self._lock = p + "lock:"
         self._nonce = p + "nonce:"
@@ -277,9 +289,10 @@ class RedisStore:
     def append(self, fields: Record) -> Record:
         data = odumps(fields)
         nonce = self._nonce + resp.token()
-        keys = [self.k_bus, self.k_meta, self.k_names, nonce]
+        keys = [self.k_bus, self.k_meta, self.k_names, nonce, self.k_replies]
         args: list[Any] = [
-            data, str(fields.get("from", "")), str(fields.get("to", "")), NONCE_TTL, ID_LIMIT
+            data, str(fields.get("from", "")), str(fields.get("to", "")), NONCE_TTL, ID_LIMIT,
+            _reply_to(fields),
         ]  # fmt: skip
         try:
             # Retried by the client on a dropped connection; the nonce makes that safe.
@@ -299,7 +312,7 @@ class RedisStore:
 
     def import_lines(self, lines: list[bytes]) -> list[str]:
         """Append existing lines as they are (``migrate``), pipelined; their positions."""
-        keys = [self.k_bus, self.k_meta, self.k_names]
+        keys = [self.k_bus, self.k_meta, self.k_names, self.k_replies]
 
         def run() -> list[Any]:
             pipe = self.r.pipeline(transaction=False)
@@ -448,6 +461,31 @@ class RedisStore:
         data = b"".join(_receipt_field(fields) + b"\n" for _id, fields in got)
         found, _ = parse_receipts(data)
         return found, _text(got[-1][0])
+
+    def replies_to(
+        self, recs: list[Record], readers_of: Callable[[Record], list[str]]
+    ) -> list[Record] | None:
+        """The first reply of each intended reader to each of ``recs``, as records with
+        ``id``, ``from`` and ``reply_to``, from the replies hash (one HMGET: ``show``
+        stays flat, #19); None when the hash does not cover one of them (records
+        written before it existed: the caller reads the bus)."""
+        start = self._call(partial(self.r.hget, self.k_meta, "replies_from"))
+        if start is None or not _text(start).isdigit():
+            return None
+        first = int(_text(start))
+        if any(not first <= r["id"] <= ID_LIMIT for r in recs):
+            return None
+        asked = [(r["id"], name) for r in recs for name in readers_of(r)]
+        if not asked:
+            return []
+        got = self._call(
+            partial(self.r.hmget, self.k_replies, [f"{rid}:{name}" for rid, name in asked])
+        )
+        return [
+            {"id": int(_text(v)), "from": name, "reply_to": rid}
+            for (rid, name), v in zip(asked, got, strict=True)
+            if v is not None and _text(v).isdigit()
+        ]
 
     def receipts_from(self, since: float, ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
         """Receipts added at ``since`` (epoch seconds) or later, give or take

@@ -54,8 +54,11 @@ local function ts_of(secs)
 end
 """
 
-# KEYS: bus, meta, names, nonce.  ARGV: fields JSON ({"from":..}), from, to, nonce ttl,
-# id limit (records.ID_LIMIT, 2**53 - 1 when left out).
+# KEYS: bus, meta, names, nonce[, replies].  ARGV: fields JSON ({"from":..}), from, to,
+# nonce ttl, id limit (records.ID_LIMIT, 2**53 - 1 when left out)[, reply_to or ''].
+# With the replies hash: ``reply_to:from`` -> the id of from's first reply to it
+# (``show``/``status`` read it instead of every later entry, #19), and ``meta``
+# ``replies_from``: the id from which on every record's replies are in it.
 # The largest id so far is the larger of ``maxid`` and the id of the newest entry
 # (another client may have XADDed a record by hand); either one above the limit is
 # foreign and ignored. Past the limit the script fails with "KEI_IDS_EXHAUSTED"
@@ -97,6 +100,12 @@ local rec = '{"id":' .. rids .. ',"ts":"' .. ts .. '",' .. string.sub(ARGV[1], 2
 local ms = math.floor(rid / 1000)
 local sid = xadd(KEYS[1], int(ms) .. '-' .. int(rid - ms * 1000), 'r', rec)
 redis.call('HSET', KEYS[2], 'maxid', rids, 'last', sid)
+if KEYS[5] then
+  redis.call('HSETNX', KEYS[2], 'replies_from', rids)
+  if ARGV[6] and ARGV[6] ~= '' then
+    redis.call('HSETNX', KEYS[5], ARGV[6] .. ':' .. ARGV[2], rids)
+  end
+end
 bump(KEYS[3], ARGV[2], true, rids, ts)
 bump(KEYS[3], ARGV[3], false, rids, ts)
 redis.call('SET', KEYS[4], rids .. ' ' .. ts .. ' ' .. sid, 'EX', tonumber(ARGV[4]))
@@ -104,7 +113,9 @@ return {rids, ts, sid}
 """
 )
 
-# KEYS: bus, meta, names.  ARGV: raw line, from, to, id ('' when unknown), ts
+# KEYS: bus, meta, names[, replies].  ARGV: raw line, from, to, id ('' when unknown), ts,
+# id limit[, reply_to or '']. ``migrate`` fills an empty store: with the replies hash,
+# ``replies_from`` is 0 (every record's replies are in it).
 # Copies one existing record (migrate) keeping its bytes.
 IMPORT = (
     LUA_INT
@@ -125,6 +136,12 @@ if rid and rid < tonumber(ARGV[6]) then
   if rid > last then upd = {'last', sid, 'maxid', ARGV[4]} end
 end
 redis.call('HSET', KEYS[2], unpack(upd))
+if KEYS[4] then
+  redis.call('HSETNX', KEYS[2], 'replies_from', '0')
+  if rid and ARGV[7] and ARGV[7] ~= '' then
+    redis.call('HSETNX', KEYS[4], ARGV[7] .. ':' .. ARGV[2], ARGV[4])
+  end
+end
 if rid then
   bump(KEYS[3], ARGV[2], true, ARGV[4], ARGV[5])
   bump(KEYS[3], ARGV[3], false, ARGV[4], ARGV[5])

@@ -526,6 +526,9 @@ class Commands:
     def hgetall(self, name: Any) -> Any:
         return self._do(("HGETALL", name), _pairs)
 
+    def hmget(self, name: Any, keys: Iterable[Any], *args: Any) -> Any:
+        return self._do(("HMGET", name, *keys, *args))
+
     def hvals(self, name: Any) -> Any:
         return self._do(("HVALS", name))
 
