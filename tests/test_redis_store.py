@@ -286,10 +286,19 @@ def test_wait_for_change_blocks_and_wakes(store: RedisStore, url: str) -> None:
     assert store.wait_for_change(since, 0) is True
 
 
-def test_wait_blocks_in_redis_not_in_a_loop(store: RedisStore, url: str) -> None:
-    before = int(store.r.info("stats")["total_commands_processed"])
-    assert store.wait_for_change(store.end(), 1.0) is False
-    after = int(store.r.info("stats")["total_commands_processed"])
+def test_wait_blocks_in_redis_not_in_a_loop(tmp_path: Path) -> None:
+    """A server of its own: the shared one counts other tests' leftovers too (a waiter
+    still blocking in XREAD), which made this fail now and then."""
+    from redis_server import RedisServer
+
+    with RedisServer(tmp_path / "r", appendonly=False) as server:
+        store = RedisStore(server.url)
+        try:
+            before = int(store.r.info("stats")["total_commands_processed"])
+            assert store.wait_for_change(store.end(), 1.0) is False
+            after = int(store.r.info("stats")["total_commands_processed"])
+        finally:
+            store.close()
     assert after - before < 10  # a poll every few ms would be hundreds
 
 

@@ -114,6 +114,12 @@ class Store(Protocol):
         and ``list`` stay flat as receipts pile up."""
         ...
 
+    def session_reads(self, after: Any = None) -> tuple[dict[str, str], Any, bool]:
+        """SESSION -> ``ts`` of its newest receipt among those after token ``after``
+        (``reads_index``), the token to go on from, and whether it started over from
+        the first receipt (the receipts were replaced: drop what was folded before)."""
+        ...
+
     def receipts_end(self) -> Any:
         """The token after the newest receipt now: ``receipts(receipts_end())`` is new ones."""
         ...

@@ -610,10 +610,7 @@ class JsonlStore:
         finally:
             os.close(fd)
         found, used = layout.parse_receipts(data)
-        for r in found:
-            sid, ts = r.get("session"), str(r.get("ts", ""))
-            if isinstance(sid, str) and ts > reads.get(sid, ""):
-                reads[sid] = ts
+        layout.fold_receipts(found, reads)
         return reads, [info.st_ino, start + used], fresh
 
     def receipts_end(self) -> Any:

@@ -261,6 +261,14 @@ def fold_reads(data: bytes, reads: dict[str, str]) -> None:
             reads[key] = when
 
 
+def fold_receipts(receipts: list[dict[str, Any]], reads: dict[str, str]) -> None:
+    """Into ``reads`` (SESSION -> newest ``ts``): the parsed ``receipts`` with a session."""
+    for r in receipts:
+        sid, ts = r.get("session"), str(r.get("ts", ""))
+        if isinstance(sid, str) and ts > reads.get(sid, ""):
+            reads[sid] = ts
+
+
 def parse_receipts(data: bytes) -> tuple[list[dict[str, Any]], int]:
     """The receipts in ``data`` and how many bytes of it were complete lines."""
     from ..leanjson import oloads  # orjson's answers without its import (#19)

@@ -57,32 +57,15 @@ def last_reads(store: Any) -> dict[str, str]:
     data = _load(path)
     token = data.get("token") if data.get("store") == store.location else None
     reads: dict[str, str] = data.get("reads", {}) if token is not None else {}
-    fold = getattr(store, "session_reads", None)  # the JSONL store: a byte search
-    if fold is not None:
-        more, new_token, fresh = fold(token)
-        if fresh:
-            reads = {}
-        elif new_token == token:
-            return reads
-        token = new_token
-        for sid, ts in more.items():
-            if ts > reads.get(sid, ""):
-                reads[sid] = ts
-    else:
-        end = store.receipts_end()
-        if token is not None:
-            try:
-                if store.order(token) > store.order(end):
-                    token, reads = None, {}
-                elif token == end:
-                    return reads
-            except (TypeError, ValueError):  # a token of another kind: start over
-                token, reads = None, {}
-        found, token = store.receipts(token)
-        for r in found:
-            sid, ts = r.get("session"), str(r.get("ts", ""))
-            if isinstance(sid, str) and ts > reads.get(sid, ""):
-                reads[sid] = ts
+    more, new_token, fresh = store.session_reads(token)
+    if fresh:
+        reads = {}
+    elif new_token == token:
+        return reads
+    token = new_token
+    for sid, ts in more.items():
+        if ts > reads.get(sid, ""):
+            reads[sid] = ts
     if len(reads) > MAX_SESSIONS:
         keep = sorted(reads, key=reads.__getitem__)[-MAX_SESSIONS:]
         reads = {k: reads[k] for k in keep}

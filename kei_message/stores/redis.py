@@ -68,7 +68,13 @@ from ..records import ID_LIMIT, CorruptLine, Record, parse, ts_epoch
 from . import redis_scripts as lua
 from . import resp
 from .base import Entry
-from .layout import RECEIPT_SLACK, decode_cursor, parse_receipts, receipts_in
+from .layout import (
+    RECEIPT_SLACK,
+    decode_cursor,
+    fold_receipts,
+    parse_receipts,
+    receipts_in,
+)
 
 TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
 if TYPE_CHECKING:
@@ -497,6 +503,20 @@ class RedisStore:
             return []
         data = b"".join(_receipt_field(fields) + b"\n" for _id, fields in got)
         return receipts_in(data, ids)
+
+    def session_reads(self, after: Any = None) -> tuple[dict[str, str], Any, bool]:
+        """SESSION -> ``ts`` of its newest receipt after token ``after``, the token to go
+        on from, and whether it started over (the stream went back: flushed)."""
+        fresh = after is None
+        if not fresh:
+            try:
+                fresh = self.order(after) > self.order(self.receipts_end())
+            except (TypeError, ValueError):
+                fresh = True
+        found, token = self.receipts(None if fresh else after)
+        reads: dict[str, str] = {}
+        fold_receipts(found, reads)
+        return reads, token, fresh
 
     def receipts_end(self) -> Any:
         got = self._call(partial(self.r.xrevrange, self.k_receipts, "+", "-", count=1))
