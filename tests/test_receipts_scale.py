@@ -2,7 +2,7 @@
 
 ``status``/``show``/``list`` read the receipts written since the oldest record
 they show (binary search over receipts.jsonl, one XRANGE on Redis), and
-``who``'s LAST READ comes from ``index/reads.json``, caught up on new receipts
+``who``'s LAST READ comes from ``index/reads-HASH.json``, caught up on new receipts
 only. Each test checks the answer against reading every receipt, and that the
 shortcut was taken.
 """
@@ -77,7 +77,7 @@ def test_who_last_read_is_caught_up_not_reread(mailbox: Mailbox) -> None:
     mailbox.read("bob", how="hook", session="5e551011-aaaa")
     first = last_reads(store)
     assert set(first) == {"5e551011-aaaa"}
-    path = Path(store.prepare(layout.INDEX)) / layout.READS_INDEX
+    [path] = Path(store.prepare(layout.INDEX)).glob("reads-*.json")
     token = path.read_bytes()
     assert last_reads(store) == first and path.read_bytes() == token  # nothing new: no write
     time.sleep(1.1)  # receipts' ts are to the millisecond: make the second one later
@@ -195,3 +195,39 @@ def test_redis_replies_come_from_the_replies_hash(
         assert rows["bob"]["state"] == "replied" and rows["bob"]["reply"] == answer["id"]
     finally:
         store.close()
+
+
+@pytest.mark.redis
+def test_each_store_keeps_its_own_last_reads(mailbox_dir: Path, redis_server: Any) -> None:
+    """The JSONL bus and a Redis one used by turns from one mailbox dir: neither
+    makes the other start over (each catches up from its own token)."""
+    from kei_message.stores.redis import RedisStore
+
+    client = redis_server.client()
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    local = Mailbox()
+    local.send("one", to="bob", sender="alice")
+    local.read("bob", how="hook", session="5e551011-aaaa")
+    remote_store = RedisStore(str(redis_server.url))
+    try:
+        remote = Mailbox(remote_store)
+        remote.send("two", to="bob", sender="alice")
+        remote.read("bob", how="hook", session="5e551022-bbbb")
+        assert set(last_reads(local.store)) == {"5e551011-aaaa"}
+        assert set(last_reads(remote_store)) == {"5e551022-bbbb"}
+        seen: list[Any] = []
+        real = local.store.session_reads
+
+        def spy(after: Any = None) -> Any:
+            seen.append(after)
+            return real(after)
+
+        local.store.session_reads = spy  # type: ignore[method-assign]
+        assert set(last_reads(local.store)) == {"5e551011-aaaa"}
+        assert seen and seen[0] is not None  # caught up from its token, not rebuilt
+        assert len(list((mailbox_dir / "index").glob("reads-*.json"))) == 2
+    finally:
+        remote_store.close()

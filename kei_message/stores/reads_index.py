@@ -1,6 +1,6 @@
 """Each session's last read, ``who``'s LAST READ column, kept current incrementally (#19).
 
-``index/reads.json`` holds::
+``index/reads-HASH.json`` (HASH: a CRC-32 of the store's location) holds::
 
     {"v": 1, "store": LOCATION, "token": T, "reads": {SESSION: TS}}
 
@@ -51,9 +51,18 @@ def _load(path: str) -> dict[str, Any]:
     return data
 
 
+def _file(location: str) -> str:
+    """One file per store: a machine may use the JSONL bus and a Redis one by turns
+    (``KEI_MAILBOX_URL``), and each keeps its own place."""
+    from zlib import crc32
+
+    head, dot, tail = READS_INDEX.rpartition(".")
+    return f"{head}-{crc32(location.encode()):08x}{dot}{tail}"
+
+
 def last_reads(store: Any) -> dict[str, str]:
     """SESSION ID -> ``ts`` of its newest receipt, caught up with the store."""
-    path = os.path.join(store.prepare(INDEX), READS_INDEX)
+    path = os.path.join(store.prepare(INDEX), _file(store.location))
     data = _load(path)
     token = data.get("token") if data.get("store") == store.location else None
     reads: dict[str, str] = data.get("reads", {}) if token is not None else {}
