@@ -547,6 +547,12 @@ class Mailbox:
         """The receipts that can concern ``recs``: those written since the oldest of them
         (a record's receipts come after it), not every receipt ever written (#19). A
         record dated ahead of now (foreign) could have its receipts anywhere: all."""
+        indexed = getattr(self.store, "receipts_of", None)  # Redis: a hash of them
+        known: list[dict[str, Any]] | None = (
+            indexed(recs, self.intended) if indexed is not None else None
+        )
+        if known is not None:
+            return known
         ids = {r["id"] for r in recs}
         since = min(records.record_epoch(r) for r in recs)
         if since > time.time() + 1:

@@ -159,11 +159,12 @@ def test_migrated_receipts_keep_their_time(mailbox_dir: Path, redis_server: Any)
 
 
 @pytest.mark.redis
-def test_redis_replies_come_from_the_replies_hash(
+def test_redis_replies_and_receipts_come_from_hashes(
     redis_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On Redis a status finds replies in the hash APPEND keeps (no read of later
-    entries); a record from before the hash existed is answered from the stream."""
+    """On Redis a status finds replies in the hash APPEND keeps and receipts in the
+    one written with them (no read of later entries or of the receipts stream); a
+    record from before the hashes existed is answered from the streams."""
     from kei_message.stores.redis import RedisStore
 
     client = redis_server.client()
@@ -185,13 +186,16 @@ def test_redis_replies_come_from_the_replies_hash(
             raise AssertionError("read the stream")
 
         with monkeypatch.context() as m:
-            m.setattr(store, "scan_reverse", no_scan)
+            for read in ("scan_reverse", "receipts", "receipts_from"):
+                m.setattr(store, read, no_scan)
             rows = {r["reader"]: r for r in mb.status(rec["id"])["readers"]}
+        assert rows["carol"]["delivered"]["how"] == "inbox"
         assert rows["bob"]["state"] == "replied" and rows["bob"]["reply"] == answer["id"]
         assert rows["carol"]["state"] == "delivered"
         store.r.hdel(store.k_meta, "replies_from")  # as if written before the hash
-        store.r.delete(store.k_replies)
+        store.r.delete(store.k_replies, store.k_delivered)
         rows = {r["reader"]: r for r in mb.status(rec["id"])["readers"]}
+        assert rows["carol"]["delivered"]["how"] == "inbox"
         assert rows["bob"]["state"] == "replied" and rows["bob"]["reply"] == answer["id"]
     finally:
         store.close()

@@ -22,6 +22,10 @@ another key prefix than ``kei``). Keys, all under the prefix ``P``:
     kept by the append script, so a message's state needs no read of the entries
     after it (#19). ``P:meta`` ``replies_from`` is the id from which on it is
     complete (0 after ``migrate``); older records are answered from the stream.
+``P:delivered``
+    A hash ``ID:READER -> RECEIPT``: the first receipt of each message to each
+    reader (written with the receipt, SPEC §12), for a flat ``status`` (#19),
+    complete from the same ``replies_from`` on.
 ``P:cursor:NAME``, ``P:readers``
     One reader's cursor, in the text form of ``layout.encode_cursor``, and the set
     of readers that have one. A cursor is only ever replaced by its merge with
@@ -248,6 +252,7 @@ class RedisStore:
         self.k_archive = p + "archive"
         self.k_receipts = p + "receipts"  # a stream: one entry per receipt, field "r" (#16)
         self.k_replies = p + "replies"  # a hash: "REPLY_TO:FROM" -> first reply's id (#19)
+        self.k_delivered = p + "delivered"  # a hash: "ID:READER" -> first receipt (#19)
         self._cursor = p + "cursor:"
         self._lock = p + "lock:"
         self._nonce = p + "nonce:"
@@ -454,7 +459,10 @@ class RedisStore:
         def run() -> None:
             pipe = self.r.pipeline(transaction=False)
             for rec, sid in zip(receipts, ids, strict=True):
-                pipe.xadd(self.k_receipts, {"r": odumps(rec)}, id=sid)
+                line = odumps(rec)
+                pipe.xadd(self.k_receipts, {"r": line}, id=sid)
+                # the first delivery of each message to each reader, by key (#19)
+                pipe.hsetnx(self.k_delivered, f"{rec['id']}:{rec['reader']}", line)
             pipe.execute()
 
         self._call(run)
@@ -468,6 +476,29 @@ class RedisStore:
         found, _ = parse_receipts(data)
         return found, _text(got[-1][0])
 
+    def _indexed(self, recs: list[Record]) -> bool:
+        """Whether the replies and delivered hashes hold everything about ``recs``: the
+        ones written since ``meta`` ``replies_from`` (0 after ``migrate``)."""
+        start = self._call(partial(self.r.hget, self.k_meta, "replies_from"))
+        if start is None or not _text(start).isdigit():
+            return False
+        first = int(_text(start))
+        return all(first <= r["id"] <= ID_LIMIT for r in recs)
+
+    def receipts_of(
+        self, recs: list[Record], readers_of: Callable[[Record], list[str]]
+    ) -> list[dict[str, Any]] | None:
+        """The first receipt of each intended reader of each of ``recs``, from the
+        delivered hash (one HMGET: ``show`` stays flat, #19); None when the hash does
+        not cover one of them (the caller reads the receipts stream)."""
+        if not self._indexed(recs):
+            return None
+        asked = [f"{r['id']}:{name}" for r in recs for name in readers_of(r)]
+        if not asked:
+            return []
+        got = self._call(partial(self.r.hmget, self.k_delivered, asked))
+        return parse_receipts(b"".join(v + b"\n" for v in got if isinstance(v, bytes)))[0]
+
     def replies_to(
         self, recs: list[Record], readers_of: Callable[[Record], list[str]]
     ) -> list[Record] | None:
@@ -475,11 +506,7 @@ class RedisStore:
         ``id``, ``from`` and ``reply_to``, from the replies hash (one HMGET: ``show``
         stays flat, #19); None when the hash does not cover one of them (records
         written before it existed: the caller reads the bus)."""
-        start = self._call(partial(self.r.hget, self.k_meta, "replies_from"))
-        if start is None or not _text(start).isdigit():
-            return None
-        first = int(_text(start))
-        if any(not first <= r["id"] <= ID_LIMIT for r in recs):
+        if not self._indexed(recs):
             return None
         asked = [(r["id"], name) for r in recs for name in readers_of(r)]
         if not asked:

@@ -504,6 +504,9 @@ class Commands:
     def hget(self, name: Any, key: Any) -> Any:
         return self._do(("HGET", name, key))
 
+    def hsetnx(self, name: Any, key: Any, value: Any) -> Any:
+        return self._do(("HSETNX", name, key, value), bool)
+
     def hset(
         self,
         name: Any,
