@@ -583,7 +583,8 @@ class JsonlStore:
     def session_reads(self, after: Any = None) -> tuple[dict[str, str], Any, bool]:
         """SESSION -> ``ts`` of its newest receipt among those after token ``after``, the
         token to go on from, and whether it started over (``reads_index``): the token is
-        ``[inode, offset]`` of receipts.jsonl, so a replaced file is read from its start.
+        ``[inode, offset, CRC-32 of the first bytes]`` of receipts.jsonl, so a replaced
+        file is read from its start (a new file may get the old one's inode).
         Over a megabyte of receipts (building it from nothing) the lines are not parsed
         one by one: a search of the bytes for the ``"ts":…,"session":…`` every receipt
         writer writes (#19)."""
@@ -595,8 +596,14 @@ class JsonlStore:
         try:
             info = os.fstat(fd)
             size = info.st_size
-            ino, start = after if isinstance(after, list) and len(after) == 2 else (None, 0)
-            fresh = ino != info.st_ino or not isinstance(start, int) or not 0 <= start <= size
+            first = os.pread(fd, 256, 0)
+            ino, start, head = after if isinstance(after, list) and len(after) == 3 else (0, 0, 0)
+            fresh = (
+                ino != info.st_ino
+                or not isinstance(start, int)
+                or not 0 <= start <= size
+                or head != _head_crc(first, start)
+            )
             if fresh:
                 start = 0
             while size - start > 1 << 20:
@@ -611,7 +618,8 @@ class JsonlStore:
             os.close(fd)
         found, used = layout.parse_receipts(data)
         layout.fold_receipts(found, reads)
-        return reads, [info.st_ino, start + used], fresh
+        end = start + used
+        return reads, [info.st_ino, end, _head_crc(first, end)], fresh
 
     def receipts_end(self) -> Any:
         try:
@@ -726,6 +734,14 @@ class JsonlStore:
             if isinstance(info, dict):
                 out.append(info)
         return out
+
+
+def _head_crc(first: bytes, upto: int) -> int:
+    """CRC-32 of a file's ``first`` bytes, none past ``upto``: with the inode, what
+    tells a file from the one it replaced."""
+    from zlib import crc32
+
+    return crc32(first[: max(0, upto)])
 
 
 def _entry(line: bytes, start: int, end: int, loads: Any = oloads) -> Entry:

@@ -5,8 +5,8 @@
     {"v": 1, "store": LOCATION, "token": T, "reads": {SESSION: TS}}
 
 the ``ts`` of the newest receipt (SPEC §12) of every session that has one,
-among the receipts before the token ``T`` (the inode and byte offset of
-``receipts.jsonl``, a stream id on Redis). Receipts are written at
+among the receipts before the token ``T`` (the inode, byte offset and first
+bytes' CRC of ``receipts.jsonl``, a stream id on Redis). Receipts are written at
 every delivery and never removed, so reading them all for each ``who`` grew
 without end (6 s at a million receipts); reading this catches up on the
 receipts added since ``T`` (usually none or a few) and saves it again. Folding
