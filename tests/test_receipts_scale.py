@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,48 +140,9 @@ def test_the_byte_search_of_session_reads_agrees_with_parsing(mailbox_dir: Path)
     assert token[:2] == [path.stat().st_ino, path.stat().st_size]
 
 
-@pytest.mark.redis
-def test_migrated_receipts_keep_their_time(mailbox_dir: Path, redis_server: Any) -> None:
-    """migrate files receipts on Redis at their own ts (stream ids), so a status after
-    the move reads from the message's time on, not every receipt moved."""
-    from kei_message.admin.migrate import migrate
-    from kei_message.stores.redis import RedisStore
-
-    client = redis_server.client()
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-    mb = Mailbox()
-    mb.store.prepare()
-    _old_receipts(mailbox_dir / "receipts.jsonl", 3000, age=86400.0)
-    rec = mb.send("hello", to="bob", sender="alice")
-    mb.read("bob", how="pop", session="5e551011-aaaa")
-    answer = mb.reply(rec["id"], "got it", sender="bob")
-    target = RedisStore(str(redis_server.url))
-    try:
-        migrate(mb.store, target)
-        got = target.r.xrange(target.k_receipts, "-", "+")
-        assert len(got) == 3001
-        old_ms = int(got[0][0].split(b"-")[0])
-        new_ms = int(got[-1][0].split(b"-")[0])
-        assert 86000 < (new_ms - old_ms) / 1000 < 86800  # a day apart, as written
-        moved = Mailbox(target)
-        [row] = moved.status(rec["id"])["readers"]
-        assert row["delivered"]["how"] == "pop" and row["reply"] == answer["id"]
-        assert target.r.hget(target.k_meta, "replies_from") == b"0"  # all in the hash
-        assert [r["id"] for r in target.receipts_from(time.time() - 60)] == [rec["id"]]
-    finally:
-        target.close()
-
-
-@pytest.mark.redis
-def test_redis_replies_and_receipts_come_from_hashes(
-    redis_server: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """On Redis a status finds replies in the hash APPEND keeps and receipts in the
-    one written with them (no read of later entries or of the receipts stream); a
-    record from before the hashes existed is answered from the streams."""
+@pytest.fixture
+def redis_store(redis_server: Any) -> Iterator[Any]:
+    """A RedisStore on the test server, flushed first; closed after."""
     from kei_message.stores.redis import RedisStore
 
     client = redis_server.client()
@@ -189,65 +151,90 @@ def test_redis_replies_and_receipts_come_from_hashes(
     finally:
         client.close()
     store = RedisStore(str(redis_server.url))
-    try:
-        mb = Mailbox(store)
-        rec = mb.send("question", to="all", sender="alice")
-        mb.read("bob")
-        mb.read("carol")
-        answer = mb.reply(rec["id"], "answer", sender="bob")
-        mb.reply(rec["id"], "again", sender="bob")  # the first reply counts
-        assert store.r.hget(store.k_replies, f"{rec['id']}:bob") == str(answer["id"]).encode()
-
-        def no_scan(*_a: Any, **_k: Any) -> Any:
-            raise AssertionError("read the stream")
-
-        with monkeypatch.context() as m:
-            for read in ("scan_reverse", "receipts", "receipts_from"):
-                m.setattr(store, read, no_scan)
-            rows = {r["reader"]: r for r in mb.status(rec["id"])["readers"]}
-        assert rows["carol"]["delivered"]["how"] == "inbox"
-        assert rows["bob"]["state"] == "replied" and rows["bob"]["reply"] == answer["id"]
-        assert rows["carol"]["state"] == "delivered"
-        store.r.hdel(store.k_meta, "replies_from")  # as if written before the hash
-        store.r.delete(store.k_replies, store.k_delivered)
-        rows = {r["reader"]: r for r in mb.status(rec["id"])["readers"]}
-        assert rows["carol"]["delivered"]["how"] == "inbox"
-        assert rows["bob"]["state"] == "replied" and rows["bob"]["reply"] == answer["id"]
-    finally:
-        store.close()
+    yield store
+    store.close()
 
 
 @pytest.mark.redis
-def test_each_store_keeps_its_own_last_reads(mailbox_dir: Path, redis_server: Any) -> None:
+def test_migrated_receipts_keep_their_time(mailbox_dir: Path, redis_store: Any) -> None:
+    """migrate files receipts on Redis at their own ts (stream ids), so a status after
+    the move reads from the message's time on, not every receipt moved."""
+    from kei_message.admin.migrate import migrate
+
+    target = redis_store
+    mb = Mailbox()
+    mb.store.prepare()
+    _old_receipts(mailbox_dir / "receipts.jsonl", 3000, age=86400.0)
+    rec = mb.send("hello", to="bob", sender="alice")
+    mb.read("bob", how="pop", session="5e551011-aaaa")
+    answer = mb.reply(rec["id"], "got it", sender="bob")
+    migrate(mb.store, target)
+    got = target.r.xrange(target.k_receipts, "-", "+")
+    assert len(got) == 3001
+    old_ms = int(got[0][0].split(b"-")[0])
+    new_ms = int(got[-1][0].split(b"-")[0])
+    assert 86000 < (new_ms - old_ms) / 1000 < 86800  # a day apart, as written
+    moved = Mailbox(target)
+    [row] = moved.status(rec["id"])["readers"]
+    assert row["delivered"]["how"] == "pop" and row["reply"] == answer["id"]
+    assert target.r.hget(target.k_meta, "replies_from") == b"0"  # all in the hash
+    assert [r["id"] for r in target.receipts_from(time.time() - 60)] == [rec["id"]]
+
+
+@pytest.mark.redis
+def test_redis_replies_and_receipts_come_from_hashes(
+    redis_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Redis a status finds replies in the hash APPEND keeps and receipts in the
+    one written with them (no read of later entries or of the receipts stream); a
+    record from before the hashes existed is answered from the streams."""
+    store = redis_store
+    mb = Mailbox(store)
+    rec = mb.send("question", to="all", sender="alice")
+    mb.read("bob")
+    mb.read("carol")
+    answer = mb.reply(rec["id"], "answer", sender="bob")
+    mb.reply(rec["id"], "again", sender="bob")  # the first reply counts
+    assert store.r.hget(store.k_replies, f"{rec['id']}:bob") == str(answer["id"]).encode()
+
+    def no_scan(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("read the stream")
+
+    with monkeypatch.context() as m:
+        for read in ("scan_reverse", "receipts", "receipts_from"):
+            m.setattr(store, read, no_scan)
+        rows = {r["reader"]: r for r in mb.status(rec["id"])["readers"]}
+    assert rows["carol"]["delivered"]["how"] == "inbox"
+    assert rows["bob"]["state"] == "replied" and rows["bob"]["reply"] == answer["id"]
+    assert rows["carol"]["state"] == "delivered"
+    store.r.hdel(store.k_meta, "replies_from")  # as if written before the hash
+    store.r.delete(store.k_replies, store.k_delivered)
+    rows = {r["reader"]: r for r in mb.status(rec["id"])["readers"]}
+    assert rows["carol"]["delivered"]["how"] == "inbox"
+    assert rows["bob"]["state"] == "replied" and rows["bob"]["reply"] == answer["id"]
+
+
+@pytest.mark.redis
+def test_each_store_keeps_its_own_last_reads(mailbox_dir: Path, redis_store: Any) -> None:
     """The JSONL bus and a Redis one used by turns from one mailbox dir: neither
     makes the other start over (each catches up from its own token)."""
-    from kei_message.stores.redis import RedisStore
-
-    client = redis_server.client()
-    try:
-        client.flushdb()
-    finally:
-        client.close()
     local = Mailbox()
     local.send("one", to="bob", sender="alice")
     local.read("bob", how="hook", session="5e551011-aaaa")
-    remote_store = RedisStore(str(redis_server.url))
-    try:
-        remote = Mailbox(remote_store)
-        remote.send("two", to="bob", sender="alice")
-        remote.read("bob", how="hook", session="5e551022-bbbb")
-        assert set(last_reads(local.store)) == {"5e551011-aaaa"}
-        assert set(last_reads(remote_store)) == {"5e551022-bbbb"}
-        seen: list[Any] = []
-        real = local.store.session_reads
+    remote_store = redis_store
+    remote = Mailbox(remote_store)
+    remote.send("two", to="bob", sender="alice")
+    remote.read("bob", how="hook", session="5e551022-bbbb")
+    assert set(last_reads(local.store)) == {"5e551011-aaaa"}
+    assert set(last_reads(remote_store)) == {"5e551022-bbbb"}
+    seen: list[Any] = []
+    real = local.store.session_reads
 
-        def spy(after: Any = None) -> Any:
-            seen.append(after)
-            return real(after)
+    def spy(after: Any = None) -> Any:
+        seen.append(after)
+        return real(after)
 
-        local.store.session_reads = spy  # type: ignore[method-assign]
-        assert set(last_reads(local.store)) == {"5e551011-aaaa"}
-        assert seen and seen[0] is not None  # caught up from its token, not rebuilt
-        assert len(list((mailbox_dir / "index").glob("reads-*.json"))) == 2
-    finally:
-        remote_store.close()
+    local.store.session_reads = spy  # type: ignore[method-assign]
+    assert set(last_reads(local.store)) == {"5e551011-aaaa"}
+    assert seen and seen[0] is not None  # caught up from its token, not rebuilt
+    assert len(list((mailbox_dir / "index").glob("reads-*.json"))) == 2
