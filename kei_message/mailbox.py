@@ -18,8 +18,6 @@ Example::
 from __future__ import annotations
 
 import time
-from collections import namedtuple
-from contextlib import contextmanager
 
 from . import names, procs, records, settings
 from .cursors import Cursor, Pos, merge
@@ -31,6 +29,7 @@ from .errors import (
     UnknownMessage,
     UsageError,
 )
+from .lean import ntuple
 from .records import Record
 from .stores import open_store
 from .stores.base import Store
@@ -38,6 +37,7 @@ from .stores.base import Store
 TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from contextlib import contextmanager
     from typing import Any, NamedTuple
 
     class Message(NamedTuple):
@@ -46,7 +46,9 @@ if TYPE_CHECKING:
         record: Record
 
 else:
-    Message = namedtuple("Message", ["key", "end", "record"])
+    from .lean import contextmanager
+
+    Message = ntuple("Message", ["key", "end", "record"], module=__name__)
 Message.__doc__ = "An unread message: where it is in the store, and the record."
 
 
@@ -445,7 +447,7 @@ class Mailbox:
         return out
 
     def last_reads(self) -> dict[str, str]:
-        """SESSION ID -> time of its newest receipt (``who``'s LAST READ)."""
+        """SESSION ID -> time of its last receipt (``who``'s LAST READ)."""
         from .stores.reads_index import last_reads
 
         return last_reads(self.store)

@@ -31,8 +31,6 @@ Standard library only: the hooks import this on every prompt.
 
 from __future__ import annotations
 
-from functools import cache
-
 TYPE_CHECKING = False  # `re` costs every command ~4 ms: imported on first need (issue 19)
 if TYPE_CHECKING:
     import re
@@ -45,13 +43,18 @@ _INVISIBLE = (
 )
 
 
-@cache
+_PATTERNS: dict[bool, re.Pattern[str]] = {}  # not functools.cache: ~1 ms to import (#19)
+
+
 def _unsafe(keep_lines: bool) -> re.Pattern[str]:
     """What ``text`` (``keep_lines``: tab and newline allowed) or ``line`` escapes."""
-    import re
+    found = _PATTERNS.get(keep_lines)
+    if found is None:
+        import re
 
-    low = "\x00-\x08\x0b-\x1f" if keep_lines else "\x00-\x1f"
-    return re.compile(f"[{low}{_INVISIBLE}]")
+        low = "\x00-\x08\x0b-\x1f" if keep_lines else "\x00-\x1f"
+        found = _PATTERNS[keep_lines] = re.compile(f"[{low}{_INVISIBLE}]")
+    return found
 
 
 def _plain(value: str, keep_lines: bool) -> bool:
@@ -107,9 +110,17 @@ HARNESS_TAGS = (
 _SEP = r"[-_\s]*"
 
 
-@cache
+_TAGS: list[tuple[re.Pattern[str], re.Pattern[str]]] = []
+
+
 def _tag_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """Compiled on first use (a few ms): most messages hold no "<" at all."""
+    if not _TAGS:
+        _TAGS.append(_compile_tags())
+    return _TAGS[0]
+
+
+def _compile_tags() -> tuple[re.Pattern[str], re.Pattern[str]]:
     import re
 
     names = "|".join(

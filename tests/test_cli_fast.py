@@ -180,7 +180,19 @@ def test_a_warning_reaches_stderr_without_logging_loaded_up_front(tmp_path: Path
     assert got[0] == want[0] == 0 and got[1] == want[1] and got[2] == want[2]
 
 
-HEAVY = ("typer", "orjson", "logging", "typing", "dataclasses", "re", "portalocker")
+HEAVY = (
+    "typer",
+    "orjson",
+    "logging",
+    "typing",
+    "dataclasses",
+    "re",
+    "portalocker",
+    "contextlib",
+    "collections",
+    "functools",
+    "datetime",
+)
 EVERYDAY = [
     ["send", "--from", "alice", "@bob", "hello"],
     ["inbox", "bob"],

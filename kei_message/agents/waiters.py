@@ -10,12 +10,12 @@ by a killed waiter is stale: ``waiters()`` reports it as not alive.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import time
 
 from .. import names, paths
+from ..lean import suppress
 from ..leanjson import odumps, oloads
 from ..procs import Proc, is_alive, is_claude, stat
 from ..stores import layout
@@ -88,7 +88,7 @@ class WaiterLock:
     def release(self) -> None:
         if self.fd is None:
             return
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.unlink(self.path)  # still locked by us: no one can have taken it meanwhile
         os.close(self.fd)
         self.fd = None

@@ -22,8 +22,6 @@ tests/test_cli_fast.py runs every form both ways and compares the output.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from .. import mailbox, names, settings
 from ..mailbox import Mailbox
 from . import verbs
@@ -40,9 +38,10 @@ from .output import (
 
 TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
-Command = Callable[[], None]
+    Command = Callable[[], None]
 
 
 def _str(value: Any) -> str | None:

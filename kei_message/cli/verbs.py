@@ -12,10 +12,10 @@ outcome are written once, here. No typer: the fast path must not pay for it
 from __future__ import annotations
 
 import time
-from collections import namedtuple
 
 from .. import names
 from ..errors import InvalidName, NoLiveSession, NotYet, Queued, Rejected, UsageError
+from ..lean import ntuple
 from ..mailbox import Mailbox
 from ..records import Record, check_kind
 from .output import out, out_json, print_records, unknown_note, warn
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
         help: str
 
 else:
-    Opt = namedtuple("Opt", ["flags", "metavar", "help"])
+    Opt = ntuple("Opt", ["flags", "metavar", "help"], module=__name__)
 Opt.__doc__ = "One command-line option: its spellings, the value's metavar (None: a flag), help."
 
 

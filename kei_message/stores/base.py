@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections import namedtuple
-
 from ..cursors import Cursor, Pos
+from ..lean import ntuple
 from ..records import Record
 
 TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
 
 else:
     Protocol = object
-    Entry = namedtuple("Entry", ["pos", "end", "record", "error"], defaults=[None])
+    Entry = ntuple("Entry", ["pos", "end", "record", "error"], defaults=(None,), module=__name__)
 
 Entry.__doc__ = """One line (or stream entry) of the bus.
 
@@ -115,7 +114,7 @@ class Store(Protocol):
         ...
 
     def session_reads(self, after: Any = None) -> tuple[dict[str, str], Any, bool]:
-        """SESSION -> ``ts`` of its newest receipt among those after token ``after``
+        """SESSION -> ``ts`` of its last receipt among those after token ``after``
         (``reads_index``), the token to go on from, and whether it started over from
         the first receipt (the receipts were replaced: drop what was folded before)."""
         ...

@@ -10,10 +10,10 @@ whatever the store: the waiter and the panes are on this machine.
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from .. import names, paths
+from ..lean import suppress
 from . import layout
 
 HOLD_ALL = (1 << 63) - 1  # a hold's mark while the record it is for is being appended
@@ -33,7 +33,7 @@ def hold(name: str, mark: int, root: str | None = None) -> None:
 
 
 def release(name: str, root: str | None = None) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    with suppress(FileNotFoundError):
         os.unlink(_hold_path(name, root))
 
 

@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 
 from .. import paths, records, settings
 from ..cursors import Cursor, Pos
@@ -53,7 +51,11 @@ from .names_index import names_index
 
 TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from contextlib import contextmanager
     from typing import Any
+else:
+    from ..lean import contextmanager
 
 CHUNK = 1 << 20
 TAIL = 1 << 16
@@ -988,10 +990,12 @@ def _ignore_sigxfsz() -> None:
     global _sigxfsz_ignored
     if _sigxfsz_ignored:
         return
-    # lazy: only a writer needs them, and `inbox`, `list`, `who` would pay ~1-2 ms (issue 6)
-    import signal
-    import threading
+    # `_signal`, not `signal` nor `threading`: they import enum, functools and
+    # collections, ~4 ms of every `send` (issue 19); `_signal` is loaded at start-up.
+    import _signal
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        _sigxfsz_ignored = True
+    try:
+        _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)
+    except ValueError:  # not the main thread: it may only be set from there
+        return
+    _sigxfsz_ignored = True

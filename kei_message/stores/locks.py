@@ -18,8 +18,6 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from .. import settings
 from ..errors import MailboxLocked, MailboxUnavailable
@@ -27,7 +25,11 @@ from ..paths import open_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from contextlib import contextmanager
     from typing import Any
+else:
+    from ..lean import contextmanager
 
 
 def _wait(try_lock: Any, path: str, timeout: float | None) -> None:

@@ -25,12 +25,12 @@ never read without reading the bus. gc subtracts what it moved out
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
 from .. import paths, settings
 from ..errors import MailboxLocked
+from ..lean import suppress
 from ..leanjson import odumps, oloads
 from ..records import CorruptLine, parse, record_epoch
 from .layout import INDEX, NAMES_INDEX
@@ -204,7 +204,7 @@ def _prune(data: dict[str, Any]) -> None:
 
 def _save(path: str, data: dict[str, Any]) -> None:
     # an index we cannot save is caught up again next time
-    with contextlib.suppress(Exception):
+    with suppress(Exception):
         paths.write_atomic(path, odumps(data))
 
 
@@ -259,5 +259,5 @@ def forget(store: Any, moved: dict[str, int], old_start: Any, cut: Any) -> None:
             data["start"] = cut
             _save(path, data)
     except MailboxLocked:
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.unlink(path)  # recounted on next use rather than left wrong
