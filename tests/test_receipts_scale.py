@@ -116,10 +116,15 @@ def test_who_starts_over_when_the_receipts_were_rewritten_in_place(mailbox_dir: 
     assert set(last_reads(mb.store)) == {"5e551099-zzzz"}
 
 
-def test_the_byte_search_of_session_reads_agrees_with_parsing(mailbox_dir: Path) -> None:
+@pytest.mark.parametrize("sessions", [7, 40])
+def test_the_byte_search_of_session_reads_agrees_with_parsing(
+    mailbox_dir: Path, sessions: int
+) -> None:
     """Over a megabyte of receipts ``session_reads`` searches bytes for what the writer
-    writes: the same answer as parsing every receipt (fails if the writer's key order
-    changes)."""
+    writes: the same answer as parsing every receipt in order, the last one of each
+    session kept (fails if the writer's key order changes). With more sessions than
+    the search skips one by one (``FEW_SESSIONS``) every match is read instead; a
+    receipt dated back but written last is the session's last read."""
     mb = Mailbox()
     for i in range(30):
         mb.send(f"m{i}", to="bob", sender="alice")
@@ -127,16 +132,19 @@ def test_the_byte_search_of_session_reads_agrees_with_parsing(mailbox_dir: Path)
     path = mailbox_dir / "receipts.jsonl"
     written = path.read_bytes()
     lines = written.splitlines(keepends=True)
-    copies = [ln.replace(b"-cccc", b"-%04d" % (k % 7)) for k in range(800) for ln in lines]
-    path.write_bytes(b"".join(copies) + written)
+    copies = [ln.replace(b"-cccc", b"-%04d" % (k % sessions)) for k in range(800) for ln in lines]
+    late = lines[0].replace(b'"ts":"', b'"ts":"1999')  # written last, dated long ago
+    path.write_bytes(b"".join(copies) + written + late)
     assert path.stat().st_size > 2 << 20
+    assert (3 + 3 * sessions > layout.FEW_SESSIONS) == (sessions == 40)  # both ways taken
     reads, token, fresh = mb.store.session_reads(None)
     assert fresh
     expected: dict[str, Any] = {}
     for r in layout.parse_receipts(path.read_bytes())[0]:
-        if r.get("session") and r["ts"] > expected.get(r["session"], ""):
+        if r.get("session"):
             expected[r["session"]] = r["ts"]
-    assert reads == expected and len(reads) == 3 + 3 * 7
+    assert reads == expected and len(reads) == 3 + 3 * sessions
+    assert reads[layout.parse_receipts(late)[0][0]["session"]].startswith("1999")
     assert token[:2] == [path.stat().st_ino, path.stat().st_size]
 
 

@@ -583,7 +583,7 @@ class JsonlStore:
         return layout.receipts_in(data, ids)
 
     def session_reads(self, after: Any = None) -> tuple[dict[str, str], Any, bool]:
-        """SESSION -> ``ts`` of its newest receipt among those after token ``after``, the
+        """SESSION -> ``ts`` of its last receipt among those after token ``after``, the
         token to go on from, and whether it started over (``reads_index``): the token is
         ``[inode, offset, CRC-32 of the first bytes]`` of receipts.jsonl, so a replaced
         file is read from its start (a new file may get the old one's inode).

@@ -4,24 +4,26 @@
 
     {"v": 1, "store": LOCATION, "token": T, "reads": {SESSION: TS}}
 
-the ``ts`` of the newest receipt (SPEC §12) of every session that has one,
+the ``ts`` of the last receipt (SPEC §12) written by every session that has one,
 among the receipts before the token ``T`` (the inode, byte offset and first
 bytes' CRC of ``receipts.jsonl``, a stream id on Redis). Receipts are written at
 every delivery and never removed, so reading them all for each ``who`` grew
 without end (6 s at a million receipts); reading this catches up on the
-receipts added since ``T`` (usually none or a few) and saves it again. Folding
-is a maximum, so two ``who`` saving at once cannot lose anything: the older
-one is caught up again next time. At most ``MAX_SESSIONS`` sessions are kept
+receipts added since ``T`` (usually none or a few) and saves it again. What is
+saved is what the receipts before its token say, so two ``who`` saving at once
+cannot lose anything: the one that saved the older token is caught up again
+next time. (The last receipt, not the greatest ``ts``: a peer's receipt dated in
+the future does not stay a session's last read.) At most ``MAX_SESSIONS`` sessions are kept
 (the most recent reads). A different store, or receipts that went back (a
 replaced file, a flushed stream), start it over.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from .. import paths
+from ..lean import suppress
 from ..leanjson import odumps, oloads
 from .layout import INDEX, READS_INDEX
 
@@ -61,7 +63,7 @@ def _file(location: str) -> str:
 
 
 def last_reads(store: Any) -> dict[str, str]:
-    """SESSION ID -> ``ts`` of its newest receipt, caught up with the store."""
+    """SESSION ID -> ``ts`` of its last receipt, caught up with the store."""
     path = os.path.join(store.prepare(INDEX), _file(store.location))
     data = _load(path)
     token = data.get("token") if data.get("store") == store.location else None
@@ -72,13 +74,11 @@ def last_reads(store: Any) -> dict[str, str]:
     elif new_token == token:
         return reads
     token = new_token
-    for sid, ts in more.items():
-        if ts > reads.get(sid, ""):
-            reads[sid] = ts
+    reads.update(more)  # the receipts after the token were written later
     if len(reads) > MAX_SESSIONS:
         keep = sorted(reads, key=reads.__getitem__)[-MAX_SESSIONS:]
         reads = {k: reads[k] for k in keep}
-    with contextlib.suppress(Exception):  # not saved: caught up again next time
+    with suppress(Exception):  # not saved: caught up again next time
         paths.write_atomic(
             path, odumps({"v": VERSION, "store": store.location, "token": token, "reads": reads})
         )

@@ -532,7 +532,7 @@ class RedisStore:
         return receipts_in(data, ids)
 
     def session_reads(self, after: Any = None) -> tuple[dict[str, str], Any, bool]:
-        """SESSION -> ``ts`` of its newest receipt after token ``after``, the token to go
+        """SESSION -> ``ts`` of its last receipt after token ``after``, the token to go
         on from, and whether it started over (the stream went back: flushed)."""
         fresh = after is None
         if not fresh:
