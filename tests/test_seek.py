@@ -150,8 +150,9 @@ def slow_index(store: JsonlStore) -> dict[str, object]:
 def test_the_names_index_built_by_buffers_counts_what_a_record_loop_counts(
     mailbox_dir: Path, monkeypatch: pytest.MonkeyPatch, spoil: str
 ) -> None:
-    """Old lines are tallied a buffer at a time; a buffer with anything unusual in it,
-    and the recent part (broadcasts are listed), are counted record by record."""
+    """Lines are tallied a buffer at a time, the recent ones' broadcasts listed from the
+    lines that hold one; a buffer with anything unusual in it is counted record by
+    record."""
     import time
 
     from kei_message.stores import jsonl, names_index
@@ -178,7 +179,10 @@ def test_the_names_index_built_by_buffers_counts_what_a_record_loop_counts(
     tally = names_index._tally
     monkeypatch.setattr(names_index, "_tally", lambda *a: tallied.append(tally(*a)) or tallied[-1])
     built = names_index.current(store)
-    assert tallied.count(True) > 10 and False in tallied  # buffers, and records one by one
+    # old buffers tallied (False), recent ones tallied with their broadcasts listed (True),
+    # a buffer with a corrupt or foreign line counted record by record (None)
+    assert tallied.count(False) > 10 and True in tallied
+    assert (None in tallied) == (spoil in ("corrupt", "foreign"))
     want = slow_index(store)
     assert built["names"] == want["names"]
     listed = [tuple(b) for b in built["broadcasts"]]

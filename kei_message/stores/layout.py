@@ -251,6 +251,8 @@ def receipts_in(data: bytes, ids: Iterable[int] | None) -> list[dict[str, Any]]:
 
 
 _READ = rb'"ts":"([^"\\]{1,64})","session":"([^"\\]{1,256})"}'
+_SESSION = rb'","session":"(?!(?:%s)"})([^"\\]{1,256})"}'  # a session not seen yet
+_SESSION_ANY = rb'","session":"([^"\\]{1,256})"}'
 FEW_SESSIONS = 32  # more sessions in one stretch of receipts: one match at a time
 
 
@@ -266,15 +268,13 @@ def fold_reads(data: bytes, reads: dict[str, str]) -> None:
     seen: list[bytes] = []
     at = 0
     while True:
-        if seen:
-            skip = b"|".join(re.escape(s) for s in seen)
-            finder = re.compile(_READ.replace(b'"session":"(', b'"session":"(?!(?:%s)"})(' % skip))
-        else:
-            finder = pattern
-        m = finder.search(data, at)
+        # the session's bytes only (checked in full below): a search from the "ts"
+        # backtracks over each receipt's time, 4x slower
+        skip = b"|".join(re.escape(s) for s in seen)
+        m = re.compile(_SESSION % skip if seen else _SESSION_ANY).search(data, at)
         if m is None:
             break
-        seen.append(m.group(2))
+        seen.append(m.group(1))
         at = m.start()
         if len(seen) > FEW_SESSIONS:
             seen = []

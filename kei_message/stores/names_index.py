@@ -110,9 +110,10 @@ def _catch_up(store: Any, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         oldest = time.time() - max(settings.broadcast_replay(), _BROADCAST_KEEP) - 3600
         for at, chunk in chunks(pos, end):
             # a catch-up of a few records is read record by record: no `re` for it
-            if len(chunk) < _TALLY_MIN or not _tally(chunk, found, oldest):
+            listed = _tally(chunk, found, oldest, casts) if len(chunk) >= _TALLY_MIN else None
+            if listed is None:
                 _count(store.scan(at, at + len(chunk)), found, casts)
-            elif data.get("complete_from", 0.0) < oldest:
+            elif not listed and data.get("complete_from", 0.0) < oldest:
                 data["complete_from"] = oldest
     if changed:
         data["pos"] = end
@@ -142,29 +143,51 @@ def _count(entries: Any, found: dict[str, dict[str, Any]], casts: list[list[Any]
             found[to]["inbox"] = found[to].get("inbox", 0) + 1
 
 
-def _tally(chunk: bytes, found: dict[str, dict[str, Any]], oldest: float) -> bool:
-    """Count ``chunk`` (complete lines) into ``found`` by (from, to) pair; False, counting
-    nothing, unless every line is a plain record written before ``oldest`` (then none of
-    its broadcasts is listed)."""
+def _tally(
+    chunk: bytes, found: dict[str, dict[str, Any]], oldest: float, casts: list[list[Any]]
+) -> bool | None:
+    """Count ``chunk`` (complete lines) into ``found`` by (from, to) pair, and when its
+    newest line is from ``oldest`` on, list its broadcasts into ``casts`` (parsing those
+    lines only): whether it listed them. None, counting nothing, unless every line is a
+    plain record."""
     import re
     from collections import Counter
 
     lines = chunk.count(b"\n")
     if not chunk.startswith(b'{"id":') or chunk.count(b"}\n") != lines:
-        return False
-    # a '"from":"' can only be a key: inside a JSON string every quote is escaped
-    pairs = Counter(re.findall(rb'"from":"([^"\\]*)","to":"([^"\\]*)"', chunk))
+        return None
+    # a '"from":"' can only be a key: inside a JSON string every quote is escaped;
+    # one group per line ("FROM","to":"TO), not a tuple: a third faster at a million
+    pairs = Counter(re.findall(rb'"from":"([^"\\]*","to":"[^"\\]*)"', chunk))
     if sum(pairs.values()) != lines:
-        return False
-    try:  # the newest line of the chunk is older than any broadcast we list
+        return None
+    try:  # the newest line of the chunk
         tail = parse(chunk[chunk.rfind(b"\n", 0, len(chunk) - 1) + 1 : -1])
     except CorruptLine:
-        return False
-    if record_epoch(tail) >= oldest:
-        return False
+        return None
+    listed: list[list[Any]] = []
+    near = record_epoch(tail) >= oldest
+    if near:  # near the replay window: its broadcasts are listed
+        key = b'","to":"all"'
+        at = chunk.find(key)
+        while at >= 0:
+            start, stop = chunk.rfind(b"\n", 0, at) + 1, chunk.find(b"\n", at)
+            try:
+                rec = parse(chunk[start:stop])
+            except CorruptLine:
+                return None
+            if rec["to"] != "all":
+                return None
+            listed.append([record_epoch(rec), rec["from"]])
+            at = chunk.find(key, stop)
+        if len(listed) != sum(n for pair, n in pairs.items() if pair.endswith(key[:-1])):
+            return None
     newest: dict[bytes, int] = {}  # name -> where its last line starts in the chunk
-    for sender, to in pairs:
-        at = chunk.rfind(b'"from":"%s","to":"%s"' % (sender, to))
+    split: dict[bytes, tuple[bytes, bytes]] = {}
+    for pair in pairs:
+        sender, _, to = pair.partition(b'","to":"')
+        split[pair] = (sender, to)
+        at = chunk.rfind(b'"from":"%s"' % pair)
         start = chunk.rfind(b"\n", 0, at) + 1
         for name in (sender, to):
             if name != b"all" and newest.get(name, -1) < start:
@@ -174,9 +197,10 @@ def _tally(chunk: bytes, found: dict[str, dict[str, Any]], oldest: float) -> boo
         try:
             rec = parse(chunk[start : chunk.find(b"\n", start)])
         except CorruptLine:
-            return False
+            return None
         last[start] = (rec["id"], rec.get("ts", ""))
-    for (sender, to), n in pairs.items():
+    for pair, n in pairs.items():
+        sender, to = split[pair]
         src, dst = sender.decode("utf-8", "replace"), to.decode("utf-8", "replace")
         for role, name in (("sent", src), ("received", dst)):
             if name != "all":
@@ -187,7 +211,8 @@ def _tally(chunk: bytes, found: dict[str, dict[str, Any]], oldest: float) -> boo
     for name, start in newest.items():
         info = found[name.decode("utf-8", "replace")]
         info["last_id"], info["last_ts"] = last[start]
-    return True
+    casts.extend(listed)
+    return near
 
 
 def _prune(data: dict[str, Any]) -> None:
