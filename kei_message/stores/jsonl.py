@@ -81,6 +81,7 @@ class JsonlStore:
         # skip re-reading the tail when nobody else wrote in between.
         self._last_append: tuple[int, int, int] | None = None
         self._pid = os.getpid()
+        self._replies: tuple[list[int], list[Any] | None] | None = None  # receipts_of -> replies_to
 
     # ------------------------------------------------------------------ dirs
     def prepare(self, sub: str | None = None) -> str:
@@ -533,6 +534,38 @@ class JsonlStore:
     # ------------------------------------------------------------------ receipts
     def _receipts_path(self) -> str:
         return os.path.join(self.root, layout.RECEIPTS)
+
+    def receipts_path(self) -> str:
+        """receipts.jsonl (the by-id index reads it: ``ids_index``)."""
+        return self._receipts_path()
+
+    def receipts_of(
+        self, recs: list[Record], readers_of: Any = None
+    ) -> list[dict[str, Any]] | None:
+        """The receipts of ``recs`` (at most ``layout.BY_SEARCH`` of them: `show`,
+        `status`), in the order written, from the by-id index (``ids_index``: `show`
+        stays flat, #19); None when it is busy or for more records (the caller reads
+        the receipts written since the oldest of them)."""
+        got = self._by_ids(recs)
+        self._replies = (sorted(r["id"] for r in recs), None if got is None else got[1])
+        return None if got is None else got[0]
+
+    def replies_to(self, recs: list[Record], readers_of: Any = None) -> list[Record] | None:
+        """The replies to ``recs`` (``{"id", "from", "reply_to"}``, in bus order) from
+        the by-id index, as ``receipts_of`` (which found them with the receipts, or
+        found the index busy: not asked twice)."""
+        stash, self._replies = self._replies, None
+        if stash is not None and stash[0] == sorted(r["id"] for r in recs):
+            return stash[1]
+        got = self._by_ids(recs)
+        return None if got is None else got[1]
+
+    def _by_ids(self, recs: list[Record]) -> tuple[list[dict[str, Any]], list[Any]] | None:
+        if not recs or len(recs) > layout.BY_SEARCH:
+            return None
+        from .ids_index import lookup
+
+        return lookup(self, [r["id"] for r in recs])
 
     def add_receipts(self, receipts: list[dict[str, Any]], *, keep_time: bool = False) -> None:
         """Append ``receipts`` to ``receipts.jsonl`` in one ``O_APPEND`` write (#16);

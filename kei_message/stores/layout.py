@@ -16,6 +16,7 @@ The mailbox dir (mode 0700, every file 0600; ``paths.mailbox_dir``)::
     index/names.json      names seen on the bus, kept current by send (names_index.py)
     index/checked.json    how far doctor has checked the bus (admin/checked.py)
     index/reads-HASH.json each session's last read, for `who`, per store (reads_index.py)
+    index/byid/           each message's receipts and replies by id, for `show` (ids_index.py)
     waiters/SESSION.pid   the wake waiter of one session (flock held while it waits)
     live-watch.pid        the running `process --watch`
     archive/              records moved out by `kei message gc`
@@ -70,6 +71,7 @@ SESSIONS = "sessions"
 INDEX = "index"
 NAMES_INDEX = "names.json"  # in INDEX
 CHECKED = "checked.json"  # in INDEX: how far doctor has checked the bus (admin/checked.py)
+IDS_INDEX = "byid"  # in INDEX: each message's receipts and replies by its id (ids_index.py)
 READS_INDEX = "reads.json"  # in INDEX as reads-HASH.json: each session's last read (reads_index.py)
 WAITERS = "waiters"
 HOLDS = "holds"  # holds/NAME: `cancel NAME` stopped NAME; its waiter wakes it no more (#14)
