@@ -39,7 +39,7 @@ import time
 
 from .. import paths, records, settings
 from ..cursors import Cursor, Pos
-from ..errors import IdsExhausted, MailboxUnavailable
+from ..errors import IdsExhausted, MailboxUnavailable, UnsafeMailbox
 from ..leanjson import oloads
 from ..names import is_valid
 from ..records import ID_LIMIT, CorruptLine, Record
@@ -565,7 +565,12 @@ class JsonlStore:
             return None
         from .ids_index import lookup
 
-        return lookup(self, [r["id"] for r in recs])
+        try:
+            return lookup(self, [r["id"] for r in recs])
+        except UnsafeMailbox:
+            raise  # a symlinked index/byid/: refused, as everywhere
+        except OSError:  # a read-only or full file system: the search still answers
+            return None
 
     def add_receipts(self, receipts: list[dict[str, Any]], *, keep_time: bool = False) -> None:
         """Append ``receipts`` to ``receipts.jsonl`` in one ``O_APPEND`` write (#16);
