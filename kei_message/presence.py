@@ -33,6 +33,7 @@ def unread_counts(mailbox: Mailbox, wanted: list[str]) -> dict[str, int]:
     store = mailbox.store
     data = current(store) if store.name == "jsonl" else None
     replay, now = settings.broadcast_replay(), time.time()
+    end = store.end() if data is not None else None
     out: dict[str, int] = {}
     for name in wanted:
         if not names.is_valid(name) or name == names.BROADCAST:
@@ -45,6 +46,9 @@ def unread_counts(mailbox: Mailbox, wanted: list[str]) -> dict[str, int]:
                 if quick is not None:
                     out[name] = quick
                     continue
+            elif cursor.pos is not None and store.order(cursor.pos) >= store.order(end):
+                out[name] = 0  # read up to the end: nothing to open the bus for
+                continue
         out[name] = mailbox.count(name)
     return out
 

@@ -294,7 +294,8 @@ class Connection:
         self.close()
 
     def close(self) -> None:
-        _OPEN.discard(self.sock)
+        if _OPEN is not None:  # None at interpreter shutdown, when __del__ may run last
+            _OPEN.discard(self.sock)
         try:
             self.sock.close()
         except OSError:
