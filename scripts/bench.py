@@ -33,8 +33,9 @@ free loopback port, each bus is copied into it with ``kei-message migrate``,
 and the same commands run against it (``redis:`` rows); it is stopped by PID.
 
 First reads (a reader with no cursor, the names index built from nothing,
-``inbox --clear`` of a new reader, ``doctor``) are timed once each and shown
-apart. In-process append throughput (``Mailbox.send`` and
+``inbox --clear`` of a new reader, ``doctor``, ``show ID`` with the by-id index
+from nothing and the calls until it has caught up) are timed once each and
+shown apart. In-process append throughput (``Mailbox.send`` and
 ``JsonlStore.append``, no fsync) is measured last.
 
 Usage::
@@ -430,11 +431,11 @@ class Bench:
                 if stream is not None:
                     stream.close()
 
-    def first_reads(self, target: Target) -> dict[str, float]:
+    def first_reads(self, target: Target) -> dict[str, Any]:
         """One-off scans: a reader's first read, the names index built from nothing, doctor."""
         env = target.env()
         cli = str(self.bindir / "kei-message")
-        out = {}
+        out: dict[str, Any] = {}
         index = target.root / "index" / "names.json"
         if index.exists():
             index.unlink()
@@ -452,7 +453,33 @@ class Bench:
                 cursor.unlink()
             out[name] = self.run([cli, "inbox", "--me", newbie, *argv], env)
         out["`doctor`"] = self.run([cli, "doctor"], env, check=False)
+        if target.mid_id is not None:
+            out.update(self.first_shows(target))
         return out
+
+    def first_shows(self, target: Target) -> dict[str, Any]:
+        """``show ID`` with the by-id index from nothing: the first call, and the calls
+        (and their total) until the index has caught up with every receipt; each call
+        indexes a bounded stretch (``ids_index.BUDGET``) and answers by a search meanwhile."""
+        from kei_message.stores import ids_index, layout
+
+        env = target.env()
+        cli = str(self.bindir / "kei-message")
+        folder = target.root / layout.INDEX / layout.IDS_INDEX
+        shutil.rmtree(folder, ignore_errors=True)
+        size = (target.root / layout.RECEIPTS).stat().st_size
+        took: list[float] = []
+        while len(took) < 100:
+            took.append(self.run([cli, "show", str(target.mid_id)], env))
+            meta = ids_index._load(str(folder / "meta.json"))
+            if meta.get("receipts", [0, -1])[1] == size:
+                break
+        return {
+            "`show ID`, first call (the by-id index from nothing)": took[0],
+            "`show ID`, calls until the by-id index is built (total ms)": (
+                f"{len(took)} ({sum(took) * 1000:,.0f})"
+            ),
+        }
 
 
 def wait_blocked(pid: int, limit: float = 30.0) -> None:
@@ -560,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     compile_package()
     tmp = Path(tempfile.mkdtemp(prefix="kei-bench-"))
     table: dict[str, dict[int, float]] = {}
-    firsts: dict[str, dict[int, float]] = {}
+    firsts: dict[str, dict[int, Any]] = {}
     server: Redis | None = None
     targets: list[Target] = []
     try:
@@ -622,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def render(
     table: dict[str, dict[int, float]],
-    firsts: dict[str, dict[int, float]],
+    firsts: dict[str, dict[int, Any]],
     sizes: list[int],
     rate: tuple[float, float],
     runs: int,
@@ -643,7 +670,12 @@ def render(
     lines.append("| ms | " + " | ".join(size_label(n) for n in sizes) + " |")
     lines.append("|---" * (len(sizes) + 1) + "|")
     for name, row in firsts.items():
-        lines.append(f"| {name} | " + " | ".join(fmt_ms(row[n]) for n in sizes) + " |")
+        shown = [row.get(n, "-") for n in sizes]
+        lines.append(
+            f"| {name} | "
+            + " | ".join(c if isinstance(c, str) else fmt_ms(c) for c in shown)
+            + " |"
+        )
     lines.append("")
     lines.append(
         f"In-process append, no fsync: {rate[0]:,.0f} records/s through `Mailbox.send`, "
