@@ -27,7 +27,6 @@ import os
 from .. import paths
 from ..errors import MailboxLocked
 from ..leanjson import odumps, oloads
-from ..records import CorruptLine, parse
 from . import layout
 from .locks import locked
 
@@ -163,22 +162,14 @@ def _next_newline(fd: int, offset: int, size: int) -> int | None:
     return None
 
 
-def _reply_lines(data: bytes, out: dict[str, list[bytes]]) -> None:
-    """The bucket lines of the replies in the bus lines ``data``: only lines holding
-    ``"reply_to":`` are parsed (a quote inside a string is escaped: a key)."""
-    at = data.find(b'"reply_to":')
-    while at >= 0:
-        start = data.rfind(b"\n", 0, at) + 1
-        stop = data.find(b"\n", at)
-        try:
-            rec = parse(data[start:stop])
-        except CorruptLine:
-            rec = None
+def _reply_lines(entries: Iterable[Any], out: dict[str, list[bytes]]) -> None:
+    """The bucket lines of the replies among the bus ``entries``."""
+    for entry in entries:
+        rec = entry.record
         to = rec.get("reply_to") if rec is not None else None
-        if rec is not None and isinstance(to, int) and not isinstance(to, bool):
+        if isinstance(to, int) and not isinstance(to, bool):
             line = b"%d %d %s\n" % (to, rec["id"], odumps(rec["from"]))
             out.setdefault(_bucket("p", to), []).append(line)
-        at = data.find(b'"reply_to":', stop)
 
 
 def _catch_up(store: Any, folder: str) -> bool:
@@ -242,10 +233,11 @@ def _catch_up(store: Any, folder: str) -> bool:
         _wipe(folder, "p")
         pos = None
     if pos != end:
-        for _at, chunk in store.chunks(pos, end):
-            lines = {}
-            _reply_lines(chunk, lines)
-            _append(folder, lines)
+        # only the lines holding "reply_to": are parsed (a quote inside a string is
+        # escaped: it is a key), read a buffer at a time, giant lines passed over
+        lines = {}
+        _reply_lines(store.scan(pos, end, hint=(b'"reply_to":',)), lines)
+        _append(folder, lines)
         meta["bus"] = end
         changed = True
     if changed:
