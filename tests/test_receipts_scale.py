@@ -246,3 +246,24 @@ def test_each_store_keeps_its_own_last_reads(mailbox_dir: Path, redis_store: Any
     assert set(last_reads(local.store)) == {"5e551011-aaaa"}
     assert seen and seen[0] is not None  # caught up from its token, not rebuilt
     assert len(list((mailbox_dir / "index").glob("reads-*.json"))) == 2
+
+
+def test_receipts_of_many_messages_pass_over_other_lines_unparsed() -> None:
+    """``receipts_in`` with more ids than the byte search takes (`list`): lines of other
+    messages are passed over by their leading id; the answer is parsing every line's."""
+    wanted = set(range(100, 140))
+    lines = [
+        layout.receipt_bytes([{"id": i, "reader": f"r{i % 3}", "how": "hook", "ts": f"t{i}"}])
+        for i in range(60, 200)
+    ]
+    lines += [
+        b'{"reader":"odd","how":"wait","ts":"t","id":120}\n',  # another key order
+        b'{"id":1e3,"reader":"x","how":"hook","ts":"t"}\n',  # not an int id
+        b'{"id":121,"reader":"x","how":"nope","ts":"t"}\n',  # not a receipt
+        b"not json\n",
+        b'{"id":130,"reader":"torn","how":"hook"',  # a torn last line
+    ]
+    data = b"".join(lines)
+    got = layout.receipts_in(data, wanted)
+    want = [r for r in layout.parse_receipts(data)[0] if r["id"] in wanted]
+    assert got == want and len(got) == 41 and got[-1]["reader"] == "odd"
