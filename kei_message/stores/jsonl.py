@@ -45,7 +45,6 @@ from ..names import is_valid
 from ..records import ID_LIMIT, CorruptLine, Record
 from . import layout
 from .base import Entry
-from .inotify import POLL, RECHECK, wait_for_growth, watch
 from .locks import acquire, locked, release
 from .names_index import names_index
 
@@ -529,6 +528,8 @@ class JsonlStore:
 
     # ------------------------------------------------------------------ waiting
     def wait_for_change(self, since: Pos, timeout: float) -> bool:
+        from .inotify import wait_for_growth  # only where one waits: `select` (#19)
+
         return wait_for_growth(self, int(since), timeout)
 
     # ------------------------------------------------------------------ receipts
@@ -669,6 +670,8 @@ class JsonlStore:
 
     def wait_for_receipts(self, after: Any, timeout: float) -> bool:
         """Block (inotify on the mailbox dir) until receipts exist past ``after``."""
+        from .inotify import POLL, RECHECK, watch
+
         deadline = time.monotonic() + max(0.0, timeout)
         self.prepare()
         path = self._receipts_path()
