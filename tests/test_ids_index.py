@@ -7,6 +7,7 @@ without the index methods) and checks that the index answered.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -199,3 +200,21 @@ def test_ids_fall_into_many_buckets() -> None:
     first = 1_794_526_383_000_000
     seen = {ids_index._bucket("r", first + k * 3_888_000) for k in range(10_000)}
     assert len(seen) == ids_index.BUCKETS
+
+
+def test_an_entry_torn_by_a_full_disk_is_passed_over(mailbox_dir: Path) -> None:
+    """An append cut short (ENOSPC) and the next catch-up writing on after it: the torn
+    entry is read as no entry, the ones written again are found."""
+    mb = Mailbox(JsonlStore(str(mailbox_dir)))
+    ids = _traffic(mb)
+    assert _both(mailbox_dir, [ids[0]])[0][ids[0]]["state"] == "delivered"
+    folder = mailbox_dir / "index" / "byid"
+    bucket = folder / ids_index._bucket("r", ids[0])
+    with open(bucket, "ab") as fh:
+        fh.write(b"%d 12" % ids[0])  # torn: no newline
+    meta = folder / "meta.json"
+    data = json.loads(meta.read_bytes())
+    data["receipts"] = [data["receipts"][0], 0, 0]  # meta not saved: the receipts again
+    meta.write_text(json.dumps(data))
+    indexed, searched = _both(mailbox_dir, [ids[0]])
+    assert indexed == searched and indexed[ids[0]]["state"] == "delivered"

@@ -269,7 +269,9 @@ def lookup(store: Any, ids: Iterable[int]) -> tuple[list[dict[str, Any]], list[A
             stop = receipts.find(b"\n", at + 1)
             if stop < 0:
                 break  # a torn last entry (a crash): read again after the next catch-up
-            offsets.add(int(receipts[at + 1 + len(key) : stop]))
+            offset = receipts[at + 1 + len(key) : stop]
+            if offset.isdigit():  # not an entry torn by a full disk and run on
+                offsets.add(int(offset))
             at = receipts.find(b"\n" + key, stop)
         found = b"\n" + _read(os.path.join(folder, _bucket("p", msg_id)))
         at = found.find(b"\n" + key)
