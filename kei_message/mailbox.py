@@ -248,6 +248,11 @@ class Mailbox:
     def count(self, reader: str) -> int:
         return len(self.unread(reader))
 
+    def count_from(self, reader: str, cursor: Cursor | None, until: Pos) -> int:
+        """``count`` with R's cursor and the store's end already read (``who`` reads
+        every name's cursor and the end once)."""
+        return len(self._collect(names.validate(reader), cursor, until)[0])
+
     @contextmanager
     def consuming(
         self,

@@ -49,6 +49,8 @@ def unread_counts(mailbox: Mailbox, wanted: list[str]) -> dict[str, int]:
             elif cursor.pos is not None and store.order(cursor.pos) >= store.order(end):
                 out[name] = 0  # read up to the end: nothing to open the bus for
                 continue
+            out[name] = mailbox.count_from(name, cursor, end)
+            continue
         out[name] = mailbox.count(name)
     return out
 
