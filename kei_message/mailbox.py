@@ -190,6 +190,8 @@ class Mailbox:
         the keys held for another session of R (``session``: the reader's; ANY: all)."""
         order = self.store.order
         fresh = cursor is None or cursor.pos is None
+        if not fresh and order(cursor.pos) >= order(until):  # type: ignore[union-attr]
+            return [], [], until, []  # read up to the end: not even the bus is opened
         oldest = time.time() - settings.broadcast_replay() if fresh else 0.0
         mine = f'"{reader}"'.encode()
         hint = (mine, b'"all"')
@@ -511,11 +513,12 @@ class Mailbox:
         """The delivery state of each record (``status``), reading receipts and the bus once."""
         if not recs:
             return {}
-        receipts = self._receipts_for(recs)
-        indexed = getattr(self.store, "replies_to", None)  # Redis: a hash of replies
+        # by message id: the JSONL store's index/byid/, the Redis hashes (#19)
+        indexed = getattr(self.store, "delivery_of", None)
         known = indexed(recs, self.intended) if indexed is not None else None
         if known is not None:
-            return {r["id"]: self._state(r, receipts, known) for r in recs}
+            return {r["id"]: self._state(r, known[0], known[1]) for r in recs}
+        receipts = self._receipts_for(recs)
         left = {r["id"] for r in recs}
         replies: list[Record] = []
         seek = getattr(self.store, "seek_entry", None)  # the JSONL bus (#19)
@@ -554,12 +557,6 @@ class Mailbox:
         """The receipts that can concern ``recs``: those written since the oldest of them
         (a record's receipts come after it), not every receipt ever written (#19). A
         record dated ahead of now (foreign) could have its receipts anywhere: all."""
-        indexed = getattr(self.store, "receipts_of", None)  # Redis: a hash of them
-        known: list[dict[str, Any]] | None = (
-            indexed(recs, self.intended) if indexed is not None else None
-        )
-        if known is not None:
-            return known
         ids = {r["id"] for r in recs}
         since = min(records.record_epoch(r) for r in recs)
         if since > time.time() + 1:

@@ -46,9 +46,6 @@ def unread_counts(mailbox: Mailbox, wanted: list[str]) -> dict[str, int]:
                 if quick is not None:
                     out[name] = quick
                     continue
-            elif cursor.pos is not None and store.order(cursor.pos) >= store.order(end):
-                out[name] = 0  # read up to the end: nothing to open the bus for
-                continue
             out[name] = mailbox.count_from(name, cursor, end)
             continue
         out[name] = mailbox.count(name)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from kei_message import records
 from kei_message.mailbox import Mailbox
 from kei_message.stores import ids_index, layout
 from kei_message.stores.jsonl import JsonlStore
@@ -22,10 +23,7 @@ from kei_message.stores.jsonl import JsonlStore
 class Searching(JsonlStore):
     """The store as it was: receipts and replies found by searching the files."""
 
-    def receipts_of(self, recs: Any, readers_of: Any = None) -> None:
-        return None
-
-    def replies_to(self, recs: Any, readers_of: Any = None) -> None:
+    def delivery_of(self, recs: Any, readers_of: Any = None) -> None:
         return None
 
 
@@ -138,10 +136,9 @@ def test_odd_receipt_lines_are_indexed_or_passed_over(
     monkeypatch.setattr(ids_index, "STEP", 1024)
     answered = _answered(monkeypatch)
     path = mailbox_dir / "receipts.jsonl"
+    now = records.ts_now().encode()  # receipts are written after their message
     with open(path, "ab") as fh:
-        fh.write(
-            b'{"reader":"dave","how":"wait","ts":"2026-01-01T00:00:00.000Z","id":%d}\n' % ids[2]
-        )
+        fh.write(b'{"reader":"dave","how":"wait","ts":"%s","id":%d}\n' % (now, ids[2]))
         fh.write(b"not json at all\n")
         fh.write(b'{"id":%d,"x":"%s"}\n' % (ids[2], b"y" * (ids_index.STEP + 10)))
         fh.write(b'{"id":%d,"reader":"erin","how":"hook"' % ids[2])  # torn
@@ -149,7 +146,7 @@ def test_odd_receipt_lines_are_indexed_or_passed_over(
     assert indexed == searched
     assert [r["reader"] for r in indexed[ids[2]]["readers"]] == ["bob", "dave"]
     with open(path, "ab") as fh:
-        fh.write(b',"ts":"2026-01-01T00:00:01.000Z"}\n')  # the torn line finished
+        fh.write(b',"ts":"%s"}\n' % records.ts_now().encode())  # the torn line finished
     indexed, searched = _both(mailbox_dir, [ids[2]])
     assert indexed == searched
     assert [r["reader"] for r in indexed[ids[2]]["readers"]] == ["bob", "dave", "erin"]

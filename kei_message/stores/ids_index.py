@@ -59,12 +59,6 @@ def _bucket(kind: str, msg_id: int) -> str:
     return f"{kind}-{(msg_id * _GOLDEN & _MASK) >> _SHIFT:02x}"
 
 
-def _head_crc(first: bytes, upto: int) -> int:
-    from zlib import crc32
-
-    return crc32(first[: max(0, upto)])
-
-
 def _read(path: str) -> bytes:
     try:
         fd = paths.open_file(path, os.O_RDONLY)
@@ -143,11 +137,9 @@ def _each_receipt(data: bytes, at: int, out: dict[str, list[bytes]]) -> None:
 def _receipt_id(data: bytes, start: int, stop: int) -> int | None:
     """The message id of the receipt line ``data[start:stop]`` (what every writer writes
     first), or None for a line that is no receipt."""
-    if data.startswith(b'{"id":', start):
-        comma = data.find(b",", start + 6, stop)
-        digits = data[start + 6 : comma]
-        if comma > 0 and digits.isdigit() and len(digits) <= 16:
-            return int(digits)
+    first = layout.leading_id(data, start, stop)
+    if first is not None:
+        return first
     found = layout.parse_receipts(data[start : stop + 1])[0]  # another key order
     return found[0]["id"] if found else None
 
@@ -186,19 +178,13 @@ def _catch_up(store: Any, folder: str) -> bool:
         try:
             info = os.fstat(fd)
             first = os.pread(fd, 256, 0)
-            token = meta.get("receipts")
-            ino, offset, head = token if isinstance(token, list) and len(token) == 3 else (0, -1, 0)
-            if (
-                ino != info.st_ino
-                or not isinstance(offset, int)
-                or not 0 <= offset <= info.st_size
-                or head != _head_crc(first, offset)
-            ):
+            resume = layout.receipts_resume(meta.get("receipts"), info.st_ino, info.st_size, first)
+            offset = resume or 0
+            if resume is None:
                 if meta:
                     os.unlink(meta_path)  # a crash from here on starts over again
                     meta = {}
                 _wipe(folder, "r")
-                offset = 0
             spent = 0
             while offset < info.st_size:
                 if spent >= BUDGET:
@@ -219,7 +205,7 @@ def _catch_up(store: Any, folder: str) -> bool:
                 offset += done
                 changed = True
             if changed or meta.get("receipts") is None:
-                meta["receipts"] = [info.st_ino, offset, _head_crc(first, offset)]
+                meta["receipts"] = layout.receipts_token(info.st_ino, offset, first)
                 changed = True
         finally:
             os.close(fd)

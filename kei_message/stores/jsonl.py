@@ -80,7 +80,6 @@ class JsonlStore:
         # skip re-reading the tail when nobody else wrote in between.
         self._last_append: tuple[int, int, int] | None = None
         self._pid = os.getpid()
-        self._replies: tuple[list[int], list[Any] | None] | None = None  # receipts_of -> replies_to
 
     # ------------------------------------------------------------------ dirs
     def prepare(self, sub: str | None = None) -> str:
@@ -540,28 +539,14 @@ class JsonlStore:
         """receipts.jsonl (the by-id index reads it: ``ids_index``)."""
         return self._receipts_path()
 
-    def receipts_of(
+    def delivery_of(
         self, recs: list[Record], readers_of: Any = None
-    ) -> list[dict[str, Any]] | None:
-        """The receipts of ``recs`` (at most ``layout.BY_SEARCH`` of them: `show`,
-        `status`), in the order written, from the by-id index (``ids_index``: `show`
-        stays flat, #19); None when it is busy or for more records (the caller reads
-        the receipts written since the oldest of them)."""
-        got = self._by_ids(recs)
-        self._replies = (sorted(r["id"] for r in recs), None if got is None else got[1])
-        return None if got is None else got[0]
-
-    def replies_to(self, recs: list[Record], readers_of: Any = None) -> list[Record] | None:
-        """The replies to ``recs`` (``{"id", "from", "reply_to"}``, in bus order) from
-        the by-id index, as ``receipts_of`` (which found them with the receipts, or
-        found the index busy: not asked twice)."""
-        stash, self._replies = self._replies, None
-        if stash is not None and stash[0] == sorted(r["id"] for r in recs):
-            return stash[1]
-        got = self._by_ids(recs)
-        return None if got is None else got[1]
-
-    def _by_ids(self, recs: list[Record]) -> tuple[list[dict[str, Any]], list[Any]] | None:
+    ) -> tuple[list[dict[str, Any]], list[Record]] | None:
+        """The receipts of ``recs`` in the order written and the replies to them
+        (``{"id", "from", "reply_to"}``, in bus order), from the by-id index
+        (``ids_index``: `show` and `status` stay flat, #19); None for more than
+        ``layout.BY_SEARCH`` records (`list`), or when the index is busy, catching
+        up on a backlog, or cannot be written (the caller searches)."""
         if not recs or len(recs) > layout.BY_SEARCH:
             return None
         from .ids_index import lookup
@@ -638,15 +623,9 @@ class JsonlStore:
             info = os.fstat(fd)
             size = info.st_size
             first = os.pread(fd, 256, 0)
-            ino, start, head = after if isinstance(after, list) and len(after) == 3 else (0, 0, 0)
-            fresh = (
-                ino != info.st_ino
-                or not isinstance(start, int)
-                or not 0 <= start <= size
-                or head != _head_crc(first, start)
-            )
-            if fresh:
-                start = 0
+            resume = layout.receipts_resume(after, info.st_ino, size, first)
+            fresh = resume is None
+            start = resume or 0
             while size - start > 1 << 20:
                 chunk = os.pread(fd, min(CHUNK * 4, size - start), start)
                 done = chunk.rfind(b"\n") + 1
@@ -660,7 +639,7 @@ class JsonlStore:
         found, used = layout.parse_receipts(data)
         layout.fold_receipts(found, reads)
         end = start + used
-        return reads, [info.st_ino, end, _head_crc(first, end)], fresh
+        return reads, layout.receipts_token(info.st_ino, end, first), fresh
 
     def receipts_end(self) -> Any:
         try:
@@ -777,14 +756,6 @@ class JsonlStore:
             if isinstance(info, dict):
                 out.append(info)
         return out
-
-
-def _head_crc(first: bytes, upto: int) -> int:
-    """CRC-32 of a file's ``first`` bytes, none past ``upto``: with the inode, what
-    tells a file from the one it replaced."""
-    from zlib import crc32
-
-    return crc32(first[: max(0, upto)])
 
 
 def _entry(line: bytes, start: int, end: int, loads: Any = oloads) -> Entry:

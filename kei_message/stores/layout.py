@@ -190,6 +190,27 @@ RECEIPT_SLACK = 300.0  # seconds: receipts of a record are looked for from its t
 BY_SEARCH = 8  # receipts of at most this many messages: found by a byte search (receipts_of)
 
 
+def receipts_token(ino: int, offset: int, first: bytes) -> list[int]:
+    """Where a reader of receipts.jsonl got to: ``[INODE, OFFSET, CRC-32 of the first
+    bytes up to OFFSET]`` (``first``: the file's first 256 bytes). With the inode,
+    the CRC tells the file from one that replaced it (a new file may get the old
+    inode): ``who``'s reads index and the by-id index keep one."""
+    from zlib import crc32
+
+    return [ino, offset, crc32(first[: max(0, offset)])]
+
+
+def receipts_resume(token: Any, ino: int, size: int, first: bytes) -> int | None:
+    """The offset to read receipts.jsonl on from, for ``token``; None when the file is
+    not the one the token was taken of (or the token is no token): start over."""
+    if not isinstance(token, list) or len(token) != 3:
+        return None
+    offset = token[1]
+    if not isinstance(offset, int) or not 0 <= offset <= size:
+        return None
+    return offset if token == receipts_token(ino, offset, first) else None
+
+
 def receipts_search(fd: int, size: int, since: float) -> int:
     """Offset of a line of the receipts file ``fd`` at or before the first receipt
     written at ``since - RECEIPT_SLACK`` or later (receipts are appended in the order
@@ -242,6 +263,16 @@ def receipts_of(data: bytes, ids: Iterable[int]) -> list[dict[str, Any]]:
     return [r for r in found if r["id"] in want]
 
 
+def leading_id(line: bytes, start: int = 0, stop: int | None = None) -> int | None:
+    """The id a receipt line ``line[start:stop]`` starts with (``{"id":N,``: every
+    writer writes it first), read without parsing the line; None for another shape."""
+    if not line.startswith(b'{"id":', start):
+        return None
+    comma = line.find(b",", start + 6, len(line) if stop is None else stop)
+    digits = line[start + 6 : comma]
+    return int(digits) if comma > 0 and digits.isdigit() and len(digits) <= 16 else None
+
+
 def receipts_in(data: bytes, ids: Iterable[int] | None) -> list[dict[str, Any]]:
     """The receipts in ``data``, of the messages ``ids`` only when given."""
     if ids is None:
@@ -253,12 +284,9 @@ def receipts_in(data: bytes, ids: Iterable[int] | None) -> list[dict[str, Any]]:
     # writes first, unparsed (at a million, its time window holds ~2,000 receipts)
     keep = []
     for line in data[: data.rfind(b"\n") + 1].split(b"\n"):
-        if line.startswith(b'{"id":'):
-            comma = line.find(b",", 6)
-            digits = line[6:comma]
-            if comma > 0 and digits.isdigit() and int(digits) not in wanted:
-                continue
-        keep.append(line)
+        first = leading_id(line)
+        if first is None or first in wanted:
+            keep.append(line)
     return [r for r in parse_receipts(b"\n".join(keep) + b"\n")[0] if r["id"] in wanted]
 
 

@@ -485,40 +485,29 @@ class RedisStore:
         first = int(_text(start))
         return all(first <= r["id"] <= ID_LIMIT for r in recs)
 
-    def receipts_of(
+    def delivery_of(
         self, recs: list[Record], readers_of: Callable[[Record], list[str]]
-    ) -> list[dict[str, Any]] | None:
-        """The first receipt of each intended reader of each of ``recs``, from the
-        delivered hash (one HMGET: ``show`` stays flat, #19); None when the hash does
-        not cover one of them (the caller reads the receipts stream)."""
-        if not self._indexed(recs):
-            return None
-        asked = [f"{r['id']}:{name}" for r in recs for name in readers_of(r)]
-        if not asked:
-            return []
-        got = self._call(partial(self.r.hmget, self.k_delivered, asked))
-        return parse_receipts(b"".join(v + b"\n" for v in got if isinstance(v, bytes)))[0]
-
-    def replies_to(
-        self, recs: list[Record], readers_of: Callable[[Record], list[str]]
-    ) -> list[Record] | None:
-        """The first reply of each intended reader to each of ``recs``, as records with
-        ``id``, ``from`` and ``reply_to``, from the replies hash (one HMGET: ``show``
-        stays flat, #19); None when the hash does not cover one of them (records
-        written before it existed: the caller reads the bus)."""
+    ) -> tuple[list[dict[str, Any]], list[Record]] | None:
+        """The first receipt and the first reply of each intended reader of each of
+        ``recs`` (replies as records with ``id``, ``from`` and ``reply_to``), from the
+        delivered and replies hashes (one HMGET each: ``show`` stays flat, #19); None
+        when the hashes do not cover one of them (records written before they
+        existed: the caller reads the streams)."""
         if not self._indexed(recs):
             return None
         asked = [(r["id"], name) for r in recs for name in readers_of(r)]
         if not asked:
-            return []
-        got = self._call(
-            partial(self.r.hmget, self.k_replies, [f"{rid}:{name}" for rid, name in asked])
-        )
-        return [
+            return [], []
+        keys = [f"{rid}:{name}" for rid, name in asked]
+        got = self._call(partial(self.r.hmget, self.k_delivered, keys))
+        receipts = parse_receipts(b"".join(v + b"\n" for v in got if isinstance(v, bytes)))[0]
+        got = self._call(partial(self.r.hmget, self.k_replies, keys))
+        replies: list[Record] = [
             {"id": int(_text(v)), "from": name, "reply_to": rid}
             for (rid, name), v in zip(asked, got, strict=True)
             if v is not None and _text(v).isdigit()
         ]
+        return receipts, replies
 
     def receipts_from(self, since: float, ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
         """Receipts added at ``since`` (epoch seconds) or later, give or take
