@@ -1,5 +1,5 @@
 """``namedtuple``, ``contextmanager`` and ``suppress`` without importing ``collections``,
-``contextlib`` or ``functools``.
+``contextlib`` or ``functools``; ``quick_exit``, ``sys.exit`` without the teardown.
 
 ``import contextlib`` costs an everyday command ~3 ms (it imports ``collections``,
 ``functools``, ``operator``, ``keyword``, ``reprlib`` and ``types``), a sixth of
@@ -13,6 +13,8 @@ generator protocol (the exception thrown in, ``StopIteration`` and
 
 from __future__ import annotations
 
+import os
+import sys
 from _collections import _tuplegetter
 
 TYPE_CHECKING = False
@@ -150,3 +152,46 @@ class suppress:
 
     def __exit__(self, typ: Any, value: Any, traceback: Any) -> bool:
         return typ is not None and issubclass(typ, self.exceptions)
+
+
+def quick_exit(main: Callable[[], int | str | None]) -> None:
+    """``sys.exit(main())`` for a console script, without the interpreter's teardown.
+
+    Freeing every module and object at exit costs a command ~2 ms (an empty
+    ``python -c pass`` spends ~1.4 ms of its ~10 there), about half of what a hook
+    with nothing to deliver costs beyond Python's own start-up (issue 19).
+    What a normal exit does that anyone can see is done first, in its order: other
+    threads are waited for (here: while one runs, the normal exit runs), the
+    ``atexit`` functions run (logging's flush among them), stdout and stderr are
+    flushed; then ``os._exit``. Whenever that is not plainly possible (a code that
+    is not 0–255, a thread still running, a flush that fails) the normal exit runs
+    instead, so what the process prints and its exit status are the same either
+    way. mypy ends its runs the same way.
+    """
+    code: int | str | None
+    try:
+        code = main()
+    except SystemExit as exc:
+        code = exc.code
+    if code is None:
+        code = 0
+    threading = sys.modules.get("threading")
+    if (
+        type(code) is not int
+        or not 0 <= code <= 255
+        or (threading is not None and threading.active_count() > 1)
+    ):
+        sys.exit(code)
+    import atexit  # built into the interpreter
+
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    if run_exitfuncs is None:  # not CPython
+        sys.exit(code)
+    run_exitfuncs()  # runs each once, and forgets them
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            sys.exit(code)  # the normal exit says so, and ends with its status
+    os._exit(code)

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import pickle
+import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -187,3 +191,97 @@ def test_fixed_epoch_never_differs_and_leaves_the_rest_to_datetime(text: str) ->
     got = records._fixed_epoch(text)
     assert got is None or got == _reference(text)
     assert records.ts_epoch(text) == _reference(text)
+
+
+# ----------------------------------------------------------------------------- quick_exit
+# Each body is a console script's main(); run once ending in `sys.exit(main())`, once
+# in `quick_exit(main)`: what the process prints and its status must be the same.
+EXITS = {
+    "returns None": "print('out')",
+    "returns 3": "print('out'); return 3",
+    "exits 4": "sys.exit(4)",
+    "exits True": "sys.exit(True)",
+    "exits with a message": "sys.exit('kei: no such thing')",
+    "exits 300": "sys.exit(300)",
+    "exits -1": "sys.exit(-1)",
+    "raises": "raise ValueError('boom')",
+    "a lot of buffered output": "sys.stdout.write('x' * 300_000); sys.stderr.write('e' * 9000)",
+    "an atexit function": "atexit.register(lambda: print('bye', flush=False)); return 5",
+    "an atexit function that fails": "atexit.register(lambda: 1 / 0); print('out')",
+    "logging": (
+        "import logging; logging.basicConfig(stream=sys.stdout); "
+        "logging.getLogger('x').warning('said'); return 2"
+    ),
+    "a thread still running": (
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()"
+    ),
+    "a daemon thread": (
+        "threading.Thread(target=time.sleep, args=(5,), daemon=True).start(); print('out')"
+    ),
+}
+PROGRAM = """\
+import atexit, os, sys, threading, time
+from kei_message.lean import quick_exit
+def main():
+    {body}
+{end}
+"""
+
+
+# stdout and stderr buffered as a console script's are (not PYTHONUNBUFFERED)
+BUFFERED = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+
+
+def _program(body: str, quick: bool) -> list[str]:
+    end = "quick_exit(main)" if quick else "sys.exit(main())"
+    return [sys.executable, "-c", PROGRAM.format(body=body, end=end)]
+
+
+def _exit_run(body: str, quick: bool) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(_program(body, quick), capture_output=True, timeout=30, env=BUFFERED)
+
+
+def _tail(err: bytes) -> list[bytes]:
+    # a traceback names the lines of the two programs, which differ in their last line,
+    # and a function's repr its address
+    lines = [line for line in err.splitlines() if not line.startswith(b"  ")]
+    return [re.sub(rb" at 0x[0-9a-f]+", b"", line) for line in lines]
+
+
+@pytest.mark.parametrize("body", list(EXITS.values()), ids=list(EXITS))
+def test_quick_exit_ends_as_sys_exit_does(body: str) -> None:
+    normal, quick = _exit_run(body, quick=False), _exit_run(body, quick=True)
+    assert quick.returncode == normal.returncode
+    assert quick.stdout == normal.stdout
+    assert _tail(quick.stderr) == _tail(normal.stderr)
+    assert normal.stdout or normal.stderr or normal.returncode  # each says something
+
+
+def test_quick_exit_skips_the_teardown() -> None:
+    """What it is for: objects are not freed one by one at exit (a ``__del__`` of a
+    module's object runs at a normal exit, not at a quick one)."""
+    body = "global keep; keep = Noisy(); print('out')"
+    noisy = "class Noisy:\n    def __del__(self):\n        os.write(2, b'freed')\n"
+    for quick, freed in ((False, True), (True, False)):
+        argv = _program(body, quick)
+        argv[-1] = argv[-1].replace("def main", noisy + "def main")
+        proc = subprocess.run(argv, capture_output=True, timeout=30, env=BUFFERED)
+        assert (proc.returncode, proc.stdout) == (0, b"out\n")
+        assert (b"freed" in proc.stderr) is freed, proc.stderr
+
+
+def test_quick_exit_when_the_reader_is_gone() -> None:
+    """stdout's reader left before the final flush: the flush fails, and the normal exit
+    says so as it would have (status 120, one line)."""
+    body = "sys.stdout.write('x' * 1000); time.sleep(0.5)"
+    results = []
+    for quick in (False, True):
+        with subprocess.Popen(
+            _program(body, quick), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=BUFFERED
+        ) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            proc.stdout.close()  # before anything is flushed to it
+            err = proc.stderr.read()
+            results.append((proc.wait(timeout=30), _tail(err)))
+    assert results[0] == results[1]
+    assert results[0][0] == 120 and b"BrokenPipeError" in b"".join(results[0][1])
