@@ -105,6 +105,7 @@ class _Any:
 
 ANY: Any = _Any()  # "any session": no session filter (``unread`` for counts)
 
+FEW_HINTS = 8  # counts_from: up to this many readers, chunks are searched for their names
 SESSION_MIN = 4  # the shortest session prefix an address may use (SPEC §11)
 
 
@@ -250,10 +251,39 @@ class Mailbox:
     def count(self, reader: str) -> int:
         return len(self.unread(reader))
 
-    def count_from(self, reader: str, cursor: Cursor | None, until: Pos) -> int:
-        """``count`` with R's cursor and the store's end already read (``who`` reads
-        every name's cursor and the end once)."""
-        return len(self._collect(names.validate(reader), cursor, until)[0])
+    def counts_from(self, cursors: dict[str, Cursor | None], until: Pos) -> dict[str, int]:
+        """``count`` of each reader, with its cursor and the store's end already read
+        (``who``): the bus from the earliest cursor up to ``until`` is read once for
+        them all, not once per reader (#19). A reader that never read (no cursor)
+        is counted by ``_collect``, for its first-read rules."""
+        order = self.store.order
+        out: dict[str, int] = {}
+        behind: dict[str, Cursor] = {}
+        for reader, cursor in cursors.items():
+            names.validate(reader)
+            out[reader] = 0
+            if cursor is None or cursor.pos is None:
+                out[reader] = len(self._collect(reader, cursor, until)[0])
+            elif order(cursor.pos) < order(until):
+                behind[reader] = cursor
+        if not behind:
+            return out  # all read up to the end: not even the bus is opened
+        start = min((c.pos for c in behind.values()), key=order)
+        # a hint per reader is a search of each chunk per reader: for a few only
+        few = len(behind) <= FEW_HINTS
+        hint = (*(f'"{r}"'.encode() for r in behind), b'"all"') if few else None
+        everyone = tuple(behind)
+        for entry in self.store.scan(start, until, hint=hint):
+            rec = entry.record
+            if rec is None:
+                _warn("skipped a corrupt line at position %s: %s", entry.pos, entry.error)
+                continue
+            to = rec["to"]
+            readers = everyone if to == names.BROADCAST else (to,) if to in behind else ()
+            for reader in readers:
+                if rec["from"] != reader and not behind[reader].consumed(entry.pos, order):
+                    out[reader] += 1
+        return out
 
     @contextmanager
     def consuming(

@@ -27,28 +27,30 @@ TYPE_CHECKING = False  # typing costs every command ~7 ms (issue 19)
 if TYPE_CHECKING:
     from typing import Any
 
+    from .cursors import Cursor
+
 
 def unread_counts(mailbox: Mailbox, wanted: list[str]) -> dict[str, int]:
-    """Unread count for each name: from the cursor on, or from the index."""
+    """Unread count for each name: from its cursor on (the bus read once for all of
+    them), or, for a name that never read, from the names index."""
     store = mailbox.store
     data = current(store) if store.name == "jsonl" else None
     replay, now = settings.broadcast_replay(), time.time()
-    end = store.end() if data is not None else None
+    end = store.end()
     out: dict[str, int] = {}
+    cursors: dict[str, Cursor | None] = {}
     for name in wanted:
         if not names.is_valid(name) or name == names.BROADCAST:
             out[name] = 0
             continue
-        if data is not None:
-            cursor = store.load_cursor(name)
-            if cursor is None:
-                quick = fresh_unread(data, name, replay, now)
-                if quick is not None:
-                    out[name] = quick
-                    continue
-            out[name] = mailbox.count_from(name, cursor, end)
-            continue
-        out[name] = mailbox.count(name)
+        cursor = store.load_cursor(name)
+        if cursor is None and data is not None:
+            quick = fresh_unread(data, name, replay, now)
+            if quick is not None:
+                out[name] = quick
+                continue
+        cursors[name] = cursor
+    out.update(mailbox.counts_from(cursors, end))
     return out
 
 

@@ -196,6 +196,51 @@ def test_a_message_sent_during_delivery_is_not_skipped(mailbox: Mailbox) -> None
     assert bodies(mailbox.read("b")) == ["during"]
 
 
+@pytest.mark.parametrize("readers", [3, 12], ids=["few-readers", "many-readers"])
+def test_counts_from_reads_once_what_count_reads_per_reader(mailbox: Mailbox, readers: int) -> None:
+    """`who`'s counts (one read of the bus for every name, #19) equal `count` for each:
+    broadcasts, a reader's own messages, cursors at different places, messages
+    delivered past one held for another session (the cursor's done set)."""
+    rs = [f"r{i:02d}" for i in range(readers)]
+    for i in range(80):
+        to = "all" if i % 5 == 0 else rs[(i * 7) % readers]
+        mailbox.send(f"m{i}", to=to, sender=rs[i % readers] if i % 3 else "boss")
+        if i == 30:
+            mailbox.send("for another session", to=rs[1], sender="boss", to_session="s-other")
+            for r in rs[: readers // 2]:
+                with mailbox.consuming(r, limit=4, session="s-mine") as batch:
+                    batch.deliver()
+    with mailbox.consuming(rs[1], session="s-mine") as batch:  # past the held one
+        batch.deliver()
+    store = mailbox.store
+    cursors = {r: store.load_cursor(r) for r in rs}
+    assert cursors[rs[1]] is not None and cursors[rs[1]].done  # delivered past a held one
+    assert cursors[rs[-1]] is None  # never read
+    counts = mailbox.counts_from(cursors, store.end())
+    assert counts == {r: mailbox.count(r) for r in rs}
+    assert len(set(counts.values())) > 2 and counts[rs[1]] == 1  # the held one
+    assert {row["name"]: row["unread"] for row in who(mailbox) if row["name"] in rs} == counts
+
+
+def test_counts_from_says_once_that_a_line_is_corrupt(
+    mailbox_dir: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    mb = Mailbox()
+    mb.send("before", to="b", sender="a")
+    with mb.consuming("b") as batch:
+        batch.deliver()
+    with mb.consuming("c") as batch:
+        batch.deliver()
+    with open(mailbox_dir / "messages.jsonl", "ab") as fh:
+        fh.write(b'{"to":"all", not json\n')  # holds what both readers look for
+    mb.send("after", sender="a")
+    cursors = {r: mb.store.load_cursor(r) for r in ("b", "c")}
+    with caplog.at_level("WARNING", logger="kei_message"):
+        assert mb.counts_from(cursors, mb.store.end()) == {"b": 1, "c": 1}
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "corrupt line" in said[0], said  # once, not once per reader
+
+
 # ----------------------------------------------------------------------------- waiting
 def test_wait_returns_an_unread_message_at_once(mailbox: Mailbox) -> None:
     mailbox.send("ready", to="b", sender="a")

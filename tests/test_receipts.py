@@ -226,6 +226,11 @@ def make_machine(url: str | None) -> type[RuleBasedStateMachine]:
                 assert self.mb.unread(reader) == self.expected(reader, ANY)
                 for sess in (None, *SESSION_IDS):
                     assert self.mb.unread(reader, session=sess) == self.expected(reader, sess)
+            # who's count: the bus read once for every reader (#19)
+            store = self.mb.store
+            cursors = {r: store.load_cursor(r) for r in READERS}
+            counts = self.mb.counts_from(cursors, store.end())
+            assert counts == {r: len(self.expected(r, ANY)) for r in READERS}
 
         @invariant()
         def every_status_agrees_with_the_model(self) -> None:
