@@ -382,7 +382,10 @@ class Bench:
             (home / ".claude").mkdir(parents=True)
             (home / ".claude" / "mailbox").symlink_to(target.root)
         env = dict(target.env(), HOME=str(home))
-        sh = ["bash", str(self.seed / "kei-message.sh")]
+        script = self.seed / "kei-message.sh"
+        # run as installed, by its own #! line (#!/bin/sh: dash on Debian, not bash)
+        first = script.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+        sh = [*(first[2:].split() if first.startswith("#!") else ["sh"]), str(script)]
         counter = iter(range(10**9))
 
         def send() -> float:
