@@ -146,18 +146,30 @@ def slow_index(store: JsonlStore) -> dict[str, object]:
     return {"names": found, "broadcasts": casts}
 
 
+@pytest.mark.parametrize("halves", [False, True], ids=["one-core", "two-cores"])
 @pytest.mark.parametrize("spoil", ["", "corrupt", "foreign", "escaped"])
 def test_the_names_index_built_by_buffers_counts_what_a_record_loop_counts(
-    mailbox_dir: Path, monkeypatch: pytest.MonkeyPatch, spoil: str
+    mailbox_dir: Path, monkeypatch: pytest.MonkeyPatch, spoil: str, halves: bool
 ) -> None:
     """Lines are tallied a buffer at a time, the recent ones' broadcasts listed from the
     lines that hold one; a buffer with anything unusual in it is counted record by
-    record."""
+    record. ``halves``: the bus cut in two at a line, the later half counted by a
+    forked child (``cores.side_by_side``) and merged."""
     import time
 
+    from kei_message import cores
     from kei_message.stores import jsonl, names_index
 
     monkeypatch.setattr(jsonl, "CHUNK", 2048)  # buffers of 8 KiB: many of them
+    merged: list[dict[str, object]] = []
+    if halves:
+        if not cores.spare_core():
+            pytest.skip("one core here: nothing runs beside this process")
+        monkeypatch.setattr(names_index, "SPLIT_MIN", 1)
+        merge = names_index._merge
+        monkeypatch.setattr(
+            names_index, "_merge", lambda d, later: merged.append(later) or merge(d, later)
+        )
     now = time.time()
     lines = []
     people = ["ann", "bob", "cyd", "dee", "all"]
@@ -180,9 +192,12 @@ def test_the_names_index_built_by_buffers_counts_what_a_record_loop_counts(
     monkeypatch.setattr(names_index, "_tally", lambda *a: tallied.append(tally(*a)) or tallied[-1])
     built = names_index.current(store)
     # old buffers tallied (False), recent ones tallied with their broadcasts listed (True),
-    # a buffer with a corrupt or foreign line counted record by record (None)
-    assert tallied.count(False) > 10 and True in tallied
+    # a buffer with a corrupt or foreign line counted record by record (None); with
+    # halves, this process tallied the older half (the spoiled lines are in it)
+    assert tallied.count(False) > 10 and (True in tallied) != halves
     assert (None in tallied) == (spoil in ("corrupt", "foreign"))
+    if halves:  # the newer half, from the child: its names and its broadcasts
+        assert len(merged) == 1 and merged[0]["names"] and merged[0]["broadcasts"]
     want = slow_index(store)
     assert built["names"] == want["names"]
     listed = [tuple(b) for b in built["broadcasts"]]

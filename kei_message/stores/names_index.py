@@ -97,24 +97,22 @@ def _catch_up(store: Any, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         data, pos = _empty(), None  # gc moved records out without telling us: recount
     if pos is None:
         data["start"] = start
-    found: dict[str, dict[str, Any]] = data["names"]
-    casts: list[list[Any]] = data["broadcasts"]
     changed = pos != end
     chunks = getattr(store, "chunks", None)
     if chunks is None:
-        _count(store.scan(pos, end), found, casts)
+        _count(store.scan(pos, end), data["names"], data["broadcasts"])
+    elif pos is None and end - (start or 0) >= SPLIT_MIN:
+        # from nothing, a long bus: half of it counted by a child on the other core
+        from ..cores import side_by_side
+
+        mid = store.line_after(((start or 0) + end) // 2)
+        _, later = side_by_side(
+            lambda: _tally_into(store, None, mid, data),
+            lambda: _tally_into(store, mid, end, _empty()),
+        )
+        _merge(data, later)
     else:
-        # the JSONL bus: whole buffers of well-formed lines are tallied by (from, to)
-        # pair with bytes methods, so building the index from nothing is not a loop
-        # per record (issue 19); broadcasts are listed only near the replay window
-        oldest = time.time() - max(settings.broadcast_replay(), _BROADCAST_KEEP) - 3600
-        for at, chunk in chunks(pos, end):
-            # a catch-up of a few records is read record by record: no `re` for it
-            listed = _tally(chunk, found, oldest, casts) if len(chunk) >= _TALLY_MIN else None
-            if listed is None:
-                _count(store.scan(at, at + len(chunk)), found, casts)
-            elif not listed and data.get("complete_from", 0.0) < oldest:
-                data["complete_from"] = oldest
+        _tally_into(store, pos, end, data)
     if changed:
         data["pos"] = end
         _prune(data)
@@ -122,6 +120,42 @@ def _catch_up(store: Any, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
 
 
 _TALLY_MIN = 4096  # bytes (some 20 records): smaller stretches are counted one by one
+SPLIT_MIN = 32 << 20  # bytes (~180k records) counted from nothing: two cores share it
+
+
+def _tally_into(store: Any, pos: Any, end: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """Count the JSONL bus from ``pos`` to ``end`` into ``data`` (and return it).
+
+    Whole buffers of well-formed lines are tallied by (from, to) pair with bytes
+    methods, so building the index from nothing is not a loop per record (issue
+    19); broadcasts are listed only near the replay window."""
+    found: dict[str, dict[str, Any]] = data["names"]
+    casts: list[list[Any]] = data["broadcasts"]
+    oldest = time.time() - max(settings.broadcast_replay(), _BROADCAST_KEEP) - 3600
+    for at, buf, n in store.chunks(pos, end):
+        # a catch-up of a few records is read record by record: no `re` for it
+        listed = _tally(buf, n, found, oldest, casts) if n >= _TALLY_MIN else None
+        if listed is None:
+            _count(store.scan(at, at + n), found, casts)
+        elif not listed and data.get("complete_from", 0.0) < oldest:
+            data["complete_from"] = oldest
+    return data
+
+
+def _merge(data: dict[str, Any], later: dict[str, Any]) -> None:
+    """Add to ``data`` the counts of the stretch of bus right after it, ``later``."""
+    found: dict[str, dict[str, Any]] = data["names"]
+    for name, info in later["names"].items():
+        mine = found.get(name)
+        if mine is None:
+            found[name] = info
+            continue
+        for key in ("sent", "received", "inbox"):
+            mine[key] = mine.get(key, 0) + info.get(key, 0)
+        if "last_id" in info:
+            mine["last_id"], mine["last_ts"] = info["last_id"], info.get("last_ts", "")
+    data["broadcasts"].extend(later["broadcasts"])
+    data["complete_from"] = max(data.get("complete_from", 0.0), later.get("complete_from", 0.0))
 
 
 def _count(entries: Any, found: dict[str, dict[str, Any]], casts: list[list[Any]]) -> None:
@@ -143,71 +177,82 @@ def _count(entries: Any, found: dict[str, dict[str, Any]], casts: list[list[Any]
             found[to]["inbox"] = found[to].get("inbox", 0) + 1
 
 
+_PAIRS: list[Any] = []  # the compiled (from, to) regex, once `re` is imported
+
+
 def _tally(
-    chunk: bytes, found: dict[str, dict[str, Any]], oldest: float, casts: list[list[Any]]
+    buf: bytes | bytearray,
+    n: int,
+    found: dict[str, dict[str, Any]],
+    oldest: float,
+    casts: list[list[Any]],
 ) -> bool | None:
-    """Count ``chunk`` (complete lines) into ``found`` by (from, to) pair, and when its
+    """Count ``buf[:n]`` (complete lines) into ``found`` by (from, to) pair, and when its
     newest line is from ``oldest`` on, list its broadcasts into ``casts`` (parsing those
     lines only): whether it listed them. None, counting nothing, unless every line is a
     plain record."""
-    import re
     from collections import Counter
 
-    lines = chunk.count(b"\n")
-    if not chunk.startswith(b'{"id":') or chunk.count(b"}\n") != lines:
+    if not _PAIRS:
+        import re
+
+        # a '"from":"' can only be a key: inside a JSON string every quote is escaped;
+        # one group per line ("FROM","to":"TO), not a tuple: a third faster at a
+        # million; the rest of the line up to its closing brace in the same match,
+        # not counted apart
+        _PAIRS.append(re.compile(rb'"from":"([^"\\]*","to":"[^"\\]*)"[^\n]*\}\n'))
+    if not buf.startswith(b'{"id":'):
         return None
-    # a '"from":"' can only be a key: inside a JSON string every quote is escaped;
-    # one group per line ("FROM","to":"TO), not a tuple: a third faster at a million
-    pairs = Counter(re.findall(rb'"from":"([^"\\]*","to":"[^"\\]*)"', chunk))
-    if sum(pairs.values()) != lines:
+    pairs = Counter(_PAIRS[0].findall(buf, 0, n))
+    if sum(pairs.values()) != buf.count(b"\n", 0, n):
         return None
-    try:  # the newest line of the chunk
-        tail = parse(chunk[chunk.rfind(b"\n", 0, len(chunk) - 1) + 1 : -1])
+    try:  # the newest line
+        tail = parse(bytes(buf[buf.rfind(b"\n", 0, n - 1) + 1 : n - 1]))
     except CorruptLine:
         return None
     listed: list[list[Any]] = []
     near = record_epoch(tail) >= oldest
     if near:  # near the replay window: its broadcasts are listed
         key = b'","to":"all"'
-        at = chunk.find(key)
+        at = buf.find(key, 0, n)
         while at >= 0:
-            start, stop = chunk.rfind(b"\n", 0, at) + 1, chunk.find(b"\n", at)
+            start, stop = buf.rfind(b"\n", 0, at) + 1, buf.find(b"\n", at, n)
             try:
-                rec = parse(chunk[start:stop])
+                rec = parse(bytes(buf[start:stop]))
             except CorruptLine:
                 return None
             if rec["to"] != "all":
                 return None
             listed.append([record_epoch(rec), rec["from"]])
-            at = chunk.find(key, stop)
-        if len(listed) != sum(n for pair, n in pairs.items() if pair.endswith(key[:-1])):
+            at = buf.find(key, stop, n)
+        if len(listed) != sum(k for pair, k in pairs.items() if pair.endswith(key[:-1])):
             return None
-    newest: dict[bytes, int] = {}  # name -> where its last line starts in the chunk
+    newest: dict[bytes, int] = {}  # name -> where its last line starts in the buffer
     split: dict[bytes, tuple[bytes, bytes]] = {}
     for pair in pairs:
         sender, _, to = pair.partition(b'","to":"')
         split[pair] = (sender, to)
-        at = chunk.rfind(b'"from":"%s"' % pair)
-        start = chunk.rfind(b"\n", 0, at) + 1
+        at = buf.rfind(b'"from":"%s"' % pair, 0, n)
+        start = buf.rfind(b"\n", 0, at) + 1
         for name in (sender, to):
             if name != b"all" and newest.get(name, -1) < start:
                 newest[name] = start
     last: dict[int, tuple[Any, str]] = {}
     for start in set(newest.values()):
         try:
-            rec = parse(chunk[start : chunk.find(b"\n", start)])
+            rec = parse(bytes(buf[start : buf.find(b"\n", start, n)]))
         except CorruptLine:
             return None
         last[start] = (rec["id"], rec.get("ts", ""))
-    for pair, n in pairs.items():
+    for pair, k in pairs.items():
         sender, to = split[pair]
         src, dst = sender.decode("utf-8", "replace"), to.decode("utf-8", "replace")
         for role, name in (("sent", src), ("received", dst)):
             if name != "all":
                 info = found.setdefault(name, {"sent": 0, "received": 0, "inbox": 0})
-                info[role] += n
+                info[role] += k
         if dst != "all" and dst != src:
-            found[dst]["inbox"] = found[dst].get("inbox", 0) + n
+            found[dst]["inbox"] = found[dst].get("inbox", 0) + k
     for name, start in newest.items():
         info = found[name.decode("utf-8", "replace")]
         info["last_id"], info["last_ts"] = last[start]
