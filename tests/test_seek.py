@@ -205,3 +205,36 @@ def test_the_names_index_built_by_buffers_counts_what_a_record_loop_counts(
     assert listed == every[len(every) - len(listed) :]  # the newest ones, in order
     assert listed and listed[0][0] <= now - 86400 + 600  # back to the 24h window
     assert built["complete_from"] >= now - 3 * 86400
+
+
+@pytest.mark.parametrize("preadv", [True, False], ids=["preadv", "pread"])
+def test_chunks_are_the_bus_in_whole_lines(
+    mailbox_dir: Path, monkeypatch: pytest.MonkeyPatch, preadv: bool
+) -> None:
+    """Buffers read into again (or, without os.preadv, read anew) hold the bus in whole
+    lines, in order, a line longer than a buffer whole; from a line start on."""
+    import os
+
+    from kei_message.stores import jsonl
+
+    monkeypatch.setattr(jsonl, "CHUNK", 256)  # buffers of 1 KiB
+    if not preadv:
+        monkeypatch.delattr(os, "preadv", raising=False)
+    lines = [
+        json.dumps({"id": i, "from": "a", "to": "b", "body": "x" * (i % 97)}) for i in range(300)
+    ]
+    lines[150] = lines[150].replace('"body":"', '"body":"' + "y" * 5000)  # five buffers long
+    write_bus(mailbox_dir / "messages.jsonl", lines)
+    data = (mailbox_dir / "messages.jsonl").read_bytes()
+    store = JsonlStore(str(mailbox_dir))
+    for after, until in [(None, None), (store.line_after(len(data) // 3), len(data) - 7)]:
+        got = [(at, bytes(buf[:n])) for at, buf, n in store.chunks(after, until)]
+        start = after or 0
+        stop = data.rfind(b"\n", 0, until or len(data)) + 1
+        assert b"".join(piece for _, piece in got) == data[start:stop]
+        assert all(piece.endswith(b"\n") for _, piece in got) and len(got) > 10
+        assert [at for at, _ in got] == [
+            start + sum(len(p) for _, p in got[:i]) for i in range(len(got))
+        ]
+    assert store.line_after(0) == 0 and store.line_after(1) == len(lines[0]) + 1
+    assert store.line_after(len(data) - 1) == len(data)

@@ -191,10 +191,16 @@ class JsonlStore:
         try:
             offset = 0 if after is None else max(int(after) - base, 0)
             stop = size if until is None else min(size, int(until) - base)
-            buf = bytearray(min(4 * CHUNK, max(stop - offset, 0)))
+            buf: bytes | bytearray = bytearray(min(4 * CHUNK, max(stop - offset, 0)))
             view = memoryview(buf)
+            preadv = getattr(os, "preadv", None)  # not on every system
             while offset < stop:
-                got = os.preadv(fd, [view[: min(len(buf), stop - offset)]], offset)
+                want = min(len(view), stop - offset)
+                if preadv is not None:
+                    got = preadv(fd, [view[:want]], offset)
+                else:
+                    buf = os.pread(fd, want, offset)
+                    got = len(buf)
                 last = buf.rfind(b"\n", 0, got) + 1
                 if not last:  # a line longer than the buffer: take it whole
                     nl = _line_at(fd, offset, stop)
