@@ -16,7 +16,9 @@ markers the real TUI shows (see ../shared/fixtures/claude-screens/):
 - ``--count-unread NAME``: on each submit, log how many unread NAME has (what
   the UserPromptSubmit hook would inject);
 - ``--swallow-first-enter``: the first Enter after each paste is ignored (as a
-  real build may take an Enter arriving right after a paste as part of it).
+  real build may take an Enter arriving right after a paste as part of it);
+- ``--deaf-menu``: the permission menu logs its keys and ignores them (a prompt
+  that does not take an answer).
 
 Every event is appended to LOG as one JSON line: ``{"event": "prompt", "text": ...}``,
 ``{"event": "paste", ...}``, ``{"event": "key", "key": "Escape"}``,
@@ -134,6 +136,8 @@ class Fake:
     def key(self, name: str) -> None:
         self.log(event="key", key=name)
         if self.mode == "menu":
+            if self.args.deaf_menu:
+                return
             if name in ("1", "2") and not (self.args.yes_no and name == "2"):
                 self.log(event="approve", choice=name)
                 self.mode = "busy"
@@ -275,6 +279,7 @@ def main() -> None:
     ap.add_argument("--swallow-first-enter", action="store_true")
     ap.add_argument("--count-unread", metavar="NAME", help="log NAME's unread count on submit")
     ap.add_argument("--yes-no", action="store_true", help="permission menu with 1. Yes / 2. No")
+    ap.add_argument("--deaf-menu", action="store_true", help="the menu ignores its keys")
     Fake(ap.parse_args()).run()
 
 

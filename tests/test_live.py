@@ -220,6 +220,23 @@ def test_approve_2_and_refused_when_2_is_no(server: Server, tmp_path: Path, mb: 
     assert state(mb, "backend") == "waiting"
 
 
+def test_approve_says_when_the_prompt_did_not_take_it(
+    server: Server, tmp_path: Path, mb: Mailbox
+) -> None:
+    fp = start(server, tmp_path, mb, "frontend", "--deaf-menu")
+    fp.type_prompt("ASK-PERMISSION")
+    until_state(mb, "frontend", "waiting")
+    res = kei("approve", "frontend")
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith(
+        "kei message: error: pressed 1 ('Yes') but frontend's prompt still shows"
+    ), res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    # pressed once, never again: a prompt that looks the same may be the next action's
+    assert [e["key"] for e in fp.events("key")].count("1") == 1
+    assert state(mb, "frontend") == "waiting"
+
+
 def test_cancel_denies_a_permission_prompt(server: Server, tmp_path: Path, mb: Mailbox) -> None:
     fp = start(server, tmp_path, mb, "frontend")
     fp.type_prompt("ASK-PERMISSION")

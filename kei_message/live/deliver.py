@@ -304,6 +304,14 @@ def _answer(live: Live, now: screen.Screen, choice: int) -> str:
                 f"({label or 'missing'!r}); nothing was pressed"
             )
         tmux.keys(live.pane, str(choice))
+        # exit codes tell the truth (§8): 0 once the prompt has taken the key. Never a
+        # second press: a prompt that looks the same may be the next action's.
+        after = _wait_for(lambda: look(live), now.__ne__, KEY_SETTLE, 0.05)
+        if after is None or after == now:
+            raise UsageError(
+                f"pressed {choice} ({label!r}) but {live.name}'s prompt still shows after "
+                f"{KEY_SETTLE:g} s; look at the pane"
+            )
         return label
     # unnumbered (2.1.332 auto mode: "❯ No" / "Yes"): choice 1 is the first yes,
     # 2 a second one ("Yes, and don't ask again"), reached with the arrow keys
