@@ -40,7 +40,7 @@ shown apart. In-process append throughput (``Mailbox.send`` and
 
 Usage::
 
-    .venv/bin/python scripts/bench.py                 # 0, 1k, 100k; 11 runs
+    .venv/bin/python scripts/bench.py                 # 0, 1k, 10k, 100k; 11 runs
     .venv/bin/python scripts/bench.py --million       # ... and 1M
     .venv/bin/python scripts/bench.py --quick         # 0 and 1k, 5 runs
     .venv/bin/python scripts/bench.py --seed-dir ~/kei-seed --sizes 0,1k,100k
@@ -559,7 +559,7 @@ def fmt_ms(seconds: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("--sizes", default="0,1k,100k", help="bus sizes, e.g. 0,1k,100k,1M")
+    ap.add_argument("--sizes", default="0,1k,10k,100k", help="bus sizes, e.g. 0,1k,100k,1M")
     ap.add_argument("--million", action="store_true", help="add a 1M-record bus")
     ap.add_argument("--runs", type=int, default=11, help="runs per figure (median)")
     ap.add_argument("--quick", action="store_true", help="0 and 1k, 5 runs, 5k appends")
